@@ -1,0 +1,107 @@
+"""Small shared helpers for argument checking, seeding and error messages.
+
+Every public function of the package validates user input through these helpers so
+that errors read the same way everywhere: what was expected, what was given, and
+for names the valid choices with the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_rng",
+    "check_choice",
+    "check_finite",
+    "check_fraction",
+    "check_positive_int",
+    "closest",
+    "seed_everything",
+]
+
+
+def closest(given: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` entries of ``choices`` closest to ``given`` (difflib ratio)."""
+    choices = [str(c) for c in choices]
+    hits = difflib.get_close_matches(str(given), choices, n=n, cutoff=0.4)
+    if not hits:
+        # fall back on prefix / substring matches, which difflib misses for short names
+        hits = [c for c in choices if str(given) in c or c in str(given)][:n]
+    return hits
+
+
+def unknown_name_message(kind: str, given: Any, choices: Sequence[str], *, limit: int = 30) -> str:
+    """Message for an unknown name: the name given, the closest valid ones and the choices."""
+    choices = [str(c) for c in choices]
+    near = closest(str(given), choices)
+    msg = f"unknown {kind} {given!r}"
+    if near:
+        msg += f"; closest: {', '.join(repr(c) for c in near)}"
+    shown = choices if len(choices) <= limit else choices[:limit] + ["..."]
+    msg += f". Expected one of: {', '.join(shown)}"
+    return msg
+
+
+def check_choice(kind: str, given: Any, choices: Sequence[str]) -> str:
+    """Return ``given`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    if given not in choices:
+        raise ValueError(unknown_name_message(kind, given, choices))
+    return given
+
+
+def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0) -> float:
+    """Check ``low <= value <= high`` for a real number and return it as float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in [{low}, {high}], got {value!r}") from None
+    if not (low <= v <= high) or math.isnan(v):
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+    return v
+
+
+def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Check that ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_finite(name: str, array: Any) -> None:
+    """Raise ``ValueError`` if a numpy array or torch tensor holds NaN or Inf."""
+    import torch
+
+    if isinstance(array, torch.Tensor):
+        bad = int((~torch.isfinite(array)).sum()) if array.is_floating_point() else 0
+    else:
+        arr = np.asarray(array)
+        bad = int((~np.isfinite(arr)).sum()) if np.issubdtype(arr.dtype, np.floating) else 0
+    if bad:
+        raise ValueError(f"{name} must be finite, got {bad} NaN/Inf value(s)")
+
+
+def as_rng(rng: int | np.random.Generator | None) -> np.random.Generator:
+    """Normalise ``rng`` (None, int seed or Generator) to a numpy Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) from one integer."""
+    import torch
+
+    seed = check_positive_int("seed", seed, minimum=0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
