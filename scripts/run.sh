@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine.
+#   bash scripts/run.sh notebooks   create .venv, install, run every notebook (embedded scale), export figures
+#   bash scripts/run.sh tests       create .venv, install, run the test suite (notebooks at smoke scale)
+# Environment knobs:
+#   CNNX_VENV        virtual environment folder (default .venv)
+#   PYTHON           interpreter used to create it (default python3)
+#   TORCH_SPEC       torch requirement installed when torch is missing (default: torch==2.13.0
+#                    on machines without an NVIDIA GPU, plain "torch" with one)
+#   TORCH_INDEX_URL  optional package index for the torch wheel (e.g. PyTorch's CPU-only index)
+#   SCALE            notebooks: smoke | embedded (default) | full
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+task=${1:-}
+shift || true
+VENV=${CNNX_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "[run.sh] creating virtual environment $VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  # shellcheck disable=SC1091
+  . "$VENV/bin/activate"
+  if ! python -c "import torch" >/dev/null 2>&1; then
+    local spec=${TORCH_SPEC:-}
+    if [ -z "$spec" ]; then
+      if command -v nvidia-smi >/dev/null 2>&1; then spec="torch"; else spec="torch==2.13.0"; fi
+    fi
+    echo "[run.sh] installing $spec"
+    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+      python -m pip install -q "$spec" --index-url "$TORCH_INDEX_URL"
+    else
+      python -m pip install -q "$spec"
+    fi
+  fi
+  local stamp="$VENV/.cnnexplore_nb-installed"
+  local want
+  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "[run.sh] installing cnnexplore_nb and its dependencies"
+    python -m pip install -q -e ".[test]"
+    python -m ipykernel install --sys-prefix --name python3 >/dev/null
+    echo "$want" > "$stamp"
+  fi
+}
+
+ensure_chromium() {
+  # the real-browser tests need Debian's chromium + chromedriver; install them when we can
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[run.sh] installing chromium and chromium-driver with apt"
+    apt-get update -qq >/dev/null && \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null || \
+      echo "[run.sh] could not install chromium: browser tests will be skipped"
+  else
+    echo "[run.sh] chromium not found and not root: browser tests will be skipped"
+  fi
+}
+
+case "$task" in
+  notebooks)
+    setup
+    python -m cnnexplore_nb.run_notebooks --scale "${SCALE:-embedded}" "$@"
+    ;;
+  tests)
+    setup
+    ensure_chromium
+    python -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/run.sh notebooks|tests [args]" >&2
+    exit 2
+    ;;
+esac
