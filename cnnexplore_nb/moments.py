@@ -1,0 +1,402 @@
+"""Streaming sufficient statistics for all-pairs similarity of activation maps.
+
+A :class:`Moments` object accumulates, over images and pixel chunks, the float64 sums
+from which Pearson correlation, covariance, cosine similarity, Euclidean distance and
+linear CKA between every map of a block ``A`` and every map of a block ``B`` follow.
+Memory is O(K_a K_b + K_a² + K_b²) plus one pixel chunk, whatever the number of images.
+
+Notes
+-----
+Each chunk of ``n_c`` pixels is centred on its own per-channel mean ``m`` (computed in
+float64) before the fp32 GEMM, so the products are O(σ²) rather than O(μ²): the naive
+one-pass formula ``Σxy − ΣxΣy / n`` in fp32 loses every digit for maps with mean 1000 and
+std 1. The chunk's contribution is then added in float64 to sums shifted by a fixed
+per-channel reference ``s`` (the first chunk's mean)::
+
+    Σ(x−s)(y−t)ᵀ += Σuvᵀ + d Σvᵀ + Σu eᵀ + n_c d eᵀ,   u = x − m, d = m − s (same for y)
+
+Chunks hold at most ``chunk_pixels`` pixels (default 16384) so that the fp32 accumulation
+inside one GEMM stays short. The GEMM runs with numpy's BLAS on the CPU (the faster of
+numpy and torch here); torch's matmul precision is forced to ``"highest"`` (no TF32)
+during :meth:`Moments.update` and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["Moments", "full_fp32_precision"]
+
+ArrayLike = Any  # numpy array or torch Tensor of shape (C, H, W) or (N, C, H, W)
+
+
+@contextlib.contextmanager
+def full_fp32_precision() -> Iterator[None]:
+    """Force full fp32 matmul precision in torch (no TF32) and restore it afterwards."""
+    import torch
+
+    old_prec = torch.get_float32_matmul_precision()
+    old_tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.set_float32_matmul_precision("highest")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old_prec)
+        torch.backends.cuda.matmul.allow_tf32 = old_tf32
+
+
+def _as_blocks(x: ArrayLike | Sequence[ArrayLike], name: str) -> list[Any]:
+    """Normalise one array or a list of arrays (concatenated along channels) to (N, C, P)."""
+    parts = list(x) if isinstance(x, (list, tuple)) else [x]
+    if not parts:
+        raise ValueError(f"{name} must hold at least one array, got an empty {type(x).__name__}")
+    out = []
+    for p in parts:
+        if hasattr(p, "detach"):  # torch Tensor
+            p = p.detach()
+        elif not isinstance(p, np.ndarray):
+            p = np.asarray(p)
+        if p.ndim == 3:
+            p = p[None]
+        if p.ndim != 4:
+            raise ValueError(
+                f"{name} must have shape (C, H, W) or (N, C, H, W), got ndim={p.ndim} "
+                f"with shape {tuple(p.shape)}"
+            )
+        if any(int(s) == 0 for s in p.shape):
+            raise ValueError(
+                f"{name} must be non-empty (N images, C channels, H x W pixels all > 0), "
+                f"got shape {tuple(p.shape)}"
+            )
+        out.append(p.reshape(p.shape[0], p.shape[1], -1))
+    n_hw = {(int(p.shape[0]), int(p.shape[2])) for p in out}
+    if len(n_hw) != 1:
+        shapes = [tuple(p.shape) for p in out]
+        raise ValueError(f"arrays joined in {name} must share N and H x W, got shapes {shapes}")
+    return out
+
+
+def _slab(p: Any, i0: int, i1: int, p0: int, p1: int) -> np.ndarray:
+    """Images i0:i1, pixels p0:p1 of one (N, C, P) block as a numpy array (G, C, n)."""
+    s = p[i0:i1, :, p0:p1]
+    if hasattr(s, "numpy"):
+        import torch
+
+        if s.dtype not in (torch.float32, torch.float64):
+            s = s.float()
+        s = s.cpu().numpy()
+    return s
+
+
+class _Sums:
+    """float64 shifted sums of one update (committed into Moments at the end)."""
+
+    def __init__(self, k_a: int, k_b: int, cross: bool, within: bool) -> None:
+        self.n = 0
+        self.s_a = np.zeros(k_a)
+        self.s_b = np.zeros(k_b) if cross else None
+        self.min_a = np.full(k_a, np.inf)
+        self.max_a = np.full(k_a, -np.inf)
+        self.min_b = np.full(k_b, np.inf) if cross else None
+        self.max_b = np.full(k_b, -np.inf) if cross else None
+        full_a = within or not cross
+        self.s_aa = np.zeros((k_a, k_a)) if full_a else np.zeros(k_a)
+        self.s_bb = (np.zeros((k_b, k_b)) if within else np.zeros(k_b)) if cross else None
+        self.s_ab = np.zeros((k_a, k_b)) if cross else None
+
+
+class Moments:
+    """Streaming float64 moments of two blocks of maps, for all-pairs similarity.
+
+    Parameters
+    ----------
+    within : bool
+        Keep the full within-block Gram matrices (needed for :meth:`cka`); if False and the
+        blocks differ, only their diagonals (variances) are kept.
+    chunk_pixels : int
+        Maximum number of pixels per fp32 GEMM chunk.
+    dtype : {"float32", "float64"}
+        Precision of the per-chunk GEMM (sums are always float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
+    >>> m = Moments().update(x)            # compares x with itself
+    >>> m.pearson().shape
+    (3, 3)
+    >>> bool(np.allclose(np.diag(m.pearson()), 1))
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        within: bool = True,
+        chunk_pixels: int = 16384,
+        dtype: Literal["float32", "float64"] = "float32",
+    ) -> None:
+        from ._checks import check_choice, check_positive_int
+
+        self.within = bool(within)
+        self.chunk_pixels = check_positive_int("chunk_pixels", chunk_pixels)
+        self.dtype = np.dtype(check_choice("dtype", dtype, ["float32", "float64"]))
+        self.n = 0
+        self.k_a = self.k_b = 0
+        self.cross: bool | None = None
+        self._sums: _Sums | None = None
+        self.shift_a: np.ndarray | None = None
+        self.shift_b: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ update
+    def update(
+        self, a: ArrayLike | Sequence[ArrayLike], b: ArrayLike | Sequence[ArrayLike] | None = None
+    ) -> Moments:
+        """Add the pixels of ``a`` (and ``b``) to the sums.
+
+        Parameters
+        ----------
+        a : Tensor or ndarray of shape (C, H, W) or (N, C, H, W), or a list of them
+            Maps of block A; a list is joined along channels (same N, H, W).
+        b : same as ``a``, optional
+            Maps of block B, same N and H x W as ``a``. ``None`` compares A with itself; the
+            choice is fixed by the first update.
+
+        Returns
+        -------
+        Moments
+            ``self``. The update is all-or-nothing: on an error the sums are unchanged.
+        """
+        pa = _as_blocks(a, "a")
+        pb = None if b is None else _as_blocks(b, "b")
+        k_a = sum(int(p.shape[1]) for p in pa)
+        k_b = k_a if pb is None else sum(int(p.shape[1]) for p in pb)
+        if pb is not None and (pa[0].shape[0], pa[0].shape[2]) != (pb[0].shape[0], pb[0].shape[2]):
+            raise ValueError(
+                "a and b must have the same number of images N and pixels H x W, got "
+                f"N={int(pa[0].shape[0])}, H*W={int(pa[0].shape[2])} for a and "
+                f"N={int(pb[0].shape[0])}, H*W={int(pb[0].shape[2])} for b"
+            )
+        cross = pb is not None
+        if self.cross is not None:
+            if cross != self.cross:
+                raise ValueError(
+                    f"this Moments was started with b={'given' if self.cross else 'None'}; "
+                    f"got b={'given' if cross else 'None'}"
+                )
+            if (k_a, k_b) != (self.k_a, self.k_b):
+                raise ValueError(
+                    f"expected (K_a, K_b) = ({self.k_a}, {self.k_b}) maps as before, "
+                    f"got ({k_a}, {k_b})"
+                )
+        shift_a, shift_b = self.shift_a, self.shift_b
+        acc = _Sums(k_a, k_b, cross, self.within)
+        with full_fp32_precision():
+            for xa, xb, n_c in self._chunks(pa, pb, k_a, k_b):
+                if shift_a is None:
+                    shift_a = xa[1].copy()
+                    shift_b = xb[1].copy() if cross else None
+                self._accumulate(acc, xa, xb, n_c, shift_a, shift_b)
+        self._commit(acc, k_a, k_b, cross, shift_a, shift_b)
+        return self
+
+    def _chunks(self, pa, pb, k_a, k_b):
+        """Yield ((u, m, lo, hi) for A, same for B or None, n_c) per pixel chunk."""
+        n_img, n_pix = int(pa[0].shape[0]), int(pa[0].shape[2])
+        c = self.chunk_pixels
+        g = max(1, c // n_pix) if n_pix < c else 1
+        width = min(c, g * n_pix)
+        buf_a = np.empty((k_a, width), self.dtype)
+        buf_b = None if pb is None else np.empty((k_b, width), self.dtype)
+        for i0 in range(0, n_img, g):
+            i1 = min(n_img, i0 + g)
+            for p0 in range(0, n_pix, width if g == 1 else n_pix):
+                p1 = min(n_pix, p0 + width) if g == 1 else n_pix
+                n_c = (i1 - i0) * (p1 - p0)
+                xa = self._centre(pa, buf_a, i0, i1, p0, p1, n_c, "a")
+                xb = None if pb is None else self._centre(pb, buf_b, i0, i1, p0, p1, n_c, "b")
+                yield xa, xb, n_c
+
+    def _centre(self, parts, buf, i0, i1, p0, p1, n_c, name):
+        """Centre one chunk on its float64 mean into ``buf``; return (u, m, lo, hi, Σu)."""
+        k = buf.shape[0]
+        m, resid, lo, hi = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+        c0 = 0
+        for p in parts:
+            s = _slab(p, i0, i1, p0, p1)  # (G, C_j, n)
+            c1 = c0 + s.shape[1]
+            lo[c0:c1] = s.min(axis=(0, 2))
+            hi[c0:c1] = s.max(axis=(0, 2))
+            ok = np.isfinite(lo[c0:c1]) & np.isfinite(hi[c0:c1])
+            if not ok.all():
+                raise ValueError(
+                    f"{name} must be finite, got NaN/Inf in channel(s) "
+                    f"{(c0 + np.flatnonzero(~ok)).tolist()[:10]} of images {i0}..{i1 - 1}"
+                )
+            mj = s.mean(axis=(0, 2), dtype=np.float64)
+            mj_used = mj.astype(self.dtype)
+            out = buf[c0:c1, :n_c].reshape(c1 - c0, i1 - i0, p1 - p0)
+            np.subtract(s.transpose(1, 0, 2), mj_used[:, None, None], out=out, casting="unsafe")
+            m[c0:c1] = mj_used
+            # Σu = n_c (true mean − centre used), up to the rounding of each subtraction
+            resid[c0:c1] = (mj - m[c0:c1]) * n_c
+            c0 = c1
+        return buf[:, :n_c], m, lo, hi, resid
+
+    def _accumulate(self, acc: _Sums, xa, xb, n_c, shift_a, shift_b) -> None:
+        u, m_a, lo_a, hi_a, su = xa
+        d = m_a - shift_a
+        acc.n += n_c
+        acc.s_a += su + n_c * d
+        np.minimum(acc.min_a, lo_a, out=acc.min_a)
+        np.maximum(acc.max_a, hi_a, out=acc.max_a)
+        if xb is None:
+            g = (u @ u.T).astype(np.float64)
+            t = np.outer(d, su)
+            acc.s_aa += g + t + t.T + n_c * np.outer(d, d)
+            return
+        v, m_b, lo_b, hi_b, sv = xb
+        e = m_b - shift_b
+        acc.s_b += sv + n_c * e
+        np.minimum(acc.min_b, lo_b, out=acc.min_b)
+        np.maximum(acc.max_b, hi_b, out=acc.max_b)
+        acc.s_ab += (u @ v.T).astype(np.float64) + np.outer(d, sv) + np.outer(su, e)
+        acc.s_ab += n_c * np.outer(d, e)
+        if self.within:
+            for s_xx, w, dd, sw in ((acc.s_aa, u, d, su), (acc.s_bb, v, e, sv)):
+                t = np.outer(dd, sw)
+                s_xx += (w @ w.T).astype(np.float64) + t + t.T + n_c * np.outer(dd, dd)
+        else:
+            for s_xx, w, dd, sw in ((acc.s_aa, u, d, su), (acc.s_bb, v, e, sv)):
+                q = np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
+                s_xx += q + 2 * dd * sw + n_c * dd * dd
+
+    def _commit(self, acc: _Sums, k_a, k_b, cross, shift_a, shift_b) -> None:
+        if self._sums is None:
+            self._sums = acc
+            self.k_a, self.k_b, self.cross = k_a, k_b, cross
+            self.shift_a, self.shift_b = shift_a, shift_b
+        else:
+            s = self._sums
+            for name in ("s_a", "s_b", "s_aa", "s_bb", "s_ab"):
+                if getattr(s, name) is not None:
+                    getattr(s, name).__iadd__(getattr(acc, name))
+            s.n += acc.n
+            np.minimum(s.min_a, acc.min_a, out=s.min_a)
+            np.maximum(s.max_a, acc.max_a, out=s.max_a)
+            if cross:
+                np.minimum(s.min_b, acc.min_b, out=s.min_b)
+                np.maximum(s.max_b, acc.max_b, out=s.max_b)
+        self.n = self._sums.n
+
+    # ----------------------------------------------------------------- results
+    def _state(self) -> _Sums:
+        if self._sums is None or self.n == 0:
+            raise ValueError("no data: call update() with at least one pixel first, got n=0")
+        return self._sums
+
+    @property
+    def constant_a(self) -> np.ndarray:
+        """ndarray of bool, shape (K_a,): maps of A with one value over all pixels."""
+        s = self._state()
+        return s.max_a == s.min_a
+
+    @property
+    def constant_b(self) -> np.ndarray:
+        """ndarray of bool, shape (K_b,): maps of B with one value over all pixels."""
+        s = self._state()
+        return self.constant_a if not self.cross else s.max_b == s.min_b
+
+    @property
+    def mean_a(self) -> np.ndarray:
+        """ndarray of shape (K_a,): mean of each map of A over all pixels."""
+        s = self._state()
+        return self.shift_a + s.s_a / s.n
+
+    @property
+    def mean_b(self) -> np.ndarray:
+        """ndarray of shape (K_b,): mean of each map of B over all pixels."""
+        s = self._state()
+        return self.mean_a if not self.cross else self.shift_b + s.s_b / s.n
+
+    def _centred(self, which: str) -> np.ndarray:
+        """Centred co-moment Σ(x−x̄)(y−ȳ)ᵀ for ``which`` in {"aa", "bb", "ab"} (or diag)."""
+        s = self._state()
+        if not self.cross:
+            c = s.s_aa - np.outer(s.s_a, s.s_a) / s.n
+            keep = ~self.constant_a
+            return c * keep[:, None] * keep[None, :]
+        x = {"aa": s.s_aa, "bb": s.s_bb, "ab": s.s_ab}[which]
+        sa = s.s_a if which[0] == "a" else s.s_b
+        sb = s.s_b if which[1] == "b" else s.s_a
+        ka = ~(self.constant_a if which[0] == "a" else self.constant_b)
+        kb = ~(self.constant_b if which[1] == "b" else self.constant_a)
+        if x.ndim == 1:
+            return (x - sa * sa / s.n) * ka
+        return (x - np.outer(sa, sb) / s.n) * ka[:, None] * kb[None, :]
+
+    def _var_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        caa, cbb = self._centred("aa"), self._centred("bb")
+        va = np.diag(caa) if caa.ndim == 2 else caa
+        vb = np.diag(cbb) if cbb.ndim == 2 else cbb
+        return np.maximum(va, 0.0), np.maximum(vb, 0.0)
+
+    def covariance(self, ddof: int = 1) -> np.ndarray:
+        """ndarray of shape (K_a, K_b): covariance over pixels (``ddof`` as in np.cov)."""
+        s = self._state()
+        if s.n - ddof <= 0:
+            raise ValueError(f"covariance needs more than ddof={ddof} pixels, got n={s.n}")
+        return self._centred("ab") / (s.n - ddof)
+
+    def pearson(self) -> np.ndarray:
+        """ndarray of shape (K_a, K_b): signed Pearson r; NaN where a map is constant."""
+        va, vb = self._var_sums()
+        den = np.sqrt(np.outer(va, vb))
+        bad = np.outer(self.constant_a, np.ones(self.k_b, bool)) | self.constant_b[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = self._centred("ab") / den
+        r[bad | (den == 0)] = np.nan
+        return np.clip(r, -1.0, 1.0)
+
+    def _raw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw Σxyᵀ (K_a, K_b) and Σx², Σy² recovered from the centred sums and means."""
+        n = self._state().n
+        ma, mb = self.mean_a, self.mean_b
+        va, vb = self._var_sums()
+        return self._centred("ab") + n * np.outer(ma, mb), va + n * ma**2, vb + n * mb**2
+
+    def cosine(self) -> np.ndarray:
+        """ndarray of shape (K_a, K_b): x·y / (|x||y|); NaN where a map is all zeros."""
+        xy, xx, yy = self._raw()
+        den = np.sqrt(np.outer(xx, yy))
+        zero = np.outer(self.constant_a & (self.mean_a == 0), np.ones(self.k_b, bool))
+        zero |= (self.constant_b & (self.mean_b == 0))[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = xy / den
+        c[zero | (den == 0)] = np.nan
+        return np.clip(c, -1.0, 1.0)
+
+    def euclidean(self) -> np.ndarray:
+        """ndarray of shape (K_a, K_b): ‖x − y‖₂ over all pixels (clamped at 0 before sqrt)."""
+        n = self._state().n
+        va, vb = self._var_sums()
+        d2 = va[:, None] + vb[None, :] - 2 * self._centred("ab")
+        d2 += n * (self.mean_a[:, None] - self.mean_b[None, :]) ** 2
+        return np.sqrt(np.maximum(d2, 0.0))
+
+    def cka(self) -> float:
+        """Linear CKA with pixels as samples: ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F), X, Y centred.
+
+        NaN if all maps of A or of B are constant. Needs ``within=True`` for two blocks.
+        """
+        caa = self._centred("aa")
+        if caa.ndim != 2:
+            raise ValueError("cka() needs the within-block Gram matrices: use Moments(within=True)")
+        cbb, cab = self._centred("bb"), self._centred("ab")
+        den = np.linalg.norm(caa) * np.linalg.norm(cbb)
+        return float(np.linalg.norm(cab) ** 2 / den) if den > 0 else float("nan")
