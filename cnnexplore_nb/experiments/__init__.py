@@ -1,0 +1,48 @@
+"""Experiments: resumable sweeps (inline, local processes, Dask) and their statistics.
+
+``run_sweep(grid, run, store, executor=...)`` runs a grid of configurations and keeps one
+JSON record per run in ``store``; ``summarize``, ``compare_methods`` and
+``dissertation_table`` turn the results into the dissertation's tables;
+``dissertation_results`` holds the published numbers for side-by-side comparison.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "run_sweep": "sweep",
+    "load_results": "sweep",
+    "sweep_status": "sweep",
+    "expand_grid": "sweep",
+    "records_to_frame": "sweep",
+    "SweepStatus": "sweep",
+    "config_key": "store",
+    "ResultStore": "store",
+    "CorruptRecordWarning": "store",
+    "summarize": "stats",
+    "compare_methods": "stats",
+    "dissertation_table": "stats",
+    "holm": "stats",
+    "vargha_delaney_a12": "stats",
+    "min_attainable_p": "stats",
+    "dissertation_results": "reference",
+    "dissertation_comparisons": "reference",
+    "side_by_side": "reference",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
