@@ -1,0 +1,336 @@
+"""Activation extraction with forward hooks: :class:`ActivationRecorder`,
+:func:`extract_activations` and :func:`kernels`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._checks import check_positive_int
+from .layers import _check_module, _first_tensor, resolve_layers
+
+__all__ = ["ActivationRecorder", "LayerNotExecutedError", "extract_activations", "kernels"]
+
+
+class LayerNotExecutedError(RuntimeError):
+    """A requested layer did not run in the recorded forward pass."""
+
+
+def call_key(path: str, call: int) -> str:
+    """Key of the ``call``-th (0-based) call of layer ``path``: ``path``, ``path#1``..."""
+    return path if call == 0 else f"{path}#{call}"
+
+
+class ActivationRecorder:
+    """Record the outputs of chosen layers during forward passes.
+
+    Parameters
+    ----------
+    model : nn.Module
+    layers : str, iterable of str or None
+        ``named_modules()`` paths (None: the model's ``feature_info`` taps).
+    detach : bool
+        Detach recorded tensors from the autograd graph.
+    clone : bool or "auto"
+        ``True`` (default, always safe): store a copy, so later in-place operations of
+        the forward (``ReLU(inplace=True)`` after a BatchNorm) cannot overwrite it.
+        ``"auto"``: store a view and copy it only just before an in-place module
+        (``inplace=True``) runs on it; an in-place *function* (``x += y``) that modifies
+        a recorded view is detected at the end of the forward and raises. ``False``: never
+        copy; an overwritten view raises at the end of the forward.
+    device : str, torch.device or None
+        Where stored tensors go (default CPU); None keeps them where they are.
+    dtype : torch.dtype, optional
+        Cast stored tensors (e.g. ``torch.float16`` to halve memory).
+    on_activation : callable(key, tensor), optional
+        Called with every recorded tensor as soon as it is produced (for streaming into
+        :class:`cnnexplore_nb.Moments`).
+    store : bool
+        Keep the tensors in :attr:`activations` (False with ``on_activation`` streams
+        without storing).
+
+    Notes
+    -----
+    Each forward of the root model starts a new recording. A module called several times
+    in one forward is recorded per call: :attr:`calls` maps a path to the list of its
+    outputs, and :attr:`activations` uses the keys ``path``, ``path#1``, ``path#2``...
+    A module returning a tuple/list/dict is recorded by its first tensor (depth-first).
+    Hooks are registered on ``__enter__`` and removed on ``__exit__`` (or :meth:`remove`),
+    whatever happens in the ``with`` body. Leaving the ``with`` body normally after a
+    forward in which a requested layer never ran raises :class:`LayerNotExecutedError`;
+    so does reading :attr:`activations` then.
+
+    Examples
+    --------
+    >>> with ActivationRecorder(model, ["conv_module1", "conv_module2"]) as rec:
+    ...     model(x)
+    >>> rec.activations["conv_module1"].shape
+    torch.Size([1, 64, 32, 32])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: str | Iterable[str] | None = None,
+        *,
+        detach: bool = True,
+        clone: bool | Literal["auto"] = True,
+        device: str | torch.device | None = "cpu",
+        dtype: torch.dtype | None = None,
+        on_activation: Callable[[str, torch.Tensor], Any] | None = None,
+        store: bool = True,
+    ) -> None:
+        self.model = _check_module(model)
+        self.layers = resolve_layers(model, layers)
+        if clone not in (True, False, "auto"):
+            raise ValueError(f"clone must be True, False or 'auto', got {clone!r}")
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dtype must be a torch.dtype or None, got {dtype!r}")
+        if on_activation is not None and not callable(on_activation):
+            raise TypeError(f"on_activation must be callable, got {type(on_activation).__name__}")
+        if not store and on_activation is None:
+            raise ValueError("store=False records nothing: pass on_activation to stream")
+        self.detach, self.clone, self.dtype = detach, clone, dtype
+        self.device = torch.device(device) if device is not None else None
+        self.on_activation, self.store = on_activation, store
+        self.calls: dict[str, list[torch.Tensor]] = {p: [] for p in self.layers}
+        self.counts: dict[str, int] = dict.fromkeys(self.layers, 0)
+        self.forwards = 0
+        self._handles: list[Any] = []
+        # stored views not yet copied: (path, call, storage ptr, version at record time)
+        self._views: list[tuple[str, int, int, int]] = []
+
+    # -- hook management -------------------------------------------------------------
+    def __enter__(self) -> ActivationRecorder:
+        if self._handles:
+            raise RuntimeError("this ActivationRecorder is already active")
+        modules = dict(self.model.named_modules())
+        try:
+            self._handles.append(self.model.register_forward_pre_hook(self._start))
+            for path in self.layers:
+                hook = self._make_hook(path)
+                self._handles.append(modules[path].register_forward_hook(hook))
+            if self.clone == "auto":
+                for m in self.model.modules():
+                    if getattr(m, "inplace", False) is True:
+                        self._handles.append(m.register_forward_pre_hook(self._before_inplace))
+            self._handles.append(self.model.register_forward_hook(self._finish))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.remove()
+        if exc_type is None and (self.forwards or any(self.counts.values())):
+            self._check_all_ran()
+
+    def remove(self) -> None:
+        """Remove every hook this recorder registered (idempotent)."""
+        while self._handles:
+            self._handles.pop().remove()
+
+    # -- hooks -----------------------------------------------------------------------
+    def _start(self, module: nn.Module, args: Any) -> None:
+        self.forwards += 1
+        for calls in self.calls.values():
+            calls.clear()
+        self.counts = dict.fromkeys(self.layers, 0)
+        self._views.clear()
+
+    def _make_hook(self, path: str) -> Callable:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            out = _first_tensor(output)
+            if out is None:
+                raise TypeError(f"layer {path!r} returned no tensor ({type(output).__name__})")
+            t = out.detach() if self.detach else out
+            moved = t.to(device=self.device or t.device, dtype=self.dtype or t.dtype)
+            copied = moved is not t and moved.data_ptr() != t.data_ptr()
+            if not copied and (self.clone is True or t.is_inference()):
+                moved, copied = moved.clone(), True
+            call = self.counts[path]
+            self.counts[path] = call + 1
+            if self.store:
+                if not copied:
+                    ptr = moved.untyped_storage().data_ptr()
+                    self._views.append((path, call, ptr, out._version))
+                self.calls[path].append(moved)
+            if self.on_activation is not None:
+                self.on_activation(call_key(path, call), moved)
+
+        return hook
+
+    def _before_inplace(self, module: nn.Module, args: Any) -> None:
+        t = _first_tensor(args)
+        if t is None or not self._views:
+            return
+        ptr = t.untyped_storage().data_ptr()
+        keep = []
+        for path, call, vptr, version in self._views:
+            if vptr == ptr:
+                self.calls[path][call] = self.calls[path][call].clone()
+            else:
+                keep.append((path, call, vptr, version))
+        self._views = keep
+
+    def _finish(self, module: nn.Module, args: Any, output: Any) -> None:
+        bad = [
+            call_key(path, call)
+            for path, call, _, version in self._views
+            if self.calls[path][call]._version != version
+        ]
+        self._views.clear()
+        if bad:
+            raise RuntimeError(
+                f"recorded output(s) {bad} were modified in place later in the forward pass "
+                f"(clone={self.clone!r}); use clone=True"
+            )
+
+    # -- results ---------------------------------------------------------------------
+    def _check_all_ran(self) -> None:
+        missing = [p for p in self.layers if not self.counts[p]]
+        if not missing:
+            return
+        if not self.forwards and len(missing) == len(self.layers):
+            raise LayerNotExecutedError("no forward pass has been recorded yet")
+        ran = [p for p in self.layers if self.counts[p]]
+        raise LayerNotExecutedError(
+            f"requested layer(s) {missing} never ran in the forward pass "
+            f"(layers that ran: {ran}); check the model's forward uses them"
+        )
+
+    @property
+    def activations(self) -> dict[str, torch.Tensor]:
+        """Layer key -> output tensor of the last forward (see class Notes for keys)."""
+        self._check_all_ran()
+        return {call_key(p, i): t for p in self.layers for i, t in enumerate(self.calls[p])}
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _batches(images: Any, batch_size: int) -> tuple[int, Iterable[torch.Tensor]]:
+    """Number of images and an iterator of (B, C, H, W) batches."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if isinstance(images, torch.Tensor):
+        if images.dim() == 3:
+            images = images.unsqueeze(0)
+        if images.dim() != 4:
+            raise ValueError(
+                f"images must have shape (N, C, H, W) or (C, H, W), got {tuple(images.shape)}"
+            )
+        if images.shape[0] == 0 or images.numel() == 0:
+            raise ValueError(f"images is empty (shape {tuple(images.shape)})")
+        n = images.shape[0]
+        return n, (images[i : i + batch_size] for i in range(0, n, batch_size))
+    is_text = isinstance(images, (str, bytes))
+    if not is_text and hasattr(images, "__getitem__") and hasattr(images, "__len__"):
+        n = len(images)
+        if n == 0:
+            raise ValueError("images is an empty dataset (len 0)")
+
+        def item(i: int) -> torch.Tensor:
+            x = images[i]
+            if isinstance(x, (tuple, list)):
+                x = x[0]
+            x = torch.as_tensor(x)
+            if x.dim() != 3:
+                raise ValueError(
+                    f"dataset item {i} must be an image (C, H, W), got {tuple(x.shape)}"
+                )
+            return x
+
+        return n, (
+            torch.stack([item(j) for j in range(i, min(i + batch_size, n))])
+            for i in range(0, n, batch_size)
+        )
+    raise TypeError(
+        f"images must be a Tensor/array (N, C, H, W) or a Dataset, got {type(images).__name__}"
+    )
+
+
+def extract_activations(
+    model: nn.Module,
+    images: Any,
+    layers: str | Iterable[str] | None = None,
+    *,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    dtype: torch.dtype | None = None,
+    clone: bool | Literal["auto"] = True,
+) -> dict[str, torch.Tensor]:
+    """Activations of ``layers`` for all ``images``, concatenated on the CPU.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Run in eval mode under ``torch.no_grad`` (its mode is restored).
+    images : Tensor or ndarray of shape (N, C, H, W) or (C, H, W), or a Dataset
+        Dataset items are images (C, H, W) or tuples whose first element is one.
+    layers : str, iterable of str or None
+        Layer paths (None: the model's ``feature_info`` taps).
+    batch_size : int
+    device : str or torch.device, optional
+        Where the forward runs (default: the model's device; the model is not moved).
+    progress : bool
+        Show a tqdm progress bar over batches.
+    dtype : torch.dtype, optional
+        Cast stored activations.
+    clone : bool or "auto"
+        See :class:`ActivationRecorder`.
+
+    Returns
+    -------
+    dict of str -> Tensor of shape (N, C, H, W)
+        Keys as in :attr:`ActivationRecorder.activations`.
+    """
+    from tqdm.auto import tqdm
+
+    _check_module(model)
+    batch_size = check_positive_int("batch_size", batch_size)
+    n, batches = _batches(images, batch_size)
+    device = torch.device(device) if device is not None else _device_of(model)
+    param = next(model.parameters(), None)
+    parts: dict[str, list[torch.Tensor]] = {}
+    was_training = model.training
+    recorder = ActivationRecorder(model, layers, clone=clone, device="cpu", dtype=dtype)
+    try:
+        model.eval()
+        with torch.no_grad(), recorder:
+            bar = tqdm(total=n, disable=not progress, desc="extract", unit="img")
+            with bar:
+                for xb in batches:
+                    if param is not None and xb.is_floating_point():
+                        xb = xb.to(dtype=param.dtype)
+                    model(xb.to(device))
+                    for key, t in recorder.activations.items():
+                        parts.setdefault(key, []).append(t)
+                    bar.update(xb.shape[0])
+    finally:
+        model.train(was_training)
+    return {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in parts.items()}
+
+
+def kernels(model: nn.Module, layer: str) -> torch.Tensor:
+    """Weights of the convolution of ``layer`` (its first conv if it is a container).
+
+    Returns
+    -------
+    Tensor of shape (C_out, C_in / groups, kH, kW)
+        A detached copy.
+    """
+    path = resolve_layers(model, layer)[0]
+    module = dict(model.named_modules())[path]
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return m.weight.detach().clone()
+    raise ValueError(f"layer {path!r} ({type(module).__name__}) contains no convolution")
