@@ -153,7 +153,7 @@ class ResultStore:
         record = dict(record)
         key = config_key(record["config"])
         record["key"] = key
-        text = json.dumps(to_jsonable(record, "record"), sort_keys=True, allow_nan=True)
+        text = json.dumps(to_jsonable(record, "record"), allow_nan=True)
         path = self.path(key)
         with atomic_path(path) as tmp:
             tmp.write_text(text + "\n", encoding="utf-8")
