@@ -1,0 +1,267 @@
+"""Figures of activation maps and kernels: grids, single maps, and a map-pair view."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import holoviews as hv
+import numpy as np
+
+from .._checks import as_rng, check_positive_int
+from ._style import STYLE, as_array, border_hooks, fonts, styled
+
+__all__ = ["kernel_grid", "map_grid", "map_image", "map_pair"]
+
+
+def _clim(arrays: Iterable[np.ndarray]) -> tuple[float, float]:
+    arrays = list(arrays)
+    lo = min(float(np.nanmin(a)) for a in arrays)
+    hi = max(float(np.nanmax(a)) for a in arrays)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        return (0.0, 1.0)
+    if hi <= lo:  # a constant map still needs a non-empty colour range
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def map_image(
+    m: Any,
+    *,
+    title: str = "",
+    clim: tuple[float, float] | None = None,
+    cmap: str | None = None,
+    highlight: bool = False,
+    size: int | None = None,
+    label: str = "activation",
+) -> hv.Image:
+    """One activation map as an ``hv.Image`` (row 0 at the top, axes hidden).
+
+    Parameters
+    ----------
+    m : array or Tensor of shape (H, W)
+        The map.
+    title : str
+        Panel title.
+    clim : (low, high), optional
+        Colour range; per-map automatic range if omitted.
+    highlight : bool
+        Draw a coloured frame around the panel.
+    size : int, optional
+        Panel width in pixels for Bokeh (height follows the aspect ratio).
+    """
+    arr = as_array(m, "map", (2,))
+    h, w = arr.shape
+    img = hv.Image(arr, bounds=(0, 0, w, h), kdims=["x", "y"], vdims=[label])
+    px = size or STYLE["panel_px"]
+    common: dict[str, Any] = {
+        "cmap": cmap or STYLE["cmap"],
+        "title": title,
+        "xaxis": None,
+        "yaxis": None,
+        **fonts(),
+    }
+    if clim is not None:
+        common["clim"] = tuple(clim)
+    bokeh = {"frame_width": px, "frame_height": max(1, int(round(px * h / w))), "tools": ["hover"]}
+    mpl = {"fig_inches": STYLE["panel_inches"], "aspect": w / h}
+    if highlight:
+        hooks = border_hooks(STYLE["highlight_color"], STYLE["highlight_width"])
+        bokeh["hooks"], mpl["hooks"] = hooks["bokeh"], hooks["matplotlib"]
+    return styled(img, common, bokeh=bokeh, mpl=mpl)
+
+
+def _grid_layout(panels: list, ncols: int) -> hv.Layout:
+    layout = hv.Layout(panels).cols(ncols)
+    return styled(
+        layout,
+        bokeh={"shared_axes": False},
+        mpl={"sublabel_format": "", "hspace": 0.3, "vspace": 0.3},
+    )
+
+
+def _check_ids(ids: Sequence[int] | None, n: int, what: str) -> list[int]:
+    if ids is None:
+        return list(range(n))
+    out = []
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"{what} ids must be integers, got {i!r}")
+        if not 0 <= i < n:
+            raise IndexError(f"{what} id {int(i)} out of range: expected 0 <= id < {n}")
+        out.append(int(i))
+    return out
+
+
+def map_grid(
+    maps: Any,
+    *,
+    ids: Sequence[int] | None = None,
+    ncols: int = 8,
+    shared_scale: bool = False,
+    highlight: Iterable[int] = (),
+    cmap: str | None = None,
+    title: str = "map {id}",
+) -> hv.Layout:
+    """A grid of activation maps titled with their ids.
+
+    Parameters
+    ----------
+    maps : array or Tensor of shape (C, H, W)
+        Maps of one layer for one image.
+    ids : sequence of int, optional
+        Which maps to show, in this order (default all).
+    ncols : int
+        Panels per row.
+    shared_scale : bool
+        One colour range for all shown maps (else each map uses its own range).
+    highlight : iterable of int
+        Map ids drawn with a coloured frame (e.g. maps similar to a chosen one).
+    title : str
+        Format string for the panel titles; ``{id}`` is the map id.
+
+    Returns
+    -------
+    hv.Layout
+        One ``hv.Image`` per shown map.
+    """
+    arr = as_array(maps, "maps", (3,))
+    ncols = check_positive_int("ncols", ncols)
+    chosen = _check_ids(ids, arr.shape[0], "map")
+    if not chosen:
+        raise ValueError("ids must name at least one map, got an empty list")
+    marked = set(_check_ids(list(highlight), arr.shape[0], "highlight"))
+    clim = _clim(arr[i] for i in chosen) if shared_scale else None
+    panels = [
+        map_image(arr[i], title=title.format(id=i), clim=clim, cmap=cmap, highlight=i in marked)
+        for i in chosen
+    ]
+    return _grid_layout(panels, ncols)
+
+
+def kernel_grid(
+    weights: Any,
+    *,
+    ids: Sequence[int] | None = None,
+    in_channel: int | Literal["mean", "rgb"] = "mean",
+    ncols: int = 8,
+    shared_scale: bool = True,
+    cmap: str | None = None,
+) -> hv.Layout:
+    """A grid of convolution kernels, one panel per output channel.
+
+    Parameters
+    ----------
+    weights : array or Tensor of shape (out, in, kh, kw)
+        Kernel weights (e.g. from ``cnnexplore_nb.kernels``).
+    in_channel : int, "mean" or "rgb"
+        Show one input channel, the mean over input channels, or (for ``in == 3``) the
+        kernel as a colour patch scaled to [0, 1] over all shown kernels.
+    shared_scale : bool
+        One symmetric colour range for all kernels (diverging colour map), so signs compare.
+    """
+    w = as_array(weights, "weights", (4,))
+    n_out, n_in = w.shape[:2]
+    chosen = _check_ids(ids, n_out, "kernel")
+    ncols = check_positive_int("ncols", ncols)
+    if in_channel == "rgb":
+        if n_in != 3:
+            raise ValueError(f"in_channel='rgb' needs 3 input channels, got {n_in}")
+        sel = w[chosen].transpose(0, 2, 3, 1)
+        lo, hi = float(sel.min()), float(sel.max())
+        sel = (sel - lo) / (hi - lo if hi > lo else 1.0)
+        panels = []
+        for k, i in zip(range(len(chosen)), chosen):
+            kh, kw = sel[k].shape[:2]
+            rgb = hv.RGB(sel[k], bounds=(0, 0, kw, kh))
+            panels.append(
+                styled(
+                    rgb,
+                    {"title": f"kernel {i}", "xaxis": None, "yaxis": None, **fonts()},
+                    bokeh={
+                        "frame_width": STYLE["panel_px"] // 2,
+                        "frame_height": STYLE["panel_px"] // 2,
+                    },
+                    mpl={"fig_inches": STYLE["panel_inches"] / 1.5},
+                )
+            )
+        return _grid_layout(panels, ncols)
+    if in_channel == "mean":
+        planes = w.mean(axis=1)
+    elif isinstance(in_channel, (int, np.integer)) and not isinstance(in_channel, bool):
+        if not 0 <= in_channel < n_in:
+            raise IndexError(
+                f"in_channel {in_channel} out of range: expected 0 <= in_channel < {n_in}"
+            )
+        planes = w[:, int(in_channel)]
+    else:
+        raise ValueError(f"in_channel must be an int, 'mean' or 'rgb', got {in_channel!r}")
+    clim = None
+    if shared_scale:
+        m = float(np.abs(planes[chosen]).max()) or 1.0
+        clim = (-m, m)
+    panels = [
+        map_image(
+            planes[i],
+            title=f"kernel {i}",
+            clim=clim,
+            cmap=cmap or STYLE["diverging_cmap"],
+            size=STYLE["panel_px"] // 2,
+            label="weight",
+        )
+        for i in chosen
+    ]
+    return _grid_layout(panels, ncols)
+
+
+def map_pair(
+    a: Any,
+    b: Any,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    r: float | None = None,
+    max_points: int = 4000,
+    rng: int | np.random.Generator | None = 0,
+) -> hv.Layout:
+    """Two maps side by side and the scatter of their pixel values, with r in the title.
+
+    Parameters
+    ----------
+    a, b : array or Tensor of shape (H, W)
+        The two maps (same shape).
+    names : (str, str)
+        Panel titles, e.g. ``("conv_module2 #5", "conv_module6 #17")``.
+    r : float, optional
+        Correlation to print; the Pearson r of the pixels if omitted (NaN for a constant map).
+    max_points : int
+        The scatter shows a random subset of at most this many pixels (seeded by ``rng``).
+    """
+    xa, xb = as_array(a, "a", (2,)), as_array(b, "b", (2,))
+    if xa.shape != xb.shape:
+        raise ValueError(f"maps must have the same shape, got {xa.shape} and {xb.shape}")
+    max_points = check_positive_int("max_points", max_points)
+    fa, fb = xa.ravel(), xb.ravel()
+    if r is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ca, cb = fa - fa.mean(), fb - fb.mean()
+            den = np.sqrt((ca * ca).sum() * (cb * cb).sum())
+            r = float((ca * cb).sum() / den) if den > 0 else float("nan")
+    if fa.size > max_points:
+        keep = np.sort(as_rng(rng).choice(fa.size, size=max_points, replace=False))
+        fa, fb = fa[keep], fb[keep]
+    left = map_image(xa, title=names[0])
+    right = map_image(xb, title=names[1])
+    scatter = hv.Scatter((fa, fb), kdims=[names[0]], vdims=[names[1]])
+    scatter = styled(
+        scatter,
+        {"title": f"r = {r:.3f}", **fonts()},
+        bokeh={
+            "frame_width": STYLE["panel_px"],
+            "frame_height": STYLE["panel_px"],
+            "size": 3,
+            "alpha": 0.4,
+            "tools": ["hover"],
+        },
+        mpl={"fig_inches": STYLE["panel_inches"], "s": 4, "alpha": 0.4, "aspect": "square"},
+    )
+    return _grid_layout([left, right, scatter], 3)

@@ -1,0 +1,352 @@
+"""LayerPicker and MapBrowser: choose layers, step through activation maps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import holoviews as hv
+import ipywidgets as ipw
+import numpy as np
+import pandas as pd
+from holoviews.streams import Stream
+
+from .. import plots
+from .._checks import unknown_name_message
+from ._base import BokehView, PanelBase
+
+__all__ = ["LayerPicker", "MapBrowser"]
+
+_Selection = Stream.define("MapSelection", layer="", image=0, index=0, shared=False, page=1)
+
+
+def _as_maps(maps: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """layer -> float32 array (N, C, H, W); (C, H, W) becomes N = 1. No copy when possible."""
+    if not isinstance(maps, Mapping) or not maps:
+        raise TypeError(
+            f"maps must be a non-empty dict layer -> (N, C, H, W), got {type(maps).__name__}"
+        )
+    out = {}
+    for name, m in maps.items():
+        arr = m.detach().cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4:
+            raise ValueError(
+                f"maps[{name!r}] must be (N, C, H, W) or (C, H, W), got shape {arr.shape}"
+            )
+        out[str(name)] = arr
+    return out
+
+
+class LayerPicker:
+    """Choose one (or several) layers by path, e.g. from ``list_layers(model, example)``.
+
+    Parameters
+    ----------
+    layers : DataFrame or sequence of str
+        A ``list_layers`` table (rows with ``maps`` are offered, labelled with their map count
+        and type) or the layer paths themselves.
+    multiple : bool
+        Allow choosing several layers (``value`` is then a tuple).
+    """
+
+    def __init__(
+        self,
+        layers: pd.DataFrame | Sequence[str],
+        *,
+        multiple: bool = False,
+        value: Any = None,
+        description: str = "layer",
+    ) -> None:
+        if isinstance(layers, pd.DataFrame):
+            rows = layers
+            if "maps" in rows.columns:
+                rows = rows[rows["maps"].notna()]
+            rows = rows.drop_duplicates("path")
+            paths = [str(p) for p in rows["path"]]
+            labels = [
+                f"{p} ({int(r['maps'])} maps, {r['type']})" if "type" in rows.columns else p
+                for p, (_, r) in zip(paths, rows.iterrows())
+            ]
+        else:
+            paths = [str(p) for p in layers]
+            labels = paths
+        if not paths:
+            raise ValueError("no layers to choose from (the table has no layer with maps)")
+        self.paths = paths
+        self.multiple = multiple
+        options = list(zip(labels, paths))
+        if multiple:
+            self.widget = ipw.SelectMultiple(
+                options=options, description=description, rows=min(8, len(paths))
+            )
+        else:
+            self.widget = ipw.Dropdown(options=options, description=description)
+        if value is not None:
+            self.value = value
+
+    @classmethod
+    def from_model(cls, model: Any, example: Any, **kwargs: Any) -> LayerPicker:
+        """Picker over the layers of ``model`` (catalogued by ``list_layers``)."""
+        from ..layers import list_layers
+
+        return cls(list_layers(model, example), **kwargs)
+
+    @property
+    def value(self) -> Any:
+        """The chosen path (or tuple of paths with ``multiple=True``)."""
+        return self.widget.value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        wanted = [value] if isinstance(value, str) or not self.multiple else list(value)
+        for v in wanted:
+            if v not in self.paths:
+                raise KeyError(unknown_name_message("layer", v, self.paths))
+        self.widget.value = tuple(wanted) if self.multiple else wanted[0]
+
+    def observe(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(new_value)`` whenever the choice changes."""
+        self.widget.observe(lambda change: callback(change["new"]), names="value")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class MapBrowser(PanelBase):
+    """Layer picker + map-index slider (+ image, grid size, colour-scale toggle) over maps.
+
+    Parameters
+    ----------
+    maps : dict of layer path -> Tensor or array of shape (N, C, H, W) or (C, H, W)
+        Extracted activations (e.g. ``extract_activations(model, images)``); kept by
+        reference, never recomputed.
+    layer, map_index, image : initial state.
+    grid : int
+        Also show a page of ``grid`` maps around the selected one (0 or 1: only the map).
+    shared_scale : bool
+        Page maps share one colour range.
+
+    Attributes
+    ----------
+    layer, map_index, image, grid, shared_scale
+        Readable and settable from Python; bad values raise and are shown in the status line.
+    plot : holoviews plot of the selected map (``plot.handles["source"]``).
+    """
+
+    def __init__(
+        self,
+        maps: Mapping[str, Any],
+        *,
+        layer: str | None = None,
+        map_index: int = 0,
+        image: int = 0,
+        grid: int = 8,
+        ncols: int = 4,
+        shared_scale: bool = False,
+        cmap: str | None = None,
+    ) -> None:
+        super().__init__(stem="maps")
+        self.maps = _as_maps(maps)
+        self.layers = list(self.maps)
+        self.ncols, self.cmap = ncols, cmap
+        first = layer if layer is not None else self.layers[0]
+        if first not in self.maps:
+            raise self._fail(KeyError(unknown_name_message("layer", first, self.layers)))
+        self.picker = LayerPicker(self.layers)
+        self.picker.value = first
+        n, c = self.maps[first].shape[:2]
+        self._index = ipw.IntSlider(
+            value=0, min=0, max=c - 1, description="map", continuous_update=True
+        )
+        self._image = ipw.IntSlider(
+            value=0,
+            min=0,
+            max=n - 1,
+            description="image",
+            layout=ipw.Layout(display="" if n > 1 else "none"),
+        )
+        self._grid = ipw.Dropdown(options=[0, 4, 8, 16, 32], value=8, description="page")
+        self._shared = ipw.Checkbox(value=bool(shared_scale), description="shared colour scale")
+        self.stream = _Selection(layer=first, image=0, index=0, shared=bool(shared_scale), page=1)
+        self._main = BokehView(
+            hv.DynamicMap(self._draw_selected, streams=[self.stream]).opts(framewise=True)
+        )
+        self._page_view: BokehView | None = None
+        self._page_box = ipw.Box()
+        self.picker.observe(lambda v: self._on_layer(v))
+        self._index.observe(self._on_index, names="value")
+        self._image.observe(self._on_image, names="value")
+        self._shared.observe(lambda ch: self.stream.event(shared=ch["new"]), names="value")
+        self._grid.observe(lambda ch: self._rebuild_page(), names="value")
+        controls = ipw.HBox(
+            [self.picker.widget, self._index, self._image, ipw.VBox([self._grid, self._shared])]
+        )
+        self.widget = ipw.VBox(
+            [controls, self.status, self._main.widget, self._page_box, self.export_box.widget]
+        )
+        self.image, self.map_index, self.grid = image, map_index, grid
+
+    # -- drawing (plots only) --------------------------------------------------------------
+    def _draw_selected(
+        self, layer: str, image: int, index: int, shared: bool, page: int
+    ) -> hv.Image:
+        return plots.map_image(
+            self.maps[layer][image, index],
+            cmap=self.cmap,
+            title=f"{layer} · map {index} · image {image}",
+            size=360,
+        )
+
+    def _page_ids(self) -> list[int]:
+        c = self.maps[self.layer].shape[1]
+        size = max(1, self.grid)
+        start = (self.map_index // size) * size
+        return list(range(start, min(c, start + size)))
+
+    def _draw_slot(self, k: int) -> Callable[..., hv.Image]:
+        def draw(layer: str, image: int, index: int, shared: bool, page: int) -> hv.Image:
+            arr = self.maps[layer][image]
+            size = max(1, self.grid)
+            start = (index // size) * size
+            i = start + k
+            clim = None
+            if shared:
+                stop = min(arr.shape[0], start + size)
+                lo, hi = float(arr[start:stop].min()), float(arr[start:stop].max())
+                clim = (lo, hi if hi > lo else lo + 1.0)
+            if i >= arr.shape[0]:
+                return plots.map_image(np.full(arr.shape[1:], np.nan), title="", clim=(0, 1))
+            return plots.map_image(
+                arr[i], title=f"map {i}", clim=clim, cmap=self.cmap, highlight=i == index
+            )
+
+        return draw
+
+    def _rebuild_page(self) -> None:
+        if self._page_view is not None:
+            self._page_view.plot.cleanup()
+        if self.grid <= 1:
+            self._page_view, self._page_box.children = None, ()
+            return
+        slots = [
+            hv.DynamicMap(self._draw_slot(k), streams=[self.stream]).opts(framewise=True)
+            for k in range(self.grid)
+        ]
+        layout = hv.Layout(slots).cols(self.ncols).opts(shared_axes=False, backend="bokeh")
+        self._page_view = BokehView(layout)
+        self._page_box.children = (self._page_view.widget,)
+
+    def _on_layer(self, layer: str) -> None:
+        n, c = self.maps[layer].shape[:2]
+        # resize the sliders silently, then send one event with the new layer
+        self._index.unobserve(self._on_index, names="value")
+        self._image.unobserve(self._on_image, names="value")
+        try:
+            self._index.value = min(self._index.value, c - 1)
+            self._index.max = c - 1
+            self._image.value = min(self._image.value, n - 1)
+            self._image.max = n - 1
+        finally:
+            self._index.observe(self._on_index, names="value")
+            self._image.observe(self._on_image, names="value")
+        self.stream.event(layer=layer, index=self._index.value, image=self._image.value)
+
+    def _on_index(self, change: dict) -> None:
+        self.stream.event(index=change["new"])
+
+    def _on_image(self, change: dict) -> None:
+        self.stream.event(image=change["new"])
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def plot(self) -> Any:
+        """The HoloViews Bokeh plot of the selected map."""
+        return self._main.plot
+
+    @property
+    def page_plot(self) -> Any:
+        """The HoloViews Bokeh plot of the page of maps (None when ``grid <= 1``)."""
+        return None if self._page_view is None else self._page_view.plot
+
+    @property
+    def layer(self) -> str:
+        return self.picker.value
+
+    @layer.setter
+    def layer(self, value: str) -> None:
+        try:
+            self.picker.value = value
+        except KeyError as exc:
+            raise self._fail(exc) from None
+
+    @property
+    def map_index(self) -> int:
+        return int(self._index.value)
+
+    @map_index.setter
+    def map_index(self, value: int) -> None:
+        c = self.maps[self.layer].shape[1]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise self._fail(TypeError(f"map_index must be an integer, got {value!r}"))
+        if not 0 <= value < c:
+            raise self._fail(
+                IndexError(
+                    f"map_index {value} out of range for layer {self.layer!r}: expected 0 <= index < {c}"
+                )
+            )
+        self._index.value = int(value)
+
+    @property
+    def image(self) -> int:
+        return int(self._image.value)
+
+    @image.setter
+    def image(self, value: int) -> None:
+        n = self.maps[self.layer].shape[0]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or not 0 <= value < n
+        ):
+            raise self._fail(IndexError(f"image must be an integer in [0, {n}), got {value!r}"))
+        self._image.value = int(value)
+
+    @property
+    def grid(self) -> int:
+        return int(self._grid.value)
+
+    @grid.setter
+    def grid(self, value: int) -> None:
+        check = [str(o) for o in self._grid.options]
+        if str(value) not in check:
+            raise self._fail(ValueError(unknown_name_message("grid size", value, check)))
+        if self._grid.value == value and (self._page_view is not None or value <= 1):
+            return
+        if self._grid.value == value:
+            self._rebuild_page()
+        else:
+            self._grid.value = int(value)
+
+    @property
+    def shared_scale(self) -> bool:
+        return bool(self._shared.value)
+
+    @shared_scale.setter
+    def shared_scale(self, value: bool) -> None:
+        self._shared.value = bool(value)
+
+    def figure(self) -> hv.Layout:
+        """Static figure of the current view: the page of maps (or the selected map alone)."""
+        arr = self.maps[self.layer][self.image]
+        ids = self._page_ids() if self.grid > 1 else [self.map_index]
+        return plots.map_grid(
+            arr,
+            ids=ids,
+            ncols=self.ncols,
+            shared_scale=self.shared_scale,
+            highlight=[self.map_index] if len(ids) > 1 else (),
+            cmap=self.cmap,
+            title=f"{self.layer} #{{id}}",
+        )
