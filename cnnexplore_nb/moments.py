@@ -36,18 +36,32 @@ ArrayLike = Any  # numpy array or torch Tensor of shape (C, H, W) or (N, C, H, W
 
 @contextlib.contextmanager
 def full_fp32_precision() -> Iterator[None]:
-    """Force full fp32 matmul precision in torch (no TF32) and restore it afterwards."""
+    """Force full fp32 matmul precision in torch (no TF32/bf16) and restore it afterwards.
+
+    Uses ``torch.set_float32_matmul_precision("highest")`` (which also turns off
+    ``torch.backends.cuda.matmul.allow_tf32``); if the process mixed the legacy and the new
+    per-backend precision APIs, the per-backend ``fp32_precision`` flags are set to "ieee".
+    """
     import torch
 
-    old_prec = torch.get_float32_matmul_precision()
-    old_tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        old: Any = torch.get_float32_matmul_precision()
+    except RuntimeError:  # legacy and new APIs mixed: use the new per-backend flags
+        backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
+        old = [b.fp32_precision for b in backends]
+        try:
+            for b in backends:
+                b.fp32_precision = "ieee"
+            yield
+        finally:
+            for b, v in zip(backends, old):
+                b.fp32_precision = v
+        return
     try:
         torch.set_float32_matmul_precision("highest")
-        torch.backends.cuda.matmul.allow_tf32 = False
         yield
     finally:
-        torch.set_float32_matmul_precision(old_prec)
-        torch.backends.cuda.matmul.allow_tf32 = old_tf32
+        torch.set_float32_matmul_precision(old)
 
 
 def _as_blocks(x: ArrayLike | Sequence[ArrayLike], name: str) -> list[Any]:

@@ -341,9 +341,7 @@ def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
 def _read_table(path: Path, fmt: str, table: str, names, la_list, lb_list) -> pd.DataFrame:
     layer_cols = [_col(k, names) for k, kind in _SCHEMA[table] if kind in ("la", "lb")]
     if fmt == "csv":
-        raw = pd.read_csv(
-            path, float_precision="round_trip", dtype=dict.fromkeys(layer_cols, object)
-        )
+        raw = pd.read_csv(path, dtype=dict.fromkeys(layer_cols, object))
         cols = {c: raw[c].to_numpy() for c in raw.columns}
     elif fmt == "parquet":
         raw = pd.read_parquet(path)
