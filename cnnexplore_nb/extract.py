@@ -14,11 +14,28 @@ from torch import nn
 from ._checks import check_positive_int
 from .layers import _check_module, _first_tensor, resolve_layers
 
-__all__ = ["ActivationRecorder", "LayerNotExecutedError", "extract_activations", "kernels"]
+__all__ = [
+    "ActivationRecorder",
+    "InPlaceOverwriteError",
+    "LayerNotExecutedError",
+    "extract_activations",
+    "kernels",
+]
 
 
 class LayerNotExecutedError(RuntimeError):
     """A requested layer did not run in the recorded forward pass."""
+
+
+class InPlaceOverwriteError(RuntimeError):
+    """A recorded, uncopied output was modified in place later in the forward pass.
+
+    ``keys`` names the affected recordings.
+    """
+
+    def __init__(self, message: str, keys: list[str]) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 def call_key(path: str, call: int) -> str:
@@ -41,8 +58,10 @@ class ActivationRecorder:
         the forward (``ReLU(inplace=True)`` after a BatchNorm) cannot overwrite it.
         ``"auto"``: store a view and copy it only just before an in-place module
         (``inplace=True``) runs on it; an in-place *function* (``x += y``) that modifies
-        a recorded view is detected at the end of the forward and raises. ``False``: never
-        copy; an overwritten view raises at the end of the forward.
+        a recorded view is detected at the end of the forward (version counters) and
+        raises :class:`InPlaceOverwriteError`, after which that layer is always copied,
+        so running the forward again gives correct results (:func:`extract_activations`
+        does this for you). ``False``: never copy; an overwritten view raises.
     device : str, torch.device or None
         Where stored tensors go (default CPU); None keeps them where they are.
     dtype : torch.dtype, optional
@@ -101,6 +120,7 @@ class ActivationRecorder:
         self.calls: dict[str, list[torch.Tensor]] = {p: [] for p in self.layers}
         self.counts: dict[str, int] = dict.fromkeys(self.layers, 0)
         self.forwards = 0
+        self._always_clone: set[str] = set()
         self._handles: list[Any] = []
         # stored views not yet copied: (path, call, storage ptr, version at record time)
         self._views: list[tuple[str, int, int, int]] = []
@@ -151,7 +171,8 @@ class ActivationRecorder:
             t = out.detach() if self.detach else out
             moved = t.to(device=self.device or t.device, dtype=self.dtype or t.dtype)
             copied = moved is not t and moved.data_ptr() != t.data_ptr()
-            if not copied and (self.clone is True or t.is_inference()):
+            must = self.clone is True or path in self._always_clone or t.is_inference()
+            if not copied and must:
                 moved, copied = moved.clone(), True
             call = self.counts[path]
             self.counts[path] = call + 1
@@ -180,16 +201,20 @@ class ActivationRecorder:
 
     def _finish(self, module: nn.Module, args: Any, output: Any) -> None:
         bad = [
-            call_key(path, call)
+            (path, call)
             for path, call, _, version in self._views
             if self.calls[path][call]._version != version
         ]
         self._views.clear()
         if bad:
-            raise RuntimeError(
-                f"recorded output(s) {bad} were modified in place later in the forward pass "
-                f"(clone={self.clone!r}); use clone=True"
-            )
+            keys = [call_key(p, c) for p, c in bad]
+            msg = f"recorded output(s) {keys} were modified in place later in the forward pass"
+            if self.clone == "auto":
+                self._always_clone.update(p for p, _ in bad)
+                msg += "; clone='auto' copies them from now on: run the forward again"
+            else:
+                msg += " (clone=False); use clone=True or clone='auto'"
+            raise InPlaceOverwriteError(msg, keys)
 
     # -- results ---------------------------------------------------------------------
     def _check_all_ran(self) -> None:
@@ -266,7 +291,7 @@ def extract_activations(
     device: str | torch.device | None = None,
     progress: bool = True,
     dtype: torch.dtype | None = None,
-    clone: bool | Literal["auto"] = True,
+    clone: bool | Literal["auto"] = "auto",
 ) -> dict[str, torch.Tensor]:
     """Activations of ``layers`` for all ``images``, concatenated on the CPU.
 
@@ -286,7 +311,9 @@ def extract_activations(
     dtype : torch.dtype, optional
         Cast stored activations.
     clone : bool or "auto"
-        See :class:`ActivationRecorder`.
+        See :class:`ActivationRecorder`. With ``"auto"`` (default) activations are copied
+        once, straight into the result, unless an in-place operation forces an earlier
+        copy; a batch whose recording was overwritten by an in-place function is re-run.
 
     Returns
     -------
@@ -300,7 +327,7 @@ def extract_activations(
     n, batches = _batches(images, batch_size)
     device = torch.device(device) if device is not None else _device_of(model)
     param = next(model.parameters(), None)
-    parts: dict[str, list[torch.Tensor]] = {}
+    out: dict[str, torch.Tensor] = {}
     was_training = model.training
     recorder = ActivationRecorder(model, layers, clone=clone, device="cpu", dtype=dtype)
     try:
@@ -308,16 +335,33 @@ def extract_activations(
         with torch.no_grad(), recorder:
             bar = tqdm(total=n, disable=not progress, desc="extract", unit="img")
             with bar:
+                start = 0
                 for xb in batches:
                     if param is not None and xb.is_floating_point():
                         xb = xb.to(dtype=param.dtype)
-                    model(xb.to(device))
-                    for key, t in recorder.activations.items():
-                        parts.setdefault(key, []).append(t)
+                    xb = xb.to(device)
+                    try:
+                        model(xb)
+                    except InPlaceOverwriteError:
+                        if clone != "auto":
+                            raise
+                        model(xb)  # the overwritten layers are now copied
+                    acts = recorder.activations
+                    if not out:  # one buffer per key, filled batch by batch (a single copy)
+                        out = {k: t.new_empty((n, *t.shape[1:])) for k, t in acts.items()}
+                    if acts.keys() != out.keys():
+                        raise RuntimeError(
+                            f"recorded layer calls differ between batches: {sorted(acts)} "
+                            f"vs {sorted(out)}"
+                        )
+                    stop = start + xb.shape[0]
+                    for key, t in acts.items():
+                        out[key][start:stop].copy_(t)
+                    start = stop
                     bar.update(xb.shape[0])
     finally:
         model.train(was_training)
-    return {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in parts.items()}
+    return out
 
 
 def kernels(model: nn.Module, layer: str) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnexplore_nb import ActivationRecorder, create_model, extract_activations, kernels
-from cnnexplore_nb.extract import LayerNotExecutedError
+from cnnexplore_nb.extract import InPlaceOverwriteError, LayerNotExecutedError
 
 
 def all_hooks(model: nn.Module) -> int:
@@ -141,15 +141,24 @@ def test_clone_false_detects_overwrite():
     assert all_hooks(model) == 0
 
 
-def test_auto_clone_detects_functional_inplace():
+def test_auto_clone_detects_functional_inplace_then_copies():
     model = InplaceAdd().eval()
-    with pytest.raises(RuntimeError, match=r"\['conv'\] were modified in place"):
-        with ActivationRecorder(model, ["conv"], clone="auto"):
-            model(torch.randn(1, 1, 4, 4))
     x = torch.randn(1, 1, 4, 4)
-    with ActivationRecorder(model, ["conv"]) as rec:  # clone=True: correct
+    rec = ActivationRecorder(model, ["conv"], clone="auto")
+    with pytest.raises(InPlaceOverwriteError, match=r"\['conv'\] were modified in place") as err:
+        with rec:
+            model(x)
+    assert err.value.keys == ["conv"]
+    with rec:  # the recorder learnt to copy that layer
         model(x)
     torch.testing.assert_close(rec.activations["conv"], model.conv(x), rtol=0, atol=0)
+    # extract_activations re-runs the batch by itself
+    got = extract_activations(model, torch.cat([x, 2 * x]), "conv", batch_size=1, progress=False)
+    ref = model.conv(torch.cat([x, 2 * x])).detach()
+    torch.testing.assert_close(got["conv"], ref, rtol=0, atol=0)
+    with pytest.raises(InPlaceOverwriteError):
+        extract_activations(model, x, "conv", clone=False, progress=False)
+    assert all_hooks(model) == 0
 
 
 def test_module_called_twice_recorded_per_call():
