@@ -1,0 +1,110 @@
+"""export(): valid, non-trivial, deterministic files; atomic; clear errors."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from cnnexplore_nb import plots
+
+
+@pytest.fixture(scope="module")
+def fig():
+    maps = np.random.default_rng(0).random((4, 16, 16))
+    return plots.map_grid(maps, ncols=2, highlight=[1])
+
+
+def test_png_svg_pdf_valid_and_nontrivial(tmp_path, fig):
+    written = plots.export(fig, tmp_path / "grid", dpi=100)
+    assert [p.name for p in written] == ["grid.png", "grid.svg", "grid.pdf"]
+    png, svg, pdf = written
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 5_000
+    pixels = mpimg.imread(png)
+    assert pixels.ndim == 3 and float(pixels[..., :3].std()) > 0.05  # not a blank image
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    assert svg.stat().st_size > 10_000
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert pdf.stat().st_size > 5_000
+    # the usual permissions, not mkstemp's 0600
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_dpi_changes_png_size(tmp_path, fig):
+    (small,) = plots.export(fig, tmp_path / "a", "png", dpi=50)
+    (large,) = plots.export(fig, tmp_path / "b", "png", dpi=150)
+    h1, w1 = mpimg.imread(small).shape[:2]
+    h2, w2 = mpimg.imread(large).shape[:2]
+    assert w2 == pytest.approx(3 * w1, rel=0.05) and h2 == pytest.approx(3 * h1, rel=0.05)
+
+
+def test_svg_pdf_byte_identical_across_runs(tmp_path, fig):
+    before = os.environ.get("SOURCE_DATE_EPOCH")
+    first = plots.export(fig, tmp_path / "one", ("svg", "pdf"))
+    second = plots.export(fig, tmp_path / "two", ("svg", "pdf"))
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
+    assert os.environ.get("SOURCE_DATE_EPOCH") == before  # environment restored
+
+
+def test_extension_selects_format_and_html_is_offline(tmp_path, fig):
+    (pdf,) = plots.export(fig, tmp_path / "only.pdf")
+    assert pdf.name == "only.pdf" and sorted(p.name for p in tmp_path.iterdir()) == ["only.pdf"]
+    (page,) = plots.export(fig, tmp_path / "page", ["html"])
+    text = page.read_text()
+    assert "<html" in text.lower() and "cdn.bokeh.org" not in text
+    assert "Bokeh" in text and page.stat().st_size > 500_000  # BokehJS inlined
+
+
+def test_dynamicmap_exported_at_current_state(tmp_path):
+    import holoviews as hv
+    from holoviews.streams import Stream
+
+    sel = Stream.define("Sel", i=0)()
+    maps = np.random.default_rng(1).random((3, 8, 8))
+    dmap = hv.DynamicMap(lambda i: plots.map_image(maps[i], title=f"map {i}"), streams=[sel])
+    sel.event(i=2)
+    static = plots.static_view(dmap)
+    np.testing.assert_allclose(static.dimension_values(2, flat=False)[::-1], maps[2])
+    (png,) = plots.export(dmap, tmp_path / "dyn", "png", dpi=50)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unknown_format_lists_choices_and_writes_nothing(tmp_path, fig):
+    with pytest.raises(
+        ValueError, match=r"unknown export format 'jpg'.*Expected one of: png, svg, pdf, html"
+    ):
+        plots.export(fig, tmp_path / "x", ["png", "jpg"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_destination(tmp_path, fig):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    with pytest.raises(NotADirectoryError, match="got a file"):
+        plots.export(fig, blocker / "fig", "png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_failure_midway_leaves_no_partial_set(tmp_path, fig, monkeypatch):
+    import holoviews as hv
+
+    real_save = hv.save
+
+    def flaky(obj, filename, **kw):
+        if str(filename).endswith(".pdf"):
+            raise RuntimeError("renderer crashed")
+        return real_save(obj, filename, **kw)
+
+    monkeypatch.setattr(hv, "save", flaky)
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        plots.export(fig, tmp_path / "set", ("png", "svg", "pdf"), dpi=50)
+    assert list(tmp_path.iterdir()) == []  # png and svg were not moved into place either

@@ -1,0 +1,242 @@
+"""Figures hold exactly the data given (checked through the rendered Bokeh sources)."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnnexplore_nb import plots
+
+
+def bokeh_plot(obj):
+    return hv.renderer("bokeh").get_plot(obj)
+
+
+def image_data(img: hv.Image) -> np.ndarray:
+    """The array Bokeh draws, back in array orientation (Bokeh rows run bottom-up)."""
+    return bokeh_plot(img).handles["source"].data["image"][0][::-1]
+
+
+@pytest.fixture(scope="module")
+def maps():
+    return np.random.default_rng(0).random((6, 5, 7))
+
+
+def test_backends_loaded_and_current_kept():
+    assert {"bokeh", "matplotlib"} <= set(hv.Store.renderers)
+    before = hv.Store.current_backend
+    plots.ensure_backends()
+    assert hv.Store.current_backend == before
+
+
+def test_map_grid_titles_ids_and_data(maps):
+    grid = plots.map_grid(maps, ids=[4, 1, 2], ncols=2)
+    panels = list(grid)
+    assert len(panels) == 3
+    for img, i in zip(panels, [4, 1, 2]):
+        assert img.opts.get("plot", backend="bokeh").kwargs["title"] == f"map {i}"
+        np.testing.assert_allclose(image_data(img), maps[i])
+    # torch tensors are accepted too
+    torch = pytest.importorskip("torch")
+    tgrid = plots.map_grid(torch.from_numpy(maps), ids=[3])
+    np.testing.assert_allclose(image_data(tgrid.Image.I), maps[3])
+
+
+def test_map_grid_shared_and_per_map_scale(maps):
+    shared = plots.map_grid(maps, ids=[0, 1], shared_scale=True)
+    lo, hi = float(maps[[0, 1]].min()), float(maps[[0, 1]].max())
+    for img in shared:
+        assert img.opts.get("plot", backend="bokeh").kwargs["clim"] == (lo, hi)
+    own = plots.map_grid(maps, ids=[0, 1])
+    for img, i in zip(own, [0, 1]):
+        assert "clim" not in img.opts.get("plot", backend="bokeh").kwargs
+        mapper = bokeh_plot(img).handles["color_mapper"]
+        assert mapper.low == pytest.approx(maps[i].min()) and mapper.high == pytest.approx(
+            maps[i].max()
+        )
+
+
+def test_map_grid_highlight_draws_border(maps):
+    grid = plots.map_grid(maps, ids=[0, 1, 2], highlight=[1])
+    states = [bokeh_plot(img).state for img in grid]
+    colors = [s.outline_line_color for s in states]
+    assert colors[1] == plots.STYLE["highlight_color"]
+    assert (
+        colors[0] != plots.STYLE["highlight_color"] and colors[2] != plots.STYLE["highlight_color"]
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        ({"ids": [6]}, IndexError, r"map id 6 out of range: expected 0 <= id < 6"),
+        ({"ids": []}, ValueError, "at least one map"),
+        ({"highlight": [-1]}, IndexError, "highlight id -1"),
+        ({"ncols": 0}, ValueError, "ncols must be an integer >= 1, got 0"),
+    ],
+)
+def test_map_grid_bad_input(maps, kwargs, err, match):
+    with pytest.raises(err, match=match):
+        plots.map_grid(maps, **kwargs)
+
+
+def test_map_grid_wrong_ndim():
+    with pytest.raises(ValueError, match=r"maps must be 3-D, got shape \(4, 4\)"):
+        plots.map_grid(np.zeros((4, 4)))
+
+
+def test_kernel_grid_mean_channel_rgb():
+    w = np.random.default_rng(1).normal(size=(4, 3, 3, 3))
+    mean = plots.kernel_grid(w, in_channel="mean")
+    np.testing.assert_allclose(image_data(list(mean)[2]), w[2].mean(axis=0))
+    one = plots.kernel_grid(w, in_channel=1, ids=[3])
+    np.testing.assert_allclose(image_data(list(one)[0]), w[3, 1])
+    m = np.abs(w.mean(axis=1)).max()
+    assert list(mean)[0].opts.get("plot", backend="bokeh").kwargs["clim"] == (-m, m)
+    rgb = list(plots.kernel_grid(w, in_channel="rgb"))[0]
+    expected = (w[0].transpose(1, 2, 0) - w.min()) / (w.max() - w.min())
+    np.testing.assert_allclose(rgb.dimension_values(2, flat=False)[::-1], expected[..., 0])
+    with pytest.raises(IndexError, match="in_channel 3 out of range"):
+        plots.kernel_grid(w, in_channel=3)
+    with pytest.raises(ValueError, match="needs 3 input channels, got 2"):
+        plots.kernel_grid(w[:, :2], in_channel="rgb")
+
+
+def test_correlation_image_orientation_and_decimation():
+    mat = np.arange(12, dtype=float).reshape(3, 4) / 12
+    img = plots.correlation_image(mat)
+    # the element maps (x=j, y=i) to mat[i, j]
+    for i in range(3):
+        for j in range(4):
+            assert img[j, i] == pytest.approx(mat[i, j])
+    assert img.opts.get("plot", backend="bokeh").kwargs["invert_yaxis"] is True
+    big = np.random.default_rng(2).uniform(-1, 1, (10, 9))
+    big[0, 0] = np.nan
+    small = plots.correlation_image(big, max_size=4)
+    data = small.dimension_values(2, flat=False)  # rows in ascending y = map i of A
+    assert data.shape == (4, 3)  # ceil(10/3)=4 blocks of 3 rows, 3 blocks of 3 columns
+    block = big[0:3, 0:3]
+    assert data[0, 0] == pytest.approx(np.nanmean(block))
+    assert data[3, 2] == pytest.approx(big[9, 6:9].mean())
+    assert "block means 3x3" in small.opts.get("plot", backend="bokeh").kwargs["title"]
+
+
+def _stats(layers_a, layers_b, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a in layers_a:
+        for b in layers_b:
+            rows.append(
+                {
+                    "M(1)_layer": a,
+                    "M(2)_layer": b,
+                    "count": int(rng.integers(0, 64)),
+                    "mean": rng.uniform(0.8, 1),
+                    "median": 0.9,
+                    "std": 0.05,
+                    "percent": rng.uniform(0, 100),
+                    "n_maps": 64,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_layer_heatmap_cells_follow_layer_order():
+    layers = ["conv_module1", "conv_module2", "conv_module10"]
+    stats = _stats(layers, layers[:2])
+    overlay = plots.layer_heatmap(stats, "mean")
+    heat = overlay.Image.I
+    for _, row in stats.iterrows():
+        i = layers.index(row["M(1)_layer"])
+        j = layers.index(row["M(2)_layer"])
+        assert heat[j, i] == pytest.approx(row["mean"])
+    assert heat.opts.get("plot", backend="bokeh").kwargs["yticks"] == list(enumerate(layers))
+    labels = overlay.Labels.I
+    assert f"{stats['mean'].iloc[0]:.2f}" in list(labels.dimension_values("text"))
+    with pytest.raises(ValueError, match="unknown stats column 'maen'; closest: 'mean'"):
+        plots.layer_heatmap(stats, "maen")
+
+
+def test_percent_bars_diagonal_and_pairs():
+    layers = ["l1", "l2", "l3"]
+    stats = _stats(layers, layers)
+    bars = plots.percent_bars(stats)
+    diag = stats[stats["M(1)_layer"] == stats["M(2)_layer"]]
+    np.testing.assert_allclose(bars.dimension_values("percent"), diag["percent"].to_numpy())
+    assert list(bars.dimension_values(0)) == layers
+    allbars = plots.percent_bars(stats, diagonal_only=False)
+    assert len(allbars) == 9
+    with pytest.raises(ValueError, match="diagonal_only=True needs rows"):
+        plots.percent_bars(_stats(["a"], ["b"]))
+
+
+def test_correlation_hist_counts_and_threshold():
+    vals = np.array([0.05, 0.15, 0.15, 0.95, np.nan])
+    ov = plots.correlation_hist(vals, bins=10, threshold=0.8)
+    hist = ov.Histogram.I
+    counts = hist.dimension_values("count")
+    np.testing.assert_array_equal(counts, np.histogram(vals[:4], bins=10, range=(0, 1))[0])
+    assert ov.VLine.I.data == 0.8
+
+
+def test_map_pair_r_and_subsampling():
+    rng = np.random.default_rng(3)
+    a = rng.random((40, 50))
+    b = 2 * a + rng.random((40, 50))
+    lay = plots.map_pair(a, b, max_points=300, rng=0)
+    left, right, scatter = list(lay)
+    r = np.corrcoef(a.ravel(), b.ravel())[0, 1]
+    assert scatter.opts.get("plot", backend="bokeh").kwargs["title"] == f"r = {r:.3f}"
+    xs, ys = scatter.dimension_values(0), scatter.dimension_values(1)
+    assert len(xs) == 300
+    # every plotted point is a real (a, b) pixel pair
+    lookup = dict(zip(a.ravel().tolist(), b.ravel().tolist()))
+    assert all(lookup[x] == y for x, y in zip(xs.tolist(), ys.tolist()))
+    np.testing.assert_allclose(image_data(left), a)
+    given = plots.map_pair(a, b, r=0.5)
+    assert list(given)[2].opts.get("plot", backend="bokeh").kwargs["title"] == "r = 0.500"
+    with pytest.raises(ValueError, match=r"same shape, got \(40, 50\) and \(4, 5\)"):
+        plots.map_pair(a, b[:4, :5])
+
+
+def test_errorbar_curves_mean_and_std():
+    df = pd.DataFrame(
+        {
+            "n": [5, 5, 5, 10, 10, 5, 5],
+            "acc": [1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 9.0],
+            "method": ["ww"] * 5 + ["www"] * 2,
+        }
+    )
+    ov = plots.errorbar_curves(df, "n", "acc", "method")
+    errs = [e for e in ov if isinstance(e, hv.ErrorBars)]
+    ww = errs[0]
+    np.testing.assert_allclose(ww.dimension_values("acc"), [2.0, 5.0])
+    np.testing.assert_allclose(ww.dimension_values("err"), [1.0, np.std([4.0, 6.0], ddof=1)])
+    sem = plots.errorbar_curves(df, "n", "acc", "method", err="sem")
+    www = [e for e in sem if isinstance(e, hv.ErrorBars)][1]
+    np.testing.assert_allclose(
+        www.dimension_values("err"), [np.std([7.0, 9.0], ddof=1) / np.sqrt(2)]
+    )
+    with pytest.raises(KeyError, match=r"missing column\(s\) \['seed'\]"):
+        plots.errorbar_curves(df, "seed", "acc", "method")
+
+
+def test_training_history_segmentation_embedding():
+    hist = pd.DataFrame({"epoch": [0, 1, 2], "loss": [3.0, 2.0, 1.0], "val_iou": [0.1, 0.5, 0.7]})
+    ov = plots.training_history(hist)
+    assert [c.label for c in ov] == ["loss", "val_iou"]
+    np.testing.assert_allclose(list(ov)[1].dimension_values("value"), [0.1, 0.5, 0.7])
+    img = np.random.default_rng(4).random((6, 8))
+    mask = img > 0.5
+    seg = plots.segmentation_figure(img, mask, {"CNN6": ~mask}, titles={"CNN6": "IoU 0.00"})
+    panels = list(seg)
+    assert len(panels) == 3
+    assert panels[2].opts.get("plot", backend="bokeh").kwargs["title"] == "CNN6 IoU 0.00"
+    np.testing.assert_array_equal(image_data(panels[2]), (~mask).astype(float))
+    with pytest.raises(ValueError, match=r"shape \(3, 3\), expected the image's \(6, 8\)"):
+        plots.segmentation_figure(img, np.zeros((3, 3)))
+    emb = pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0], "layer": ["a", "b"]})
+    pts = plots.embedding_scatter(emb)
+    assert list(pts.dimension_values("layer")) == ["a", "b"]

@@ -1,0 +1,233 @@
+"""Panels headless: setting a control changes what is drawn; caching; clear errors."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pytest
+import torch
+
+from cnnexplore_nb.tables import correlation_tables
+from cnnexplore_nb.widgets import CorrelationPanel, LayerPicker, MapBrowser
+
+
+def drawn(plot) -> np.ndarray:
+    """The image array Bokeh holds, back in array orientation (rows come back flipped)."""
+    return np.asarray(plot.handles["source"].data["image"][0])[::-1]
+
+
+@pytest.fixture(scope="module")
+def maps():
+    rng = np.random.default_rng(0)
+    return {
+        "conv_module1": torch.from_numpy(rng.random((2, 10, 12, 9)).astype(np.float32)),
+        "conv_module2": torch.from_numpy(rng.random((2, 6, 8, 7)).astype(np.float32)),
+    }
+
+
+def test_map_slider_shows_that_maps_data(maps):
+    b = MapBrowser(maps, grid=0)
+    np.testing.assert_allclose(drawn(b.plot), maps["conv_module1"][0, 0].numpy())
+    source = b.plot.handles["source"]
+    b._index.value = 5  # what the slider does
+    np.testing.assert_allclose(drawn(b.plot), maps["conv_module1"][0, 5].numpy())
+    assert b.plot.handles["source"] is source  # patched in place, not rebuilt
+    b.map_index = 7  # from Python
+    assert b._index.value == 7
+    np.testing.assert_allclose(drawn(b.plot), maps["conv_module1"][0, 7].numpy())
+    b.image = 1
+    np.testing.assert_allclose(drawn(b.plot), maps["conv_module1"][1, 7].numpy())
+
+
+def test_layer_change_clamps_index_and_redraws(maps):
+    b = MapBrowser(maps, map_index=8, grid=0)
+    b.layer = "conv_module2"
+    assert b.map_index == 5 and b._index.max == 5  # 6 maps in conv_module2
+    np.testing.assert_allclose(drawn(b.plot), maps["conv_module2"][0, 5].numpy())
+
+
+def test_page_grid_follows_slider_and_highlights(maps):
+    b = MapBrowser(maps, grid=4, shared_scale=True)
+    b.map_index = 6  # page 4..7
+    slots = [p for p in b.page_plot.traverse(lambda p: p) if "source" in getattr(p, "handles", {})]
+    data = [drawn(p) for p in slots]
+    for k, d in enumerate(data):
+        np.testing.assert_allclose(d, maps["conv_module1"][0, 4 + k].numpy())
+    page = maps["conv_module1"][0, 4:8].numpy()
+    mapper = slots[0].handles["color_mapper"]
+    assert mapper.low == pytest.approx(page.min()) and mapper.high == pytest.approx(page.max())
+    fig = b.figure()
+    assert [img.opts.get("plot", backend="bokeh").kwargs["title"] for img in fig] == [
+        f"conv_module1 #{i}" for i in range(4, 8)
+    ]
+
+
+def test_browser_bad_inputs_raise_and_show_status(maps):
+    b = MapBrowser(maps, grid=0)
+    with pytest.raises(IndexError, match=r"map_index 10 out of range .*0 <= index < 10"):
+        b.map_index = 10
+    assert "map_index 10 out of range" in b.status.value
+    with pytest.raises(KeyError, match="unknown layer 'conv_module3'; closest: 'conv_module2'"):
+        b.layer = "conv_module3"
+    assert "conv_module3" in b.status.value
+    with pytest.raises(KeyError, match="unknown layer 'fc'"):
+        MapBrowser(maps, layer="fc")
+    assert b.map_index == 0 and b.layer == "conv_module1"  # state unchanged
+
+
+def test_layer_picker_from_table_and_errors():
+    pd = pytest.importorskip("pandas")
+    table = pd.DataFrame(
+        {
+            "path": ["", "conv", "relu", "fc"],
+            "type": ["Net", "Conv2d", "ReLU", "Linear"],
+            "maps": [np.nan, 4, 4, np.nan],
+        }
+    )
+    picker = LayerPicker(table)
+    assert picker.paths == ["conv", "relu"]
+    assert picker.widget.options[0] == ("conv (4 maps, Conv2d)", "conv")
+    seen = []
+    picker.observe(seen.append)
+    picker.value = "relu"
+    assert seen == ["relu"]
+    with pytest.raises(KeyError, match="unknown layer 'fc'"):
+        picker.value = "fc"
+    multi = LayerPicker(["a", "b", "c"], multiple=True, value=["a", "c"])
+    assert multi.value == ("a", "c")
+
+
+def test_layer_picker_from_model():
+    from cnnexplore_nb.models import create_model
+
+    model = create_model("cnn1", width=4)
+    picker = LayerPicker.from_model(model, torch.zeros(1, 1, 8, 8))
+    assert "conv_module1" in picker.paths and "classifier" in picker.paths
+
+
+@pytest.fixture(scope="module")
+def corr_maps():
+    """Layer l1: maps 0-3 noisy copies of a base (|r| between ~0.8 and 1), 4-5 independent."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(1, 1, 16, 16))
+    noise = [0.05, 0.3, 0.5, 0.6]
+    l1 = [base + s * rng.normal(size=base.shape) for s in noise] + [
+        rng.normal(size=base.shape) for _ in range(2)
+    ]
+    return {
+        "l1": np.concatenate(l1, axis=1).astype(np.float32),
+        "l2": rng.normal(size=(1, 3, 16, 16)).astype(np.float32),
+    }
+
+
+def counted():
+    calls = []
+
+    def compute(*args, **kwargs):
+        calls.append(kwargs["measure"])
+        return correlation_tables(*args, progress=False, **kwargs)
+
+    return compute, calls
+
+
+def test_threshold_updates_stats_heatmap_bars_without_recomputing(corr_maps):
+    compute, calls = counted()
+    panel = CorrelationPanel(corr_maps, names=("M", "M"), compute=compute, threshold=0.8)
+    reference = correlation_tables(corr_maps, names=("M", "M"), progress=False)
+    col_a, col_b = "M(1)_layer", "M(2)_layer"
+    diag = (panel.stats[col_a].astype(str) == "l1") & (panel.stats[col_b].astype(str) == "l1")
+    count_08 = int(panel.stats.loc[diag, "count"].iloc[0])
+    mx = reference.max
+    sel = (mx[col_a].astype(str) == "l1") & (mx[col_b].astype(str) == "l1")
+    expected = lambda t: int((mx.loc[sel, "correlation"] >= t).sum())  # noqa: E731
+    assert count_08 == expected(0.8) and expected(0.9) < expected(0.8)
+    bars_before = panel._bars.plot.handles["source"].data["percent"].copy()
+    heat_before = drawn(panel._heat.plot.subplots["Image", "I"]).copy()
+    html_before = panel.stats_html.value
+
+    panel.threshold = 0.9
+    count_09 = int(panel.stats.loc[diag, "count"].iloc[0])
+    assert count_09 == expected(0.9) < count_08
+    bars_after = panel._bars.plot.handles["source"].data["percent"]
+    assert bars_after[0] == pytest.approx(100 * count_09 / 6)
+    assert bars_after[0] < bars_before[0]
+    panel.heat_value = "count"
+    # the heatmap array is stored with row i of A at y = i (bottom-up), the axis inverted
+    heat_counts = drawn(panel._heat.plot.subplots["Image", "I"])[::-1]
+    assert heat_counts[0, 0] == count_09  # row l1, column l1
+    assert heat_counts[1, 1] == int(panel.stats["count"].iloc[3])  # row l2, column l2
+    assert (
+        panel.stats_html.value != html_before and f"<td>{count_09}</td>" in panel.stats_html.value
+    )
+    assert heat_before.shape == heat_counts.shape
+    for t in np.linspace(0, 1, 11):
+        panel._threshold.value = float(t)  # slider moves
+    assert calls == ["pearson"]  # computed once
+    panel.measure = "cosine"
+    panel.measure = "pearson"
+    panel.threshold = 0.5
+    assert calls == ["pearson", "cosine"]  # one computation per measure, then cached
+
+
+def test_heatmap_click_and_dropdowns_show_pair(corr_maps):
+    panel = CorrelationPanel(corr_maps, names=("M", "M"), compute=counted()[0])
+    panel.tap.event(x=0.1, y=-0.2)  # click on cell (l1, l1)
+    la, ma, lb, mb = panel.pair
+    assert (la, lb) == ("l1", "l1") and {ma, mb} <= {0, 1, 2, 3} and ma != mb
+    mat = panel.tables.matrices[("l1", "l1")]
+    off = np.where(np.eye(6, dtype=bool), -np.inf, np.abs(mat))
+    assert abs(mat[ma, mb]) == pytest.approx(off.max())  # the most correlated pair
+    scatter_plot = [
+        p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "PointPlot"
+    ][0]
+    assert scatter_plot.state.title.text == f"r = {mat[ma, mb]:.3f}"
+    panel.pair = ("l1", 4, "l2", 2)  # choosing a pair from the dropdowns
+    a_plot = [p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "RasterPlot"]
+    np.testing.assert_allclose(drawn(a_plot[0]), corr_maps["l1"][0, 4])
+    np.testing.assert_allclose(drawn(a_plot[1]), corr_maps["l2"][0, 2])
+    r = np.corrcoef(corr_maps["l1"][0, 4].ravel(), corr_maps["l2"][0, 2].ravel())[0, 1]
+    scatter_plot = [
+        p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "PointPlot"
+    ][0]
+    assert scatter_plot.state.title.text == f"r = {r:.3f}"
+
+
+@pytest.mark.parametrize(
+    "attr, value, err, match",
+    [
+        ("threshold", 1.5, ValueError, r"threshold must be in \[0.0, 1.0\], got 1.5"),
+        ("threshold", -0.1, ValueError, r"got -0.1"),
+        ("measure", "spearman", ValueError, "unknown measure 'spearman'"),
+        ("pair", ("l9", 0, "l1", 0), KeyError, "unknown layer of A 'l9'"),
+        ("pair", ("l1", 6, "l1", 0), IndexError, r"map of A must be an integer in \[0, 6\), got 6"),
+    ],
+)
+def test_panel_bad_inputs(corr_maps, attr, value, err, match):
+    panel = CorrelationPanel(corr_maps, compute=counted()[0])
+    with pytest.raises(err, match=match) as info:
+        setattr(panel, attr, value)
+    shown = html.unescape(panel.status.value)
+    assert "#b00020" in shown and str(info.value.args[0]) in shown  # same message, in red
+    assert panel.threshold == 0.8
+
+
+def test_panel_from_tables_and_export_button(tmp_path, corr_maps):
+    tables = correlation_tables(corr_maps, names=("M", "M"), progress=False)
+    panel = CorrelationPanel(tables=tables)
+    assert panel._pair is None and list(panel._measure.options) == ["pearson"]
+    box = panel.export_box
+    box.folder.value = str(tmp_path / "figs")
+    box.stem.value = "panel"
+    box.formats.value = ("png",)
+    box.button.click()
+    assert (tmp_path / "figs" / "panel.png").read_bytes()[:4] == b"\x89PNG"
+    assert "wrote" in panel.status.value and "panel.png" in panel.status.value
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    box.folder.value = str(blocker)
+    box.button.click()
+    assert "export failed" in panel.status.value and "got a file" in panel.status.value
+    with pytest.raises(ValueError, match="unknown export format 'gif'"):
+        panel.export(tmp_path / "x", ["gif"])
+    assert "unknown export format" in panel.status.value
