@@ -128,7 +128,7 @@ def stream_moments(
     within : bool
         Keep the within-block Gram matrices (for CKA).
     progress : bool
-        Show a tqdm progress bar over image steps when resampling.
+        Show a tqdm progress bar over steps of images.
     """
     a = [_as4d(x, "a") for x in a]
     b = None if b is None else [_as4d(x, "b") for x in b]
@@ -138,14 +138,15 @@ def stream_moments(
         raise ValueError(f"a and b must hold the same number of images N, got N in {n_imgs}")
     grid = common_grid([tuple(x.shape[-2:]) for x in layers], resample)
     mom = Moments(within=within)
-    if all(tuple(int(s) for s in x.shape[-2:]) == grid for x in layers):
-        return mom.update(a, b)
+    same_grid = all(tuple(int(s) for s in x.shape[-2:]) == grid for x in layers)
+    if same_grid and not progress:
+        return mom.update(a, b)  # Moments chunks the pixels itself: no copy of the input
     n = n_imgs[0]
     k = sum(int(x.shape[1]) for x in layers)
     step = max(1, _RESAMPLE_FLOATS // (k * grid[0] * grid[1]))
     from tqdm.auto import tqdm
 
-    for i0 in tqdm(range(0, n, step), desc="resample + moments", disable=not progress):
+    for i0 in tqdm(range(0, n, step), desc="similarity moments", disable=not progress):
         ga = [_resample(x[i0 : i0 + step], grid) for x in a]
         gb = None if b is None else [_resample(x[i0 : i0 + step], grid) for x in b]
         mom.update(ga, gb)

@@ -261,3 +261,11 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, call, exc, matc
         call(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["file.txt"]
     assert (tmp_path / "file.txt").read_text() == "keep"
+
+
+def test_progress_bar_streams_images_with_the_same_result(capsys):
+    maps = _maps(k=7, n=3)
+    quiet = correlation_tables(maps, progress=False)
+    shown = correlation_tables(maps, progress=True)
+    assert "similarity moments" in capsys.readouterr().err
+    np.testing.assert_allclose(shown.pairs["correlation"], quiet.pairs["correlation"], atol=1e-6)
