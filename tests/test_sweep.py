@@ -307,7 +307,17 @@ def test_sweep_killed_with_sigkill_resumes_with_every_run_recorded_once(tmp_path
     records, corrupt = ResultStore(store).scan(keys)
     assert corrupt == {} and sorted(records) == sorted(keys)
     assert sum(1 for r in records.values() if r["pid"] == os.getpid()) == 12 - len(before)
-    # anything else in the store is a hidden temporary file, never read by the loader
-    others = [p.name for p in store.iterdir() if p.name not in {f"{k}.json" for k in records}]
-    assert len(others) == 12 and all(n.endswith(".json") for n in others)  # the sleep=0 sweep
+    # the other records are the sleep=0 sweep; anything else is a hidden temporary file
+    # of a write the kill interrupted, which the loader never reads
+    zero = {f"{config_key(c)}.json" for c in expand_grid(grid, {"sleep": 0.0})}
+    others = {p.name for p in store.iterdir()} - {f"{k}.json" for k in keys} - zero
+    assert all(n.startswith(".") and n.endswith(".tmp") for n in others), others
     assert len(load_results(store)) == 24  # both sweeps, each run once
+    ResultStore(store).clean_temp_files(older_than=0)
+    assert {p.name for p in store.iterdir()} == zero | {f"{k}.json" for k in keys}
+
+
+def test_dask_executor_without_dask_installed_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'cnnexplore_nb\[dask\]'"):
+        run_sweep(GRID, helpers.score, tmp_path, executor="dask", client="tcp://127.0.0.1:1")

@@ -17,7 +17,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from typing import Any
@@ -123,25 +123,29 @@ def iter_local(
     clean_exit = False
     try:
         while pending or inflight:
-            while pending and len(inflight) < workers:
-                config = pending.pop()
-                inflight[pool.submit(execute_run, run, config)] = config
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             broken = False
+            while pending and len(inflight) < workers and not broken:
+                config = pending.pop()
+                try:
+                    inflight[pool.submit(execute_run, run, config)] = config
+                except BrokenProcessPool:  # a worker died since the last completion
+                    pending.append(config)
+                    broken = True
+            # once the pool is broken every in-flight future fails promptly: collect them all
+            done, _ = wait(inflight, return_when=ALL_COMPLETED if broken else FIRST_COMPLETED)
+            if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                broken = True
+                done = wait(inflight).done
             for fut in done:
                 config = inflight.pop(fut)
                 try:
                     record = fut.result()
                 except BrokenProcessPool:
-                    broken = True
                     record = failure_record(config, _BROKEN + traceback.format_exc())
                 except Exception:
                     record = failure_record(config, traceback.format_exc())
                 yield record
             if broken:
-                for config in inflight.values():
-                    yield failure_record(config, _BROKEN)
-                inflight.clear()
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
         clean_exit = True
