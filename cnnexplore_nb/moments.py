@@ -114,10 +114,13 @@ class _Sums:
         self.n = 0
         self.s_a = np.zeros(k_a)
         self.s_b = np.zeros(k_b) if cross else None
-        self.min_a = np.full(k_a, np.inf)
-        self.max_a = np.full(k_a, -np.inf)
-        self.min_b = np.full(k_b, np.inf) if cross else None
-        self.max_b = np.full(k_b, -np.inf) if cross else None
+        # a map varies once a chunk has non-zero spread or a mean other than the shift;
+        # the float64 engine tracks min/max instead (its chunk means are not exact)
+        self.varies_a = np.zeros(k_a, bool)
+        self.varies_b = np.zeros(k_b, bool) if cross else None
+        self.lo_a, self.hi_a = np.full(k_a, np.inf), np.full(k_a, -np.inf)
+        self.lo_b = np.full(k_b, np.inf) if cross else None
+        self.hi_b = np.full(k_b, -np.inf) if cross else None
         full_a = within or not cross
         self.s_aa = np.zeros((k_a, k_a)) if full_a else np.zeros(k_a)
         self.s_bb = (np.zeros((k_b, k_b)) if within else np.zeros(k_b)) if cross else None
@@ -237,22 +240,31 @@ class Moments:
                 yield xa, xb, n_c
 
     def _centre(self, parts, buf, i0, i1, p0, p1, n_c, name):
-        """Centre one chunk on its float64 mean into ``buf``; return (u, m, lo, hi, Σu)."""
+        """Centre one chunk on its float64 mean into ``buf``; return (u, m, Σu, lo, hi).
+
+        With the float32 engine the data are first cast to float32, so the float64 mean of a
+        constant chunk is exactly its value and its centred row exactly zero: constant maps
+        are then found without min/max passes (``lo``/``hi`` are None).
+        """
         k = buf.shape[0]
-        m, resid, lo, hi = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+        exact = self.dtype == np.float32
+        m, resid = np.empty(k), np.empty(k)
+        lo, hi = (None, None) if exact else (np.empty(k), np.empty(k))
         c0 = 0
         for p in parts:
             s = _slab(p, i0, i1, p0, p1)  # (G, C_j, n)
             c1 = c0 + s.shape[1]
-            lo[c0:c1] = s.min(axis=(0, 2))
-            hi[c0:c1] = s.max(axis=(0, 2))
-            ok = np.isfinite(lo[c0:c1]) & np.isfinite(hi[c0:c1])
+            if exact and s.dtype != np.float32:
+                s = s.astype(np.float32)
+            mj = s.mean(axis=(0, 2), dtype=np.float64)  # NaN/Inf propagate into the mean
+            if not exact:
+                lo[c0:c1], hi[c0:c1] = s.min(axis=(0, 2)), s.max(axis=(0, 2))
+            ok = np.isfinite(mj)
             if not ok.all():
                 raise ValueError(
                     f"{name} must be finite, got NaN/Inf in channel(s) "
                     f"{(c0 + np.flatnonzero(~ok)).tolist()[:10]} of images {i0}..{i1 - 1}"
                 )
-            mj = s.mean(axis=(0, 2), dtype=np.float64)
             mj_used = mj.astype(self.dtype)
             out = buf[c0:c1, :n_c].reshape(c1 - c0, i1 - i0, p1 - p0)
             np.subtract(s.transpose(1, 0, 2), mj_used[:, None, None], out=out, casting="unsafe")
@@ -260,35 +272,48 @@ class Moments:
             # Σu = n_c (true mean − centre used), up to the rounding of each subtraction
             resid[c0:c1] = (mj - m[c0:c1]) * n_c
             c0 = c1
-        return buf[:, :n_c], m, lo, hi, resid
+        return buf[:, :n_c], m, resid, lo, hi
+
+    @staticmethod
+    def _track(acc: _Sums, side: str, sq: np.ndarray, m, shift, lo, hi) -> None:
+        """Record which maps vary, from the chunk's Σu² (float32) or its min/max (float64)."""
+        varies = getattr(acc, f"varies_{side}")
+        if lo is None:
+            varies |= (sq > 0) | (m != shift)
+        else:
+            np.minimum(getattr(acc, f"lo_{side}"), lo, out=getattr(acc, f"lo_{side}"))
+            np.maximum(getattr(acc, f"hi_{side}"), hi, out=getattr(acc, f"hi_{side}"))
 
     def _accumulate(self, acc: _Sums, xa, xb, n_c, shift_a, shift_b) -> None:
-        u, m_a, lo_a, hi_a, su = xa
+        u, m_a, su, lo_a, hi_a = xa
         d = m_a - shift_a
         acc.n += n_c
         acc.s_a += su + n_c * d
-        np.minimum(acc.min_a, lo_a, out=acc.min_a)
-        np.maximum(acc.max_a, hi_a, out=acc.max_a)
         if xb is None:
             g = (u @ u.T).astype(np.float64)
+            self._track(acc, "a", np.diag(g), m_a, shift_a, lo_a, hi_a)
             t = np.outer(d, su)
             acc.s_aa += g + t + t.T + n_c * np.outer(d, d)
             return
-        v, m_b, lo_b, hi_b, sv = xb
+        v, m_b, sv, lo_b, hi_b = xb
         e = m_b - shift_b
         acc.s_b += sv + n_c * e
-        np.minimum(acc.min_b, lo_b, out=acc.min_b)
-        np.maximum(acc.max_b, hi_b, out=acc.max_b)
         acc.s_ab += (u @ v.T).astype(np.float64) + np.outer(d, sv) + np.outer(su, e)
         acc.s_ab += n_c * np.outer(d, e)
-        if self.within:
-            for s_xx, w, dd, sw in ((acc.s_aa, u, d, su), (acc.s_bb, v, e, sv)):
+        blocks = (
+            ("a", acc.s_aa, u, d, su, m_a, shift_a, lo_a, hi_a),
+            ("b", acc.s_bb, v, e, sv, m_b, shift_b, lo_b, hi_b),
+        )
+        for side, s_xx, w, dd, sw, m, shift, lo, hi in blocks:
+            if self.within:
+                g = (w @ w.T).astype(np.float64)
+                sq = np.diag(g)
                 t = np.outer(dd, sw)
-                s_xx += (w @ w.T).astype(np.float64) + t + t.T + n_c * np.outer(dd, dd)
-        else:
-            for s_xx, w, dd, sw in ((acc.s_aa, u, d, su), (acc.s_bb, v, e, sv)):
-                q = np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
-                s_xx += q + 2 * dd * sw + n_c * dd * dd
+                s_xx += g + t + t.T + n_c * np.outer(dd, dd)
+            else:
+                sq = np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
+                s_xx += sq + 2 * dd * sw + n_c * dd * dd
+            self._track(acc, side, sq, m, shift, lo, hi)
 
     def _commit(self, acc: _Sums, k_a, k_b, cross, shift_a, shift_b) -> None:
         if self._sums is None:
@@ -301,11 +326,10 @@ class Moments:
                 if getattr(s, name) is not None:
                     getattr(s, name).__iadd__(getattr(acc, name))
             s.n += acc.n
-            np.minimum(s.min_a, acc.min_a, out=s.min_a)
-            np.maximum(s.max_a, acc.max_a, out=s.max_a)
-            if cross:
-                np.minimum(s.min_b, acc.min_b, out=s.min_b)
-                np.maximum(s.max_b, acc.max_b, out=s.max_b)
+            for side in ("a", "b") if cross else ("a",):
+                for name, op in (("varies", np.logical_or), ("lo", np.minimum), ("hi", np.maximum)):
+                    key = f"{name}_{side}"
+                    op(getattr(s, key), getattr(acc, key), out=getattr(s, key))
         self.n = self._sums.n
 
     # ----------------------------------------------------------------- results
@@ -318,13 +342,15 @@ class Moments:
     def constant_a(self) -> np.ndarray:
         """ndarray of bool, shape (K_a,): maps of A with one value over all pixels."""
         s = self._state()
-        return s.max_a == s.min_a
+        return ~s.varies_a & (s.hi_a == s.lo_a) if self.dtype == np.float64 else ~s.varies_a
 
     @property
     def constant_b(self) -> np.ndarray:
         """ndarray of bool, shape (K_b,): maps of B with one value over all pixels."""
         s = self._state()
-        return self.constant_a if not self.cross else s.max_b == s.min_b
+        if not self.cross:
+            return self.constant_a
+        return ~s.varies_b & (s.hi_b == s.lo_b) if self.dtype == np.float64 else ~s.varies_b
 
     @property
     def mean_a(self) -> np.ndarray:

@@ -72,8 +72,15 @@ def _col(name: str, names: tuple[str, str]) -> str:
 
 def _cat(values: Any, layers: list[str]) -> pd.Categorical:
     """Layer column as a Categorical keeping the given layer order."""
-    cats = pd.Index(list(layers), dtype=object)
-    return pd.Categorical(np.asarray(values, dtype=object), categories=cats)
+    dtype = pd.CategoricalDtype(pd.Index(list(layers), dtype=object))
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":  # already codes into ``layers``
+        return pd.Categorical.from_codes(values, dtype=dtype)
+    codes = dtype.categories.get_indexer(values.astype(object))
+    if (codes < 0).any():
+        unknown = sorted({str(v) for v in values[codes < 0]})
+        raise ValueError(f"layer names {unknown} are not among the known layers {list(layers)}")
+    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 @dataclass
@@ -243,8 +250,8 @@ def _pairs(mats, za, zb, names, la_list, lb_list) -> pd.DataFrame:
         cols["correlation"].append(np.abs(r).ravel())
         cols["A_zero_flag"].append(np.repeat(za[la].astype(np.int64), k_b))
         cols["B_zero_flag"].append(np.tile(zb[lb].astype(np.int64), k_a))
-        cols["A_layer"].append(np.full(k_a * k_b, la, dtype=object))
-        cols["B_layer"].append(np.full(k_a * k_b, lb, dtype=object))
+        cols["A_layer"].append(np.full(k_a * k_b, la_list.index(la)))
+        cols["B_layer"].append(np.full(k_a * k_b, lb_list.index(lb)))
         cols["signed_correlation"].append(r.ravel())
     return _frame({k: np.concatenate(v) for k, v in cols.items()}, "pairs", names, la_list, lb_list)
 
@@ -261,9 +268,9 @@ def _extremes(mats, names, la_list, lb_list, self_cmp) -> tuple[pd.DataFrame, pd
             has = valid.any(axis=1)
             rows = np.arange(r.shape[0])
             j = pick(np.where(valid, mag, fill), axis=1)
-            cols["A_layer"].append(np.full(r.shape[0], la, dtype=object))
+            cols["A_layer"].append(np.full(r.shape[0], la_list.index(la)))
             cols["A_map_id"].append(rows)
-            cols["B_layer"].append(np.full(r.shape[0], lb, dtype=object))
+            cols["B_layer"].append(np.full(r.shape[0], lb_list.index(lb)))
             cols["B_map_id"].append(np.where(has, j, -1))
             cols["correlation"].append(np.where(has, mag[rows, j], np.nan))
             cols["signed_correlation"].append(np.where(has, r[rows, j], np.nan))
@@ -312,8 +319,8 @@ def _partners(mx: pd.DataFrame, names, la_list, lb_list) -> pd.DataFrame:
         freq = np.bincount(j[j >= 0]) if (j >= 0).any() else np.zeros(0, np.int64)
         hit = np.flatnonzero(freq)
         hit = hit[np.lexsort((hit, -freq[hit]))]  # frequency descending, then id
-        cols["A_layer"].append(np.full(hit.size, la, dtype=object))
-        cols["B_layer"].append(np.full(hit.size, lb, dtype=object))
+        cols["A_layer"].append(np.full(hit.size, la_list.index(la)))
+        cols["B_layer"].append(np.full(hit.size, lb_list.index(lb)))
         cols["B_map_id"].append(hit)
         cols["frequency"].append(freq[hit])
     merged = {k: np.concatenate(v) for k, v in cols.items()}

@@ -92,21 +92,25 @@ def test_fp32_engine_precise_at_a_million_pixels_with_large_offset():
     assert np.nanmax(np.abs(cov / np.outer(sd, sd) - ref)) > 1e-2
 
 
-def test_constant_maps_give_nan_correlation_and_zero_covariance():
+@pytest.mark.parametrize("engine", ["float32", "float64"])
+@pytest.mark.parametrize("data", [np.float32, np.float64])
+def test_constant_maps_give_nan_correlation_and_zero_covariance(engine, data):
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(2, 3, 4, 4))
-    x[:, 1] = 2.5  # constant, non-zero
+    x = rng.normal(size=(2, 4, 4, 4)).astype(data)
+    x[:, 1] = 0.1  # constant, non-zero (0.1 is not exact in binary)
     x[:, 2] = 0.0  # all zeros
-    m = Moments().update(x)
+    x[0, 3], x[1, 3] = 0.1, 0.3  # constant within each image, not over both
+    m = Moments(dtype=engine, chunk_pixels=10).update(x)
     r = m.pearson()
     assert np.isnan(r[1]).all() and np.isnan(r[:, 2]).all()
     assert r[0, 0] == pytest.approx(1.0)
     np.testing.assert_array_equal(m.covariance()[1], 0.0)
-    np.testing.assert_array_equal(m.constant_a, [False, True, True])
+    np.testing.assert_array_equal(m.constant_a, [False, True, True, False])
+    assert r[3, 3] == pytest.approx(1.0)
     c = m.cosine()
     assert np.isnan(c[2]).all() and np.isnan(c[:, 2]).all()
     assert c[1, 1] == pytest.approx(1.0)  # a constant non-zero map has a direction
-    assert m.euclidean()[1, 2] == pytest.approx(2.5 * np.sqrt(32))
+    assert m.euclidean()[1, 2] == pytest.approx(0.1 * np.sqrt(32))
 
 
 def test_failed_update_leaves_sums_unchanged():
