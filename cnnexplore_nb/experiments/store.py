@@ -173,6 +173,7 @@ class ResultStore:
         reason = _check_record(key, record)
         if reason is not None:
             return None, reason
+        record["key"] = key
         return record, None
 
     def keys(self) -> list[str]:

@@ -275,13 +275,12 @@ def run_sweep(
         )
     if executor in ("local", "dask"):
         _check_picklable(run, executor)
+    store = ResultStore(store)  # checked before a Dask client is opened
     own_client = False
     if executor == "dask":
         client, own_client = _dask_client(client)
     try:
-        return _run(
-            configs, run, ResultStore(store), executor, workers, client, progress, retry_failed
-        )
+        return _run(configs, run, store, executor, workers, client, progress, retry_failed)
     finally:
         if own_client:
             client.close()
