@@ -3,7 +3,8 @@
 A model is prunable when its children are ``Conv2d -> [BatchNorm2d] -> activation``
 Sequential blocks followed by one final ``Conv2d`` (the head), and its ``forward`` calls
 them once each, in order, each on the previous one's output (a traced forward proves it, so
-skip connections or extra operations between children are detected).
+skip connections or extra operations between children are detected). Also: id checks, batch
+iteration, and the conv / BatchNorm surgery used by ``prune_maps``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Block", "Head", "as_batches", "check_ids", "prunable_chain"]
+__all__ = [
+    "Block",
+    "Head",
+    "as_batches",
+    "check_ids",
+    "next_conv",
+    "prunable_chain",
+    "set_module",
+    "slice_bn",
+    "slice_conv",
+    "update_feature_info",
+]
 
 _ELEMENTWISE = (
     nn.ReLU,
@@ -198,3 +210,87 @@ def as_batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
             t = torch.as_tensor(item).float()
             items.append(t[None] if t.ndim == 2 else t)
         yield torch.stack(items)
+
+
+# --------------------------------------------------------------- surgery helpers
+def next_conv(blocks: list[Block], head: Head, blk: Block) -> nn.Conv2d:
+    """The conv that reads ``blk``'s maps: the next block's conv, or the head."""
+    i = blocks.index(blk)
+    return blocks[i + 1].conv if i + 1 < len(blocks) else head.module
+
+
+@torch.no_grad()
+def slice_conv(
+    conv: Any, out_keep: list[int] | None, in_keep: list[int] | None, carry: Any
+) -> nn.Conv2d:
+    """New conv with kept output / input channels; ``carry`` (C_out,) is added to the bias."""
+    conv = getattr(conv, "module", conv)
+    w = conv.weight.detach()
+    if in_keep is not None:
+        w = w[:, in_keep]
+    bias = conv.bias.detach().double() if conv.bias is not None else None
+    if carry is not None:
+        bias = (bias if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)) + carry
+    if out_keep is not None:
+        w = w[out_keep]
+        bias = bias[out_keep] if bias is not None else None
+    new = nn.Conv2d(
+        w.shape[1],
+        w.shape[0],
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        bias=bias is not None,
+        padding_mode=conv.padding_mode,
+        device=w.device,
+        dtype=w.dtype,
+    )
+    new.weight.copy_(w)
+    if bias is not None:
+        new.bias.copy_(bias.to(w.dtype))
+    new.train(conv.training)
+    return new
+
+
+@torch.no_grad()
+def slice_bn(bn: nn.BatchNorm2d, keep: list[int]) -> nn.BatchNorm2d:
+    """New BatchNorm2d over the kept features (affine parameters and running statistics)."""
+    new = nn.BatchNorm2d(
+        len(keep),
+        eps=bn.eps,
+        momentum=bn.momentum,
+        affine=bn.affine,
+        track_running_stats=bn.track_running_stats,
+        device=bn.weight.device if bn.weight is not None else None,
+        dtype=bn.weight.dtype if bn.weight is not None else None,
+    )
+    if bn.affine:
+        new.weight.copy_(bn.weight.detach()[keep])
+        new.bias.copy_(bn.bias.detach()[keep])
+    if bn.track_running_stats and bn.running_mean is not None:
+        new.running_mean.copy_(bn.running_mean[keep])
+        new.running_var.copy_(bn.running_var[keep])
+        new.num_batches_tracked.copy_(bn.num_batches_tracked)
+    new.train(bn.training)
+    return new
+
+
+def set_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    """Replace the submodule at ``path`` (dotted) of ``root``."""
+    parent_path, _, name = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    setattr(parent, name, module)
+
+
+def update_feature_info(model: nn.Module, blocks: list[Block]) -> None:
+    """Set ``num_chs`` of ``model.feature_info`` entries at (or inside) the blocks."""
+    info = getattr(model, "feature_info", None)
+    if not isinstance(info, list):
+        return
+    chans = {b.path: b.module.get_submodule(b.conv_name).out_channels for b in blocks}
+    for entry in info:
+        path = entry.get("module") if isinstance(entry, dict) else None
+        root = next((p for p in chans if path == p or str(path).startswith(p + ".")), None)
+        if root is not None:
+            entry["num_chs"] = chans[root]

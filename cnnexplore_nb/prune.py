@@ -16,17 +16,26 @@ modules ``conv_moduleK`` (Conv2d -> BatchNorm2d -> ReLU), i.e. after BatchNorm *
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._ablation import map_means, mean_ablation
 from ._checks import check_choice, check_fraction, check_positive_int, unknown_name_message
-from ._prune_chain import Block, as_batches, check_ids, prunable_chain
+from ._prune_chain import (
+    Block,
+    check_ids,
+    next_conv,
+    prunable_chain,
+    set_module,
+    slice_bn,
+    slice_conv,
+    update_feature_info,
+)
 
 __all__ = [
     "PruningStudy",
@@ -248,130 +257,6 @@ def _block(model: nn.Module, layer: str) -> Block:
     return blocks[layer]
 
 
-# ------------------------------------------------------------------------------ ablation
-@torch.no_grad()
-def map_means(
-    model: nn.Module,
-    images: Any,
-    layers: Sequence[str],
-    *,
-    batch_size: int = 8,
-    progress: bool = True,
-) -> dict[str, torch.Tensor]:
-    """Dataset mean of every map of ``layers`` (output of each module), in eval mode.
-
-    Parameters
-    ----------
-    model : nn.Module
-    images : Tensor or ndarray of shape (N, C, H, W) or (N, H, W), or a Dataset
-        A Dataset's items are an image or a tuple whose first element is the image.
-    layers : list of str
-        Module paths; the mean is over images and pixels of the module's output.
-    batch_size : int
-    progress : bool
-        Show a tqdm progress bar.
-
-    Returns
-    -------
-    dict of layer path -> Tensor of shape (C,)
-        float32 means (accumulated in float64).
-    """
-    from tqdm.auto import tqdm
-
-    batch_size = check_positive_int("batch_size", batch_size)
-    if isinstance(layers, str):
-        layers = [layers]
-    modules = dict(model.named_modules())
-    for layer in layers:
-        if layer not in modules or layer == "":
-            raise KeyError(unknown_name_message("layer", layer, [n for n in modules if n]))
-    sums: dict[str, torch.Tensor] = {}
-    counts = dict.fromkeys(layers, 0)
-
-    def hook_for(name: str):
-        def hook(_mod, _inp, out):
-            o = out.detach().double()
-            s = o.sum(dim=(0, 2, 3))
-            sums[name] = sums[name] + s if name in sums else s
-            counts[name] += o.shape[0] * o.shape[2] * o.shape[3]
-
-        return hook
-
-    was_training = model.training
-    handles = [modules[n].register_forward_hook(hook_for(n)) for n in layers]
-    try:
-        model.eval()
-        device = next(model.parameters()).device
-        for batch in tqdm(as_batches(images, batch_size), disable=not progress, desc="means"):
-            model(batch.to(device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    if not sums:
-        raise ValueError("images is empty: no map means can be computed")
-    return {n: (sums[n] / counts[n]).float().cpu() for n in layers}
-
-
-@contextlib.contextmanager
-def mean_ablation(
-    model: nn.Module,
-    maps: Mapping[str, Sequence[int]],
-    means: Mapping[str, Any],
-) -> Iterator[nn.Module]:
-    """Context manager replacing chosen maps by their dataset mean during forwards.
-
-    A forward hook on each module path replaces channels ``maps[path]`` of the module's
-    output by ``means[path][c]`` everywhere. For CNN-N give the ``conv_moduleK`` paths: the
-    output of the module is after BatchNorm and ReLU, the map the correlation analysis saw.
-
-    Parameters
-    ----------
-    model : nn.Module
-    maps : dict of module path -> list of int
-        Map ids to ablate.
-    means : dict of module path -> Tensor of shape (C,)
-        Per-map means, e.g. from :func:`map_means`.
-
-    Yields
-    ------
-    nn.Module
-        ``model`` itself; the hooks are removed on exit, even after an exception.
-    """
-    modules = dict(model.named_modules())
-    plans = []
-    for layer, ids in maps.items():
-        if layer not in modules or layer == "":
-            raise KeyError(unknown_name_message("layer", layer, [n for n in modules if n]))
-        if layer not in means:
-            raise KeyError(f"means has no entry for layer {layer!r}; it has {list(means)}")
-        mean = torch.as_tensor(means[layer]).detach().flatten()
-        ids = check_ids(layer, ids, mean.numel(), allow_all=True)
-        if ids:
-            plans.append((layer, ids, mean))
-
-    def hook_for(ids: list[int], mean: torch.Tensor):
-        def hook(_mod, _inp, out):
-            if out.shape[1] != mean.numel():
-                raise ValueError(
-                    f"means has {mean.numel()} values but the output has {out.shape[1]} maps"
-                )
-            out = out.clone()
-            out[:, ids] = mean[ids].to(out).view(1, -1, 1, 1)
-            return out
-
-        return hook
-
-    handles = []
-    try:
-        for layer, ids, mean in plans:
-            handles.append(modules[layer].register_forward_hook(hook_for(ids, mean)))
-        yield model
-    finally:
-        for h in handles:
-            h.remove()
-
-
 # ----------------------------------------------------------------------- physical removal
 def _fold_vector(fold_means: Mapping[str, Any] | None, block: Block) -> torch.Tensor | None:
     if fold_means is None:
@@ -434,7 +319,7 @@ def prune_maps(
     for layer, ids in maps.items():
         if layer not in paths:
             raise KeyError(unknown_name_message("prunable layer", layer, paths))
-        plan[layer] = check_ids(layer, ids, _by_path(blocks, layer).conv.out_channels)
+        plan[layer] = check_ids(layer, ids, blocks[paths.index(layer)].conv.out_channels)
 
     new = copy.deepcopy(model)
     new_blocks, new_head = prunable_chain(new, trace=False)
@@ -444,104 +329,20 @@ def prune_maps(
         c = old.conv.out_channels
         removed = plan.get(old.path, [])
         keep = [i for i in range(c) if i not in set(removed)]
-        _set_conv(blk, _slice_conv(old.conv, keep, in_keep, carry))
+        setattr(blk.module, blk.conv_name, slice_conv(old.conv, keep, in_keep, carry))
         if old.bn is not None:
-            setattr(blk.module, blk.bn_name, _slice_bn(old.bn, keep))
+            setattr(blk.module, blk.bn_name, slice_bn(old.bn, keep))
         carry = None
         mean = _fold_vector(fold_means, old) if removed else None
-        nxt = _next_conv(blocks, head, old)
+        nxt = next_conv(blocks, head, old)
         if mean is not None:
             w = nxt.weight.detach().double()[:, removed].sum(dim=(2, 3))  # (C_next, R)
             carry = w @ mean[removed]
         in_keep = keep if removed else None
-    new_conv = _slice_conv(head, None, in_keep, carry)
-    _set_module(new, new_head.path, new_conv)
-    _update_feature_info(new, new_blocks)
+    new_conv = slice_conv(head, None, in_keep, carry)
+    set_module(new, new_head.path, new_conv)
+    update_feature_info(new, new_blocks)
     return new
-
-
-def _by_path(blocks: list[Block], path: str) -> Block:
-    return next(b for b in blocks if b.path == path)
-
-
-def _next_conv(blocks: list[Block], head: Any, blk: Block) -> nn.Conv2d:
-    i = blocks.index(blk)
-    return blocks[i + 1].conv if i + 1 < len(blocks) else head.module
-
-
-def _slice_conv(
-    conv: Any, out_keep: list[int] | None, in_keep: list[int] | None, carry: Any
-) -> nn.Conv2d:
-    conv = getattr(conv, "module", conv)
-    w = conv.weight.detach()
-    if in_keep is not None:
-        w = w[:, in_keep]
-    bias = conv.bias.detach().double() if conv.bias is not None else None
-    if carry is not None:
-        bias = (bias if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)) + carry
-    if out_keep is not None:
-        w = w[out_keep]
-        bias = bias[out_keep] if bias is not None else None
-    new = nn.Conv2d(
-        w.shape[1],
-        w.shape[0],
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
-        bias=bias is not None,
-        padding_mode=conv.padding_mode,
-        device=w.device,
-        dtype=w.dtype,
-    )
-    new.weight.copy_(w)
-    if bias is not None:
-        new.bias.copy_(bias.to(w.dtype))
-    new.train(conv.training)
-    return new
-
-
-def _slice_bn(bn: nn.BatchNorm2d, keep: list[int]) -> nn.BatchNorm2d:
-    new = nn.BatchNorm2d(
-        len(keep),
-        eps=bn.eps,
-        momentum=bn.momentum,
-        affine=bn.affine,
-        track_running_stats=bn.track_running_stats,
-        device=bn.weight.device if bn.weight is not None else None,
-        dtype=bn.weight.dtype if bn.weight is not None else None,
-    )
-    if bn.affine:
-        new.weight.copy_(bn.weight.detach()[keep])
-        new.bias.copy_(bn.bias.detach()[keep])
-    if bn.track_running_stats and bn.running_mean is not None:
-        new.running_mean.copy_(bn.running_mean[keep])
-        new.running_var.copy_(bn.running_var[keep])
-        new.num_batches_tracked.copy_(bn.num_batches_tracked)
-    new.train(bn.training)
-    return new
-
-
-def _set_conv(blk: Block, conv: nn.Conv2d) -> None:
-    setattr(blk.module, blk.conv_name, conv)
-
-
-def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    parent_path, _, name = path.rpartition(".")
-    parent = root.get_submodule(parent_path) if parent_path else root
-    setattr(parent, name, module)
-
-
-def _update_feature_info(model: nn.Module, blocks: list[Block]) -> None:
-    info = getattr(model, "feature_info", None)
-    if not isinstance(info, list):
-        return
-    chans = {b.path: b.module.get_submodule(b.conv_name).out_channels for b in blocks}
-    for entry in info:
-        path = entry.get("module") if isinstance(entry, dict) else None
-        root = next((p for p in chans if path == p or str(path).startswith(p + ".")), None)
-        if root is not None:
-            entry["num_chs"] = chans[root]
 
 
 # re-exports (defined in helper modules to keep this file short)
