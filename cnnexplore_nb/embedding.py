@@ -1,0 +1,230 @@
+"""Beyond the thesis: a 2-D embedding of all maps of a network, and layer-by-layer CKA.
+
+* :func:`map_embedding` places every activation map of every layer as one point (PCA always,
+  UMAP when the optional ``umap-learn`` is installed), for a scatter coloured by layer.
+* :func:`cka_matrix` compares every layer of one network with every layer of another by
+  linear CKA (Kornblith et al. 2019) with pixels as samples, beside the thesis's max-|r|
+  heatmaps (it uses :func:`cnnexplore_nb.similarity.layer_cka`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._checks import as_rng, check_choice, check_positive_int
+
+__all__ = ["cka_matrix", "map_embedding"]
+
+
+def _grid(shapes: list[tuple[int, int]], resample: Any) -> tuple[int, int]:
+    from .similarity import common_grid
+
+    return common_grid(shapes, resample)
+
+
+def _on_grid(x: Any, grid: tuple[int, int]) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    t = torch.as_tensor(x).detach().cpu()
+    t = t.double() if t.dtype == torch.float64 else t.float()
+    if tuple(t.shape[-2:]) != grid:
+        shrink = grid[0] < t.shape[-2] or grid[1] < t.shape[-1]
+        t = F.interpolate(t, size=grid, mode="bilinear", align_corners=False, antialias=shrink)
+    return t
+
+
+def _checked(maps: Mapping[str, Any], name: str) -> dict[str, Any]:
+    if not isinstance(maps, Mapping) or not maps:
+        raise ValueError(f"{name} must be a non-empty dict of layer -> (N, C, H, W) maps")
+    out = {}
+    for layer, x in maps.items():
+        if x.ndim != 4:
+            raise ValueError(
+                f"{name}[{layer!r}] must have shape (N, C, H, W), got {tuple(x.shape)}"
+            )
+        out[layer] = x
+    ns = sorted({int(x.shape[0]) for x in out.values()})
+    if len(ns) > 1:
+        raise ValueError(f"all layers of {name} must hold the same N images, got N in {ns}")
+    return out
+
+
+def map_embedding(
+    maps: Mapping[str, Any],
+    *,
+    method: Literal["pca", "umap"] = "pca",
+    n_components: int = 2,
+    rng: int | np.random.Generator | None = 0,
+    resample: Any = "bilinear-down",
+    max_features: int = 65536,
+) -> pd.DataFrame:
+    """One point per activation map of every layer, in 2-D (or ``n_components``-D).
+
+    Parameters
+    ----------
+    maps : dict of layer path -> Tensor of shape (N, C, H, W)
+        Activations of one network on the same N images.
+    method : {"pca", "umap"}
+        PCA (numpy; exact, deterministic up to the documented sign rule) or UMAP (needs the
+        optional ``umap-learn``: ``pip install 'cnnexplore_nb[umap]'``).
+    n_components : int
+    rng : int, Generator or None
+        Seeds the pixel subsample and UMAP.
+    resample : "bilinear-down", "bilinear-up", (H, W) or None
+        Common grid for layers of different H x W (see :mod:`cnnexplore_nb.similarity`).
+    max_features : int
+        If a map has more values than this (N x H x W on the common grid), the same random
+        subset of pixel positions is used for every map.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``layer, map_id, x, y`` (then ``c3, c4, ...`` for more components) and
+        ``constant`` (bool). One row per map, layers in the order of ``maps``.
+
+    Notes
+    -----
+    Each map is flattened over its N images and pixels and standardised (zero mean, unit
+    std), so points are close when maps are correlated: the squared Euclidean distance of two
+    standardised maps is ``2 n (1 - r)``. Constant maps become all-zero vectors (flagged in
+    ``constant``). PCA: the map vectors are centred across maps and projected on their top
+    principal axes; each component's sign makes its largest-magnitude score positive.
+    """
+    check_choice("method", method, ["pca", "umap"])
+    n_components = check_positive_int("n_components", n_components)
+    max_features = check_positive_int("max_features", max_features)
+    maps = _checked(maps, "maps")
+    grid = _grid([tuple(int(s) for s in x.shape[-2:]) for x in maps.values()], resample)
+    gen = as_rng(rng)
+    n = next(iter(maps.values())).shape[0]
+    dim = n * grid[0] * grid[1]
+    cols = np.sort(gen.choice(dim, max_features, replace=False)) if dim > max_features else None
+    rows, labels, ids = [], [], []
+    for layer, x in maps.items():
+        flat = _on_grid(x, grid).transpose(0, 1).reshape(x.shape[1], -1).double().numpy()
+        if cols is not None:
+            flat = flat[:, cols]
+        rows.append(flat)
+        labels += [layer] * flat.shape[0]
+        ids += list(range(flat.shape[0]))
+    x = np.concatenate(rows)
+    x = x - x.mean(axis=1, keepdims=True)
+    std = x.std(axis=1, keepdims=True)
+    constant = std[:, 0] == 0
+    x = np.divide(x, std, out=np.zeros_like(x), where=std > 0)
+    if n_components > min(x.shape):
+        raise ValueError(
+            f"n_components must be <= min(maps, features) = {min(x.shape)}, got {n_components}"
+        )
+    if method == "pca":
+        coords = _pca(x, n_components)
+    else:
+        coords = _umap(x, n_components, gen)
+    names = ["x", "y"] + [f"c{i}" for i in range(3, n_components + 1)]
+    df = pd.DataFrame({"layer": labels, "map_id": np.asarray(ids, dtype=np.int64)})
+    for i, name in enumerate(names[:n_components]):
+        df[name] = coords[:, i]
+    df["constant"] = constant
+    return df
+
+
+def _pca(x: np.ndarray, k: int) -> np.ndarray:
+    """Scores of the rows of ``x`` (points x features) on the top ``k`` principal axes."""
+    xc = x - x.mean(axis=0, keepdims=True)
+    if xc.shape[0] <= xc.shape[1]:  # Gram trick: an eigenproblem of size (points x points)
+        vals, vecs = np.linalg.eigh(xc @ xc.T)
+        order = np.argsort(vals)[::-1][:k]
+        scores = vecs[:, order] * np.sqrt(np.clip(vals[order], 0, None))
+    else:
+        u, s, _ = np.linalg.svd(xc, full_matrices=False)
+        scores = u[:, :k] * s[:k]
+    flip = np.sign(scores[np.argmax(np.abs(scores), axis=0), np.arange(scores.shape[1])])
+    return scores * np.where(flip == 0, 1.0, flip)
+
+
+def _umap(x: np.ndarray, k: int, gen: np.random.Generator) -> np.ndarray:
+    try:
+        import umap
+    except ImportError:
+        raise ImportError(
+            "method='umap' needs the optional package umap-learn: "
+            "pip install 'cnnexplore_nb[umap]' (or pip install umap-learn); "
+            "method='pca' works without it"
+        ) from None
+    seed = int(gen.integers(2**31 - 1))
+    reducer = umap.UMAP(n_components=k, random_state=seed, n_neighbors=min(15, len(x) - 1))
+    return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+
+
+def cka_matrix(
+    maps_a: Mapping[str, Any],
+    maps_b: Mapping[str, Any] | None = None,
+    *,
+    resample: Any = "bilinear-down",
+    layers_a: Sequence[str] | None = None,
+    layers_b: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Linear CKA between every layer of network A and every layer of network B.
+
+    Parameters
+    ----------
+    maps_a, maps_b : dict of layer path -> Tensor of shape (N, C, H, W)
+        Activations of the two networks on the same N images (``maps_b=None``: A with A).
+    resample : "bilinear-down", "bilinear-up", (H, W) or None
+        Common grid for layers of different H x W.
+    layers_a, layers_b : list of str, optional
+        Subsets / orders of the layers (default: all, in dict order).
+
+    Returns
+    -------
+    DataFrame of shape (L_a, L_b)
+        Index ``layer_a`` and columns ``layer_b`` (layer paths); ``.stack()`` gives the long
+        form for a heatmap. NaN where a layer has only constant maps.
+
+    Notes
+    -----
+    With X (n pixels x K_a) and Y (n x K_b) the maps as columns, pixels of all images as
+    rows, each column centred: ``CKA = ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)`` (Kornblith et al.,
+    "Similarity of neural network representations revisited", ICML 2019). Computed by
+    :func:`cnnexplore_nb.similarity.layer_cka` (float64 sums of float32 products: values
+    are good to about 1e-7). Invariant to orthogonal transforms and isotropic scaling of the
+    channels; 1 for identical layers.
+    """
+    from .similarity import layer_cka
+
+    maps_a = _checked(maps_a, "maps_a")
+    maps_b = maps_a if maps_b is None else _checked(maps_b, "maps_b")
+    la = _pick(maps_a, layers_a, "layers_a")
+    lb = _pick(maps_b, layers_b, "layers_b")
+    na, nb = next(iter(maps_a.values())).shape[0], next(iter(maps_b.values())).shape[0]
+    if na != nb:
+        raise ValueError(f"maps_a and maps_b must hold the same N images, got {na} and {nb}")
+    shapes = [tuple(int(s) for s in maps_a[n].shape[-2:]) for n in la]
+    shapes += [tuple(int(s) for s in maps_b[n].shape[-2:]) for n in lb]
+    grid = _grid(shapes, resample)
+    out = np.full((len(la), len(lb)), np.nan)
+    for i, a in enumerate(la):
+        xa = _on_grid(maps_a[a], grid)
+        for j, b in enumerate(lb):
+            out[i, j] = layer_cka(xa, _on_grid(maps_b[b], grid))
+    return pd.DataFrame(
+        out, index=pd.Index(la, name="layer_a"), columns=pd.Index(lb, name="layer_b")
+    )
+
+
+def _pick(maps: Mapping[str, Any], layers: Sequence[str] | None, name: str) -> list[str]:
+    from ._checks import unknown_name_message
+
+    if layers is None:
+        return list(maps)
+    if isinstance(layers, str):
+        layers = [layers]
+    for layer in layers:
+        if layer not in maps:
+            raise KeyError(unknown_name_message(f"layer in {name}", layer, list(maps)))
+    return list(layers)
