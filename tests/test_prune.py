@@ -419,3 +419,39 @@ def test_pruning_curve_counts_cache_and_l1_baseline():
     assert len(calls) == n and row.loc[0, "removed"] == corr.loc[1, "removed"]
     with pytest.raises(ValueError, match="threshold"):
         study.at(1.2)
+
+
+def test_pruning_curve_default_segmentation_metrics_and_fine_tuning():
+    from cnnexplore_nb.data.vessels import synthetic_vessels
+    from cnnexplore_nb.train import evaluate_segmentation, train_segmentation
+
+    images, masks = synthetic_vessels(3, 24, rng=0)
+    data = (images, masks)
+    model = random_fcn(n_modules=2, width=4, seed=3)
+    maps = record(model, torch.as_tensor(images)[:, None], ["conv_module1", "conv_module2"])
+    curve = prune.pruning_curve(
+        model,
+        maps,
+        [0.5],
+        data,
+        criteria=["correlation"],
+        fine_tune_data=data,
+        fine_tune_epochs=1,
+        batch_size=3,
+        seed=0,
+        progress=False,
+    )
+    row = curve.iloc[0]
+    assert row["iou_before"] == pytest.approx(evaluate_segmentation(model, data)["iou"].mean())
+    plan = prune.select_redundant(maps, 0.5)
+    means = {k: v.mean(dim=(0, 2, 3)) for k, v in maps.items()}
+    pruned = prune.prune_maps(model, plan, fold_means=means)
+    scores = evaluate_segmentation(pruned, data)
+    assert row["iou_pruned"] == pytest.approx(scores["iou"].mean(), abs=1e-9)
+    assert row["cldice_pruned"] == pytest.approx(scores["cldice"].mean(), abs=1e-9)
+    tuned, _ = train_segmentation(
+        pruned, data, data, epochs=1, lr=0.01, batch_size=3, seed=0, progress=False
+    )
+    assert row["iou_finetuned"] == pytest.approx(evaluate_segmentation(tuned, data)["iou"].mean())
+    with pytest.raises(ValueError, match="fine_tune_data"):
+        prune.PruningStudy(model, maps, data, fine_tune_epochs=2)
