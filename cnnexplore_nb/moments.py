@@ -18,7 +18,14 @@ per-channel reference ``s`` (the first chunk's mean)::
 Chunks hold at most ``chunk_pixels`` pixels (default 16384) so that the fp32 accumulation
 inside one GEMM stays short. The GEMM runs with numpy's BLAS on the CPU (the faster of
 numpy and torch here); torch's matmul precision is forced to ``"highest"`` (no TF32)
-during :meth:`Moments.update` and restored afterwards.
+during :meth:`Moments.update` and restored afterwards. Tensors on a GPU are copied to the
+CPU chunk by chunk.
+
+A map is *constant* (std 0 over all pooled pixels; correlation NaN) when every chunk has
+exactly zero spread and the same mean. With the float32 engine this test is exact and free:
+the data are cast to float32, so the float64 mean of a constant chunk equals its value and
+the centred row is exactly 0. The float64 engine tracks per-map min/max instead.
+NaN/Inf anywhere in a map makes its float64 chunk mean non-finite and raises ``ValueError``.
 """
 
 from __future__ import annotations
