@@ -312,8 +312,9 @@ def extract_activations(
         Cast stored activations.
     clone : bool or "auto"
         See :class:`ActivationRecorder`. With ``"auto"`` (default) activations are copied
-        once, straight into the result, unless an in-place operation forces an earlier
-        copy; a batch whose recording was overwritten by an in-place function is re-run.
+        once, straight into the result (not at all when one batch holds every image),
+        unless an in-place operation forces an earlier copy; a batch whose recording was
+        overwritten by an in-place function is re-run.
 
     Returns
     -------
@@ -347,6 +348,10 @@ def extract_activations(
                             raise
                         model(xb)  # the overwritten layers are now copied
                     acts = recorder.activations
+                    if xb.shape[0] == n:  # one batch: the recorded tensors are the result
+                        out = acts
+                        bar.update(n)
+                        break
                     if not out:  # one buffer per key, filled batch by batch (a single copy)
                         out = {k: t.new_empty((n, *t.shape[1:])) for k, t in acts.items()}
                     if acts.keys() != out.keys():

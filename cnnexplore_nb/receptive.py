@@ -300,6 +300,7 @@ def effective_receptive_field(
     module = dict(model.named_modules())[path] if path is not None else None
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     total = torch.zeros(x.shape[2:], dtype=torch.float64)
     captured: list[torch.Tensor] = []
     handle = None
@@ -311,7 +312,7 @@ def effective_receptive_field(
             )
         model.eval()
         for i in range(0, x.shape[0], batch_size):
-            xb = x[i : i + batch_size].to(device).requires_grad_(True)
+            xb = x[i : i + batch_size].to(device=device, dtype=dtype).requires_grad_(True)
             captured.clear()
             out = model(xb)
             if module is not None:
