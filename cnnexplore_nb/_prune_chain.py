@@ -98,7 +98,7 @@ def _block(path: str, module: nn.Module) -> Block:
     for name, kid in rest:
         if not isinstance(kid, _ELEMENTWISE):
             raise TypeError(
-                f"{_CHAIN_HELP}; unsupported layer {path}.{name!s} ({type(kid).__name__})"
+                f"{_CHAIN_HELP}; unsupported layer '{path}.{name}' ({type(kid).__name__})"
             )
     return Block(path, module, names[0], bn_name)
 

@@ -90,6 +90,7 @@ def redundant_maps(
 
     Examples
     --------
+    >>> import numpy as np
     >>> s = np.array([[1, .9, 0], [.9, 1, 0], [0, 0, 1]])
     >>> redundant_maps(s, 0.8)
     [1]

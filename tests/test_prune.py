@@ -145,6 +145,18 @@ def test_select_redundant_flags_dead_maps():
     assert prune.select_redundant({"l": x}, 0.99) == {"l": [1]}
 
 
+def test_choose_redundant_from_correlation_tables():
+    from cnnexplore_nb.tables import correlation_tables
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 6, 6, 6, generator=g)
+    x[:, 3] = 2 * x[:, 0] + 1  # affine copy
+    x[:, 5] = -x[:, 2]  # negative copy: |r| = 1
+    x[:, 4] = 0.0  # dead map
+    tables = correlation_tables({"l": x}, progress=False)
+    assert prune.choose_redundant(tables, "l", 0.99) == [3, 4, 5]
+
+
 def test_l1_smallest_hand_set_norms():
     model = FCN(1, width=5)
     with torch.no_grad():
@@ -455,3 +467,16 @@ def test_pruning_curve_default_segmentation_metrics_and_fine_tuning():
     assert row["iou_finetuned"] == pytest.approx(evaluate_segmentation(tuned, data)["iou"].mean())
     with pytest.raises(ValueError, match="fine_tune_data"):
         prune.PruningStudy(model, maps, data, fine_tune_epochs=2)
+
+
+def test_registered_non_chain_models_are_rejected():
+    from cnnexplore_nb.models import create_model, list_models
+
+    others = [n for n in list_models() if not n.startswith("cnn")]
+    for name in others:
+        with pytest.raises(TypeError, match=r"unsupported layer '[\w.]+'"):
+            prune.prune_maps(create_model(name), {"conv_module1": [0]})
+    # the CNN-N family is accepted as is
+    for name in ("cnn1", "cnn6"):
+        pruned = prune.prune_maps(create_model(name, width=4), {"conv_module1": [0]})
+        assert pruned.conv_module1.conv.out_channels == 3
