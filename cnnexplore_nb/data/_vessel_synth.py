@@ -43,7 +43,7 @@ def make_params(
 ) -> SynthParams:
     d = difficulty
     side = min(shape)
-    scale = np.sqrt(side / 256.0)  # radii grow sub-linearly with the field of view
+    scale = (side / 256.0) ** 0.25  # radii grow sub-linearly with the field of view
     if max_radius is None:
         max_radius = max(2.0, (6.5 - 2.5 * d) * scale)
     min_radius = max(0.7, (1.4 - 0.5 * d) * min(1.0, scale))
