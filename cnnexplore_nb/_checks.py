@@ -103,5 +103,5 @@ def seed_everything(seed: int) -> None:
 
     seed = check_positive_int("seed", seed, minimum=0)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeding the legacy global state on purpose
     torch.manual_seed(seed)
