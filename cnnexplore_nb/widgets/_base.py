@@ -23,12 +23,15 @@ __all__ = ["BokehView", "ExportBox", "PanelBase", "setup_notebook"]
 
 
 def setup_notebook() -> None:
-    """Load BokehJS inline into the notebook page (offline); call once before showing panels."""
-    from bokeh.io import output_notebook
-    from bokeh.resources import INLINE
+    """Load BokehJS inline into the notebook page (offline); call once before showing panels.
+
+    Uses Panel's ipywidgets bridge (``comms="ipywidgets"``), which works in JupyterLab and
+    Voila alike; the current HoloViews backend is left as it was.
+    """
+    import panel as pn
 
     plots.ensure_backends()
-    output_notebook(resources=INLINE, hide_banner=True)
+    pn.extension(comms="ipywidgets", inline=True)
 
 
 class BokehView:
