@@ -47,7 +47,7 @@ def test_layer_change_clamps_index_and_redraws(maps):
     np.testing.assert_allclose(drawn(b.plot), maps["conv_module2"][0, 5].numpy())
 
 
-def test_page_grid_follows_slider_and_highlights(maps):
+def test_page_grid_follows_slider(maps):
     b = MapBrowser(maps, grid=4, shared_scale=True)
     b.map_index = 6  # page 4..7
     slots = [p for p in b.page_plot.traverse(lambda p: p) if "source" in getattr(p, "handles", {})]
@@ -57,6 +57,12 @@ def test_page_grid_follows_slider_and_highlights(maps):
     page = maps["conv_module1"][0, 4:8].numpy()
     mapper = slots[0].handles["color_mapper"]
     assert mapper.low == pytest.approx(page.min()) and mapper.high == pytest.approx(page.max())
+    b.map_index = 5  # same page: nothing to redraw
+    np.testing.assert_allclose(drawn(slots[0]), maps["conv_module1"][0, 4].numpy())
+    b.map_index = 9  # next page: maps 8, 9 and two empty slots
+    np.testing.assert_allclose(drawn(slots[1]), maps["conv_module1"][0, 9].numpy())
+    assert (drawn(slots[2]) == 0).all()  # empty slot
+    b.map_index = 6
     fig = b.figure()
     assert [img.opts.get("plot", backend="bokeh").kwargs["title"] for img in fig] == [
         f"conv_module1 #{i}" for i in range(4, 8)

@@ -17,7 +17,8 @@ from ._base import BokehView, PanelBase
 
 __all__ = ["LayerPicker", "MapBrowser"]
 
-_Selection = Stream.define("MapSelection", layer="", image=0, index=0, shared=False, page=1)
+_Selection = Stream.define("MapSelection", layer="", image=0, index=0)
+_Page = Stream.define("MapPage", layer="", image=0, start=0, shared=False)
 
 
 def _as_maps(maps: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -124,7 +125,9 @@ class MapBrowser(PanelBase):
         reference, never recomputed.
     layer, map_index, image : initial state.
     grid : int
-        Also show a page of ``grid`` maps around the selected one (0 or 1: only the map).
+        Also show the page of ``grid`` maps holding the selected one (0 or 1: only the map);
+        the page redraws only when the slider leaves it. The exported figure frames the
+        selected map.
     shared_scale : bool
         Page maps share one colour range.
 
@@ -169,7 +172,9 @@ class MapBrowser(PanelBase):
         )
         self._grid = ipw.Dropdown(options=[0, 4, 8, 16, 32], value=8, description="page")
         self._shared = ipw.Checkbox(value=bool(shared_scale), description="shared colour scale")
-        self.stream = _Selection(layer=first, image=0, index=0, shared=bool(shared_scale), page=1)
+        self.stream = _Selection(layer=first, image=0, index=0)
+        # the page only redraws when it changes (not on every slider step inside it)
+        self.page_stream = _Page(layer=first, image=0, start=0, shared=bool(shared_scale))
         self._main = BokehView(
             hv.DynamicMap(self._draw_selected, streams=[self.stream]).opts(framewise=True)
         )
@@ -178,7 +183,7 @@ class MapBrowser(PanelBase):
         self.picker.observe(lambda v: self._on_layer(v))
         self._index.observe(self._on_index, names="value")
         self._image.observe(self._on_image, names="value")
-        self._shared.observe(lambda ch: self.stream.event(shared=ch["new"]), names="value")
+        self._shared.observe(lambda ch: self._sync_page(), names="value")
         self._grid.observe(lambda ch: self._rebuild_page(), names="value")
         controls = ipw.HBox(
             [self.picker.widget, self._index, self._image, ipw.VBox([self._grid, self._shared])]
@@ -189,9 +194,7 @@ class MapBrowser(PanelBase):
         self.image, self.map_index, self.grid = image, map_index, grid
 
     # -- drawing (plots only) --------------------------------------------------------------
-    def _draw_selected(
-        self, layer: str, image: int, index: int, shared: bool, page: int
-    ) -> hv.Image:
+    def _draw_selected(self, layer: str, image: int, index: int) -> hv.Image:
         return plots.map_image(
             self.maps[layer][image, index],
             cmap=self.cmap,
@@ -206,10 +209,9 @@ class MapBrowser(PanelBase):
         return list(range(start, min(c, start + size)))
 
     def _draw_slot(self, k: int) -> Callable[..., hv.Image]:
-        def draw(layer: str, image: int, index: int, shared: bool, page: int) -> hv.Image:
+        def draw(layer: str, image: int, start: int, shared: bool) -> hv.Image:
             arr = self.maps[layer][image]
             size = max(1, self.grid)
-            start = (index // size) * size
             i = start + k
             clim = None
             if shared:
@@ -217,21 +219,20 @@ class MapBrowser(PanelBase):
                 lo, hi = float(arr[start:stop].min()), float(arr[start:stop].max())
                 clim = (lo, hi if hi > lo else lo + 1.0)
             if i >= arr.shape[0]:
-                return plots.map_image(np.full(arr.shape[1:], np.nan), title="", clim=(0, 1))
-            return plots.map_image(
-                arr[i], title=f"map {i}", clim=clim, cmap=self.cmap, highlight=i == index
-            )
+                return plots.map_image(np.zeros(arr.shape[1:]), title="(none)", clim=(0, 1))
+            return plots.map_image(arr[i], title=f"map {i}", clim=clim, cmap=self.cmap)
 
         return draw
 
     def _rebuild_page(self) -> None:
         if self._page_view is not None:
             self._page_view.plot.cleanup()
+        self._sync_page()  # page start for the new page size
         if self.grid <= 1:
             self._page_view, self._page_box.children = None, ()
             return
         slots = [
-            hv.DynamicMap(self._draw_slot(k), streams=[self.stream]).opts(framewise=True)
+            hv.DynamicMap(self._draw_slot(k), streams=[self.page_stream]).opts(framewise=True)
             for k in range(self.grid)
         ]
         layout = hv.Layout(slots).cols(self.ncols).opts(shared_axes=False, backend="bokeh")
@@ -252,12 +253,33 @@ class MapBrowser(PanelBase):
             self._index.observe(self._on_index, names="value")
             self._image.observe(self._on_image, names="value")
         self.stream.event(layer=layer, index=self._index.value, image=self._image.value)
+        self._sync_page()
 
     def _on_index(self, change: dict) -> None:
         self.stream.event(index=change["new"])
+        self._sync_page()
 
     def _on_image(self, change: dict) -> None:
         self.stream.event(image=change["new"])
+        self._sync_page()
+
+    def _sync_page(self, force: bool = False) -> None:
+        size = max(1, self.grid)
+        state = {
+            "layer": self.layer,
+            "image": self.image,
+            "start": (self.map_index // size) * size,
+            "shared": self.shared_scale,
+        }
+        if not (force or state != self.page_stream.contents):
+            return
+        doc = None if self._page_view is None else self._page_view.plot.state.document
+        if doc is None:
+            self.page_stream.event(**state)
+            return
+        # one Bokeh model-graph recompute for the whole page, not one per slot
+        with doc.models.freeze():
+            self.page_stream.event(**state)
 
     # -- state -----------------------------------------------------------------------------
     @property
