@@ -38,7 +38,7 @@ def test_environment_yml_lists_the_pyproject_dependencies():
     for line in env_lines:
         m = re.fullmatch(r"\s*-\s*([A-Za-z0-9_.-]+)\s*(\S*)\s*", line)
         if m and m.group(1) not in ("conda-forge", "pip", "python"):
-            listed.add((m.group(1).lower(), m.group(2)))
+            listed.add((m.group(1).lower().replace("_", "-"), m.group(2)))
     assert wanted == listed, (
         f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: "
         f"{sorted(listed - wanted)}"
