@@ -1,0 +1,8 @@
+"""Study orchestration used by the notebooks (settings per scale, cached training, tables).
+
+Submodules are imported explicitly: ``from cnnexplore_nb.studies.vessels import ...``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["vessel_correlation", "vessels"]

@@ -1,0 +1,278 @@
+"""Correlation part of the vessel study: maps of the thesis-selected layers, per-image
+tables, their aggregation over many images, and the numbers behind the conclusions.
+
+The thesis analysed each of three input images separately; :func:`aggregate_correlation`
+repeats the analysis for every image of a set and reports the mean and std across images of
+the per-layer-pair statistics, which the original tool could not do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .._checks import as_rng, check_fraction, check_positive_int
+from ..extract import extract_activations
+from ..layers import select_layers
+from ..models import feature_layers
+from ..tables import CorrelationTables, correlation_tables
+
+__all__ = [
+    "aggregate_correlation",
+    "correlation_study",
+    "cross_network_profile",
+    "layer_maps",
+    "layer_pair_summary",
+    "map_blocks",
+    "module_number",
+    "random_maps",
+    "redundancy_profile",
+    "selected_layers",
+]
+
+SUMMARY_VALUES = ("mean_max", "median_max", "percent", "count", "n_maps")
+
+
+def module_number(layer: str) -> int:
+    """The module number at the end of a layer path: ``"conv_module6"`` -> 6."""
+    found = re.search(r"(\d+)$", str(layer))
+    if found is None:
+        raise ValueError(f"layer path {layer!r} does not end with a module number")
+    return int(found.group(1))
+
+
+def selected_layers(model: nn.Module) -> list[str]:
+    """The thesis selection (first, even, last) of the model's feature taps."""
+    return select_layers(feature_layers(model))
+
+
+def _as_images(images: Any) -> torch.Tensor:
+    if isinstance(images, Dataset):
+        return torch.stack([images[i][0] for i in range(len(images))]).float()
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4:
+        raise ValueError(f"images must have shape (N, C, H, W) or (C, H, W), got {tuple(x.shape)}")
+    return x.float()
+
+
+def layer_maps(
+    model: nn.Module, images: Any, layers: Sequence[str] | None = None, *, progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """Activation maps of the selected layers (default: :func:`selected_layers`).
+
+    Returns
+    -------
+    dict of layer path -> Tensor of shape (N, C, H, W)
+    """
+    layers = selected_layers(model) if layers is None else list(layers)
+    return extract_activations(model, _as_images(images), layers, progress=progress)
+
+
+def correlation_study(
+    model_a: nn.Module,
+    images: Any,
+    model_b: nn.Module | None = None,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    threshold: float = 0.8,
+    progress: bool = False,
+) -> CorrelationTables:
+    """Correlation tables of the selected layers of A with themselves or with those of B.
+
+    ``images`` (Tensor (N, C, H, W), (C, H, W) or a Dataset) are pooled: one image gives
+    the thesis's per-image analysis.
+    """
+    x = _as_images(images)
+    maps_a = layer_maps(model_a, x)
+    maps_b = None if model_b is None else layer_maps(model_b, x)
+    if model_b is None:
+        names = (names[0], names[0])
+    return correlation_tables(maps_a, maps_b, names=names, threshold=threshold, progress=progress)
+
+
+def layer_pair_summary(tables: CorrelationTables) -> pd.DataFrame:
+    """Per layer pair: statistics of the max |r| of every map of A.
+
+    Returns
+    -------
+    DataFrame
+        ``{A}_layer``, ``{B}_layer`` (as in ``tables.stats``), ``mean_max`` and
+        ``median_max`` (over all non-constant maps of A, no threshold), ``percent`` and
+        ``count`` (maps with max |r| >= ``tables.threshold``), ``n_maps``, and the module
+        numbers ``module_a``, ``module_b``.
+    """
+    every = tables.stats_at(0.0)
+    la, lb = every.columns[0], every.columns[1]
+    out = every[[la, lb]].copy()
+    out["mean_max"] = every["mean"].to_numpy()
+    out["median_max"] = every["median"].to_numpy()
+    out["percent"] = tables.stats["percent"].to_numpy()
+    out["count"] = tables.stats["count"].to_numpy()
+    out["n_maps"] = tables.stats["n_maps"].to_numpy()
+    out["module_a"] = [module_number(v) for v in out[la].astype(str)]
+    out["module_b"] = [module_number(v) for v in out[lb].astype(str)]
+    return out
+
+
+def aggregate_correlation(
+    model_a: nn.Module,
+    images: Any,
+    model_b: nn.Module | None = None,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    threshold: float = 0.8,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-image analysis repeated over every image; mean and std across images.
+
+    Each image is analysed on its own (extraction, tables, summary), so memory holds the
+    maps of one image at a time.
+
+    Parameters
+    ----------
+    images : Tensor of shape (N, C, H, W) or a Dataset
+        At least 2 images.
+
+    Returns
+    -------
+    per_image : DataFrame
+        :func:`layer_pair_summary` rows with an ``image`` column.
+    summary : DataFrame
+        Per layer pair: ``{A}_layer``, ``{B}_layer``, ``module_a``, ``module_b``,
+        ``mean_max_mean``, ``mean_max_std``, ``percent_mean``, ``percent_std`` (std with
+        ddof=1 across images) and ``n_images``.
+    """
+    from tqdm.auto import tqdm
+
+    check_fraction("threshold", threshold)
+    x = _as_images(images)
+    check_positive_int("number of images", len(x), minimum=2)
+    frames = []
+    for i in tqdm(range(len(x)), desc="images", disable=not progress):
+        tables = correlation_study(model_a, x[i : i + 1], model_b, names=names, threshold=threshold)
+        frame = layer_pair_summary(tables)
+        frame.insert(0, "image", i)
+        frames.append(frame)
+    per_image = pd.concat(frames, ignore_index=True)
+    la, lb = per_image.columns[1], per_image.columns[2]
+    keys = [la, lb, "module_a", "module_b"]
+    grouped = per_image.groupby(keys, observed=True, sort=False)
+    summary = grouped.agg(
+        mean_max_mean=("mean_max", "mean"),
+        mean_max_std=("mean_max", "std"),
+        percent_mean=("percent", "mean"),
+        percent_std=("percent", "std"),
+        n_images=("image", "nunique"),
+    ).reset_index()
+    return per_image, summary
+
+
+def redundancy_profile(summary: pd.DataFrame, value: str = "percent") -> pd.DataFrame:
+    """Within-network rows (a layer against itself) of a summary, by module number.
+
+    ``summary`` is a :func:`layer_pair_summary` or the ``summary`` of
+    :func:`aggregate_correlation` (then ``value`` names e.g. ``"percent_mean"``).
+
+    Returns
+    -------
+    DataFrame
+        ``module``, ``value`` and ``position`` ("first", "middle" or "last").
+    """
+    if value not in summary.columns:
+        raise KeyError(f"value {value!r} is not a column; got {list(summary.columns)}")
+    diag = summary[summary["module_a"] == summary["module_b"]].sort_values("module_a")
+    modules = diag["module_a"].to_numpy()
+    if modules.size == 0:
+        raise ValueError("no within-layer rows (module_a == module_b) in the summary")
+    pos = np.where(modules == modules.min(), "first", "middle")
+    pos = np.where(modules == modules.max(), "last", pos)
+    return pd.DataFrame({"module": modules, "value": diag[value].to_numpy(float), "position": pos})
+
+
+def cross_network_profile(summary: pd.DataFrame, value: str = "mean_max") -> dict[str, float]:
+    """Similarity of corresponding layers of two networks of different depth.
+
+    Returns ``first`` (first layer of A vs first of B), ``last`` (last vs last) and
+    ``others`` (mean of every other layer pair) of the ``value`` column.
+    """
+    if value not in summary.columns:
+        raise KeyError(f"value {value!r} is not a column; got {list(summary.columns)}")
+    ma, mb = summary["module_a"].to_numpy(), summary["module_b"].to_numpy()
+    v = summary[value].to_numpy(float)
+    first = (ma == ma.min()) & (mb == mb.min())
+    last = (ma == ma.max()) & (mb == mb.max())
+    rest = ~(first | last)
+    return {
+        "first": float(v[first].mean()),
+        "last": float(v[last].mean()),
+        "others": float(np.nanmean(v[rest])) if rest.any() else float("nan"),
+    }
+
+
+def map_blocks(matrix: Any, threshold: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks of correlated maps: connected groups in the graph |r| >= ``threshold``.
+
+    Parameters
+    ----------
+    matrix : array of shape (K, K)
+        Signed correlations of the maps of one layer with themselves (NaN = undefined).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (K,)
+        Block of each map (maps without a partner are blocks of size 1).
+    order : ndarray of int, shape (K,)
+        A permutation grouping the maps by block, largest block first (for a reordered
+        correlation image).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    check_fraction("threshold", threshold)
+    r = np.abs(np.asarray(matrix, dtype=float))
+    if r.ndim != 2 or r.shape[0] != r.shape[1]:
+        raise ValueError(f"matrix must be square (K, K), got shape {r.shape}")
+    adj = np.nan_to_num(r, nan=0.0) >= threshold
+    np.fill_diagonal(adj, False)
+    _, labels = connected_components(csr_matrix(adj), directed=False)
+    sizes = np.bincount(labels)
+    order = np.lexsort((np.arange(labels.size), labels, -sizes[labels]))
+    return labels, order
+
+
+def random_maps(
+    tables: CorrelationTables,
+    layer: str,
+    *,
+    n: int = 8,
+    rng: int | np.random.Generator | None = 0,
+) -> tuple[list[int], list[int]]:
+    """``n`` random maps of a layer and those of them that have a similar map in the layer.
+
+    Returns
+    -------
+    ids : list of int
+        Random map ids (sorted).
+    similar : list of int
+        The ids among them whose max |r| with another map of the same layer is
+        >= ``tables.threshold``.
+    """
+    key = (layer, layer)
+    if key not in tables.matrices:
+        raise KeyError(f"layer {layer!r} not in the tables; layers: {tables.layers_a}")
+    r = np.abs(tables.matrices[key]).copy()
+    np.fill_diagonal(r, np.nan)
+    n = min(check_positive_int("n", n), r.shape[0])
+    ids = sorted(int(i) for i in as_rng(rng).choice(r.shape[0], size=n, replace=False))
+    with np.errstate(invalid="ignore"):
+        best = np.array([np.nanmax(r[i]) if np.isfinite(r[i]).any() else np.nan for i in ids])
+    return ids, [i for i, b in zip(ids, best) if b >= tables.threshold]

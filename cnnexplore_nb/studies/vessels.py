@@ -1,0 +1,417 @@
+"""The vessel-segmentation study of the thesis (chapters 4-5): settings per scale, data,
+cached training of CNN1/CNN6/CNN10 and the training tables (thesis Tables 4 and 5).
+
+The correlation part of the study (maps of the selected layers, per-image tables and their
+aggregation over many images) is in :mod:`cnnexplore_nb.studies.vessel_correlation`.
+
+Scales (see :mod:`cnnexplore_nb.nb`): ``"smoke"`` (seconds, narrow networks),
+``"embedded"`` (a few minutes on a 2-core CPU: 40 synthetic 64 x 64 images, 64 maps per
+layer as in the thesis) and ``"full"`` (the thesis protocol on a folder of image/mask
+pairs: full resolution, 250 epochs, batch sizes 5/3/1).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+from .._checks import check_choice, seed_everything
+from ..data import (
+    VesselArrays,
+    VesselFolder,
+    normalize_intensity,
+    synthetic_vessels,
+    train_val_split,
+)
+from ..io import atomic_path, load_checkpoint
+from ..models import create_model
+from ..nb import SCALES, artifacts_dir
+from ..train import evaluate_segmentation, train_segmentation
+
+__all__ = [
+    "DISPLAY_NAMES",
+    "MODELS",
+    "THESIS_TABLE4",
+    "VESSEL_SETTINGS",
+    "per_image_table",
+    "stack_images",
+    "trained_vessel_model",
+    "training_table",
+    "vessel_data",
+    "vessel_settings",
+]
+
+MODELS = ("cnn1", "cnn6", "cnn10")
+DISPLAY_NAMES = {"cnn1": "CNN1", "cnn6": "CNN6", "cnn10": "CNN10"}
+DATA_ENV = "CNNX_VESSEL_DATA"
+
+_BATCH = {"cnn1": 5, "cnn6": 3, "cnn10": 1}  # thesis batch sizes (by GPU memory)
+_COMMON = {
+    "lr": 0.01,
+    "optimizer": "adam",
+    "seed": 0,
+    "difficulty": 0.5,
+    "vessel_fraction": 0.12,
+    "test_fractions": (0.05, 0.12, 0.25),
+    "batch_sizes": _BATCH,
+}
+#: Settings per scale. ``size``/``n_images``: synthetic images (None at full scale: the
+#: folder's images at full resolution); ``test_fractions``: vessel fractions of the three
+#: test images of Table 5; ``n_aggregate``: images of the aggregated correlation study.
+VESSEL_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        **_COMMON,
+        "source": "synthetic",
+        "size": 32,
+        "n_images": 10,
+        "width": 8,
+        "epochs": {"cnn1": 1, "cnn6": 1, "cnn10": 1},
+        "n_aggregate": 4,
+    },
+    "embedded": {
+        **_COMMON,
+        "source": "synthetic",
+        "size": 64,
+        "n_images": 40,
+        "width": 64,
+        "epochs": {"cnn1": 8, "cnn6": 6, "cnn10": 6},
+        "n_aggregate": 24,
+    },
+    "full": {
+        **_COMMON,
+        "source": "folder",
+        "size": None,
+        "n_images": None,
+        "width": 64,
+        "epochs": {"cnn1": 250, "cnn6": 250, "cnn10": 250},
+        "n_aggregate": 20,
+    },
+}
+
+#: The thesis's Table 4 (validation set of the private microscopy data).
+THESIS_TABLE4 = pd.DataFrame(
+    {
+        "model": ["CNN1", "CNN6", "CNN10"],
+        "batch": [5, 3, 1],
+        "parameters": ["3.3K", "1.01M", "1.81M"],
+        "IoU": [0.81, 0.91, 0.92],
+        "clDice": [0.88, 0.97, 0.98],
+    }
+)
+
+
+def vessel_settings(scale: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A deep copy of ``VESSEL_SETTINGS[scale]`` updated with ``settings`` (if given)."""
+    check_choice("scale", scale, SCALES)
+    out = copy.deepcopy(VESSEL_SETTINGS[scale])
+    for key, value in (settings or {}).items():
+        if key not in out:
+            raise KeyError(f"unknown vessel setting {key!r}; expected one of {sorted(out)}")
+        out[key] = copy.deepcopy(value)
+    return out
+
+
+# ------------------------------------------------------------------------------- data
+def stack_images(dataset: Dataset, indices: Any = None) -> tuple[torch.Tensor, np.ndarray]:
+    """Images and masks of dataset items stacked: ``(Tensor (N, C, H, W), uint8 (N, H, W))``."""
+    idx = range(len(dataset)) if indices is None else [int(i) for i in indices]
+    items = [dataset[i] for i in idx]
+    if not items:
+        raise ValueError("no items to stack: the dataset or index list is empty")
+    x = torch.stack([it[0] for it in items]).float()
+    m = np.stack([np.asarray(it[1], dtype=np.uint8) for it in items])
+    return x, m
+
+
+def _density_series(s: Mapping[str, Any], kw: dict) -> tuple[np.ndarray, np.ndarray]:
+    """One image per target vessel fraction (the closest of 4 candidates), sorted by the
+    fraction reached, so the three test images go from sparse to dense."""
+    images, masks = [], []
+    for i, target in enumerate(s["test_fractions"]):
+        cand_x, cand_m = synthetic_vessels(
+            4, s["size"], rng=s["seed"] + 101 + i, vessel_fraction=target, **kw
+        )
+        best = int(np.argmin(np.abs(cand_m.mean(axis=(1, 2)) - target)))
+        images.append(cand_x[best])
+        masks.append(cand_m[best])
+    order = np.argsort([m.mean() for m in masks], kind="stable")
+    return np.stack(images)[order], np.stack(masks)[order]
+
+
+def _synthetic(settings: Mapping[str, Any]) -> dict[str, Any]:
+    s = settings
+    kw = {"difficulty": s["difficulty"]}
+    images, masks = synthetic_vessels(
+        s["n_images"], s["size"], rng=s["seed"], vessel_fraction=s["vessel_fraction"], **kw
+    )
+    x, _ = normalize_intensity(images)
+    tr, va = train_val_split(len(images), seed=s["seed"])
+    test_images, test_masks = _density_series(s, kw)
+    agg_images, agg_masks = synthetic_vessels(
+        s["n_aggregate"], s["size"], rng=s["seed"] + 202, vessel_fraction=s["vessel_fraction"], **kw
+    )
+    return {
+        "source": "synthetic",
+        "train": VesselArrays(x[tr], masks[tr]),
+        "val": VesselArrays(x[va], masks[va]),
+        "test": VesselArrays(normalize_intensity(test_images)[0], test_masks),
+        "aggregate": VesselArrays(normalize_intensity(agg_images)[0], agg_masks),
+        "test_display": test_images,
+        "examples": (images[:4], masks[:4]),
+        "train_idx": tr,
+        "val_idx": va,
+    }
+
+
+def _folder(settings: Mapping[str, Any], data_dir: Path) -> dict[str, Any]:
+    folder = VesselFolder(data_dir)
+    tr, va = train_val_split(len(folder), seed=settings["seed"])
+    val = Subset(folder, va.tolist())
+    has_test = (data_dir / "test" / "images").is_dir() and (data_dir / "test" / "masks").is_dir()
+    pool = VesselFolder(data_dir / "test") if has_test else val
+    # three images of different density: lowest, median and highest vessel fraction
+    fractions = np.array([float(np.asarray(pool[i][1]).mean()) for i in range(len(pool))])
+    order = np.argsort(fractions, kind="stable")
+    pick = sorted({int(order[0]), int(order[len(order) // 2]), int(order[-1])})
+    test = Subset(pool, pick)
+    x, _ = stack_images(test)
+    agg = Subset(pool, list(range(min(len(pool), int(settings["n_aggregate"])))))
+    ex_x, ex_m = stack_images(folder, range(min(4, len(folder))))
+    return {
+        "source": "folder",
+        "train": Subset(folder, tr.tolist()),
+        "val": val,
+        "test": test,
+        "aggregate": agg,
+        "test_display": x[:, 0].numpy(),
+        "examples": (ex_x[:, 0].numpy(), ex_m),
+        "train_idx": tr,
+        "val_idx": va,
+    }
+
+
+def _resolve_dir(settings: Mapping[str, Any], data_dir: Any) -> Path | None:
+    data_dir = data_dir or os.environ.get(DATA_ENV) or None
+    if data_dir is None:
+        if settings["source"] == "folder":
+            raise ValueError(
+                "this scale trains on a folder of image/mask pairs (root/images, root/masks): "
+                f"pass data_dir=... (DATA_DIR in the notebooks) or set {DATA_ENV}; got none"
+            )
+        return None
+    path = Path(data_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder")
+    return path
+
+
+def vessel_data(settings: Mapping[str, Any], data_dir: str | os.PathLike | None = None) -> dict:
+    """Training, validation and test data of the study.
+
+    Parameters
+    ----------
+    settings : dict
+        One entry of :data:`VESSEL_SETTINGS` (see :func:`vessel_settings`).
+    data_dir : path, optional
+        A folder ``images/`` + ``masks/`` (see :class:`~cnnexplore_nb.data.VesselFolder`),
+        optionally with ``test/images`` + ``test/masks``. Default: the environment variable
+        ``CNNX_VESSEL_DATA``; without either, synthetic vessels (not allowed at full scale).
+
+    Returns
+    -------
+    dict
+        ``source`` ("synthetic" or "folder"); Datasets ``train`` and ``val`` (the thesis
+        80/20 split with the settings' seed), ``test`` (three images of low, medium and high
+        vessel density for Table 5), ``aggregate`` (images for the aggregated correlation
+        study, distinct from training); ``test_display`` (ndarray (3, H, W), the test images
+        for figures), ``examples`` (raw images and masks of up to 4 training images),
+        ``train_idx``, ``val_idx``. Synthetic images are z-scored per image.
+    """
+    path = _resolve_dir(settings, data_dir)
+    return _synthetic(settings) if path is None else _folder(settings, path)
+
+
+# ---------------------------------------------------------------------------- training
+def _fingerprint(name: str, s: Mapping[str, Any], data_dir: Path | None) -> dict[str, Any]:
+    keys = ("size", "n_images", "difficulty", "vessel_fraction", "width", "lr", "optimizer")
+    fp = {k: s[k] for k in keys} | {"seed": s["seed"], "model": name}
+    fp["batch_size"] = int(s["batch_sizes"][name])
+    fp["data_dir"] = None if data_dir is None else str(data_dir)
+    return json.loads(json.dumps(fp))
+
+
+def _read_meta(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    with atomic_path(folder / "meta.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
+
+
+def init_seed(name: str, seed: int) -> int:
+    """Seed of a model's initial weights: distinct per model, so CNN6 and CNN10 do not
+    start from the same first-layer weights (which would fake similar first layers)."""
+    return int(seed) + 7919 * (MODELS.index(name) + 1)
+
+
+def _build(name: str, s: Mapping[str, Any], in_channels: int) -> nn.Module:
+    seed_everything(init_seed(name, s["seed"]))
+    return create_model(name, width=int(s["width"]), in_channels=int(in_channels))
+
+
+def trained_vessel_model(
+    name: str,
+    scale: str,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    retrain: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """A CNN-N trained on the vessel data of ``scale``, cached in the artifacts folder.
+
+    The checkpoints live in ``artifacts_dir("vessels", scale, name)`` (``best.pt``,
+    ``last.pt``, ``history.csv``, ``meta.json``). A finished run with the same settings is
+    loaded without touching the data; an interrupted one resumes from ``last.pt``; changed
+    settings (data, width, learning rate, batch size, seed...) start over with a warning.
+
+    Parameters
+    ----------
+    name : {"cnn1", "cnn6", "cnn10"}
+    scale : {"smoke", "embedded", "full"}
+    settings : dict, optional
+        Overrides of :data:`VESSEL_SETTINGS` entries (e.g. ``{"epochs": {...}}``).
+    retrain : bool
+        Discard any cached run and train again.
+    data_dir : path, optional
+        See :func:`vessel_data` (required at full scale unless a run is cached).
+    progress : bool
+        tqdm progress over epochs.
+
+    Returns
+    -------
+    model : nn.Module
+        On the CPU, in eval mode, holding the best-validation weights; attributes
+        ``best_epoch`` and ``best_score`` (validation IoU).
+    history : DataFrame
+        Per-epoch history of :func:`~cnnexplore_nb.train.train_segmentation`.
+    """
+    name = check_choice("model", name, MODELS)
+    s = vessel_settings(scale, settings)
+    epochs = int(s["epochs"][name])
+    folder = artifacts_dir("vessels", scale, name)
+    meta = _read_meta(folder)
+    if data_dir is None and not os.environ.get(DATA_ENV) and meta and s["source"] == "folder":
+        data_dir = meta["fingerprint"].get("data_dir")
+    path = _resolve_dir(s, data_dir)
+    fp = _fingerprint(name, s, path)
+    files_ok = all((folder / f).is_file() for f in ("best.pt", "history.csv"))
+    same = meta is not None and meta.get("fingerprint") == fp
+    if not retrain and same and files_ok and meta.get("epochs_done") == epochs:
+        model = _build(name, s, meta["in_channels"])
+        best = load_checkpoint(folder / "best.pt")
+        model.load_state_dict(best["model"])
+        model.best_epoch, model.best_score = int(best["epoch"]), float(best["score"])
+        return model.eval(), pd.read_csv(folder / "history.csv")
+    last_epoch = 0
+    if same and not retrain and (folder / "last.pt").is_file():
+        last_epoch = int(load_checkpoint(folder / "last.pt")["epoch"])
+    if retrain or not same or last_epoch > epochs:
+        if meta is not None and not same and not retrain:
+            warnings.warn(
+                f"cached {name} run in {str(folder)!r} used other settings "
+                f"({meta.get('fingerprint')} vs {fp}); training again",
+                UserWarning,
+                stacklevel=2,
+            )
+        for f in ("best.pt", "last.pt", "history.csv", "meta.json"):
+            (folder / f).unlink(missing_ok=True)
+    data = vessel_data(s, path)
+    in_channels = int(data["train"][0][0].shape[0])
+    _write_meta(folder, {"fingerprint": fp, "epochs_done": None, "in_channels": in_channels})
+    model = _build(name, s, in_channels)
+    model, history = train_segmentation(
+        model, data["train"], data["val"], epochs=epochs, lr=s["lr"],
+        batch_size=int(s["batch_sizes"][name]), optimizer=s["optimizer"], seed=int(s["seed"]),
+        checkpoint_dir=folder, resume=True, progress=progress,
+    )  # fmt: skip
+    with atomic_path(folder / "history.csv") as tmp:
+        history.to_csv(tmp, index=False)
+    _write_meta(folder, {"fingerprint": fp, "epochs_done": epochs, "in_channels": in_channels})
+    return model.cpu().eval(), history
+
+
+# ------------------------------------------------------------------------------ tables
+def training_table(
+    results: Mapping[str, tuple[nn.Module, pd.DataFrame]], settings: Mapping[str, Any]
+) -> pd.DataFrame:
+    """The thesis Table 4 for trained models.
+
+    Parameters
+    ----------
+    results : dict of model name -> (model, history)
+        As returned by :func:`trained_vessel_model`.
+    settings : dict
+        The settings they were trained with (batch sizes).
+
+    Returns
+    -------
+    DataFrame
+        One row per model: ``model``, ``layers`` (conv layers, modules + classifier),
+        ``modules``, ``batch``, ``epochs``, ``training_s`` (sum of epoch times),
+        ``parameters``, ``best_epoch``, ``IoU`` and ``clDice`` (validation, at the best
+        epoch).
+    """
+    rows = []
+    for name, (model, history) in results.items():
+        best = history.loc[history["val_iou"].idxmax()]
+        modules = int(getattr(model, "n_modules", 0))
+        rows.append(
+            {
+                "model": DISPLAY_NAMES.get(name, name),
+                "layers": modules + 1,
+                "modules": modules,
+                "batch": int(settings["batch_sizes"][name]),
+                "epochs": len(history),
+                "training_s": float(history["seconds"].sum()),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "best_epoch": int(best["epoch"]),
+                "IoU": float(best["val_iou"]),
+                "clDice": float(best["val_cldice"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def per_image_table(models: Mapping[str, nn.Module], data: Mapping[str, Any]) -> pd.DataFrame:
+    """The thesis Table 5: IoU and clDice of every model on the three test images.
+
+    Returns
+    -------
+    DataFrame
+        Tidy: ``image`` (0, 1, 2), ``vessel_fraction`` (of the ground truth), ``model``,
+        ``IoU``, ``clDice``, ``precision``, ``recall``.
+    """
+    frames = []
+    for name, model in models.items():
+        scores = evaluate_segmentation(model, data["test"])
+        frame = scores[["image", "vessel_fraction", "iou", "cldice", "precision", "recall"]]
+        frame = frame.rename(columns={"iou": "IoU", "cldice": "clDice"})
+        frame.insert(2, "model", DISPLAY_NAMES.get(name, name))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
