@@ -1,0 +1,264 @@
+"""Classification training with transfer from a frozen source: ``run(method, ...)``.
+
+SGD (lr 0.1, momentum 0.9, weight decay 1e-4), cosine annealing over the epochs, batch 128;
+the record reports the test accuracy of the weights of the best validation epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._checks import check_choice, check_positive_int, seed_everything, unknown_name_message
+from .l2t import METHODS, TransferStep
+from .matching import PairSpec, parse_pairs
+
+__all__ = ["DEFAULTS", "build_step", "evaluate", "run"]
+
+Method = Literal["scratch", "ufm", "l2t_ww", "l2t_www", "attention"]
+
+DEFAULTS: dict[str, Any] = {
+    "batch_size": 128,
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "beta": None,  # 0.5, or 1e3 for attention
+    "pairs": None,  # default: source {4, 9, 14} x target {0..4}
+    "inner_steps": 2,
+    "meta_lr": 1e-4,
+    "meta_weight_decay": 1e-4,
+    "target_kwargs": {},
+    "eval_batch_size": 512,
+    "snapshot": False,
+    "snapshot_weights": (("features.0.weight", (4, 2, 2, 0)),),
+    "progress": True,
+    "return_model": False,
+}
+
+
+def _taps(model: nn.Module, role: str) -> list[dict]:
+    info = getattr(model, "feature_info", None)
+    if not info:
+        raise TypeError(f"the {role} {type(model).__name__} has no feature_info listing its taps")
+    return info
+
+
+def build_step(
+    method: Method,
+    source: nn.Module | None,
+    target: nn.Module,
+    *,
+    pairs: Sequence[PairSpec] | None = None,
+    beta: float | None = None,
+    inner_steps: int = 2,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    meta_lr: float = 1e-4,
+    meta_weight_decay: float = 1e-4,
+) -> TransferStep:
+    """A :class:`TransferStep` with pairs checked against both networks' ``feature_info``."""
+    method = check_choice("method", method, list(METHODS))
+    if method == "scratch":
+        parsed, channels = [], []
+    else:
+        if source is None:
+            raise ValueError(f"method {method!r} needs a source network, got None")
+        s_info, t_info = _taps(source, "source"), _taps(target, "target")
+        parsed = parse_pairs(pairs, n_source=len(s_info), n_target=len(t_info))
+        channels = [(t_info[t]["num_chs"], s_info[s]["num_chs"]) for s, t in parsed]
+    if beta is None:
+        beta = 1e3 if method == "attention" else 0.5
+    return TransferStep(
+        method, source, target, pairs=parsed, channels=channels, beta=beta,
+        inner_steps=check_positive_int("inner_steps", inner_steps), lr=lr, momentum=momentum,
+        weight_decay=weight_decay, meta_lr=meta_lr, meta_weight_decay=meta_weight_decay,
+    )  # fmt: skip
+
+
+def _batch(ds, idx: torch.Tensor, generator: torch.Generator | None):
+    if hasattr(ds, "batch"):
+        return ds.batch(idx, generator=generator)
+    items = [ds[int(i)] for i in idx]
+    return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset, *, batch_size: int = 512) -> float:
+    """Top-1 accuracy (fraction) of ``model`` in eval mode on ``dataset``."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    n = len(dataset)
+    for start in range(0, n, batch_size):
+        x, y = _batch(dataset, torch.arange(start, min(n, start + batch_size)), None)
+        correct += int((model(x).argmax(1) == y).sum())
+    model.train(was_training)
+    return correct / max(n, 1)
+
+
+def _resolve_source(source: Any) -> nn.Module | None:
+    from ..models import create_model
+    from .checkpoint import load_l2tww_source
+
+    if source is None or isinstance(source, nn.Module):
+        return copy.deepcopy(source)
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        return load_l2tww_source(source)
+    if isinstance(source, str):
+        return create_model(source)
+    raise TypeError(
+        f"source must be a model, a registered name or a checkpoint path, got {source!r}"
+    )
+
+
+def _snapshot(step: TransferStep, probe: torch.Tensor, weights: Sequence, epoch: int) -> dict:
+    snap: dict[str, Any] = {"epoch": epoch}
+    if step.meta is not None:
+        with torch.no_grad():
+            meta = step.meta_outputs(step.source_features(probe))
+        snap["lam"] = [float(v.mean()) for v in meta.lam]
+        snap["w"] = [v.mean(0).tolist() for v in meta.w]
+        if meta.gamma is not None:
+            snap["gamma"] = [v.mean(0).tolist() for v in meta.gamma]
+    params = dict(step.student.target.named_parameters())
+    for name, index in weights:
+        p = params.get(name)
+        if p is not None and len(index) == p.ndim and all(i < s for i, s in zip(index, p.shape)):
+            snap[f"{name}[{', '.join(map(str, index))}]"] = float(p.detach()[tuple(index)])
+    return snap
+
+
+def run(
+    method: Method,
+    *,
+    source: nn.Module | str | os.PathLike | None,
+    target: nn.Module | str,
+    data: Mapping[str, Any],
+    epochs: int,
+    seed: int,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Train ``target`` on ``data["train"]`` with ``method`` and report test accuracy.
+
+    Parameters
+    ----------
+    method : {"scratch", "ufm", "l2t_ww", "l2t_www", "attention"}
+    source : nn.Module, registered name, checkpoint path or None
+        Frozen source network with ``feature_info`` (copied; ``None`` only for scratch).
+    target : nn.Module or registered name
+        A name is built with ``num_classes`` (and ``in_channels``) from the data plus
+        ``settings["target_kwargs"]`` (e.g. ``{"width": 0.25}``); a module is copied.
+    data : mapping
+        ``train``, ``val``, ``test`` datasets of ``(image (C, H, W), label)`` items
+        (:class:`~cnnexplore_nb.data.ImageClassification` is fastest).
+    epochs : int
+        Cosine schedule length.
+    seed : int
+        Seeds initialisation, shuffling and augmentation (same seed: same bits).
+    **settings
+        Any of :data:`DEFAULTS` (batch_size, lr, momentum, weight_decay, beta, pairs,
+        inner_steps, meta_lr, meta_weight_decay, target_kwargs, eval_batch_size, snapshot,
+        snapshot_weights, progress, return_model).
+
+    Returns
+    -------
+    dict
+        ``method, seed, epochs, test_acc`` (at the best validation epoch), ``best_epoch``
+        (1-based), ``best_val_acc, final_val_acc, seconds, n_train, pairs, history`` (one dict
+        per epoch: epoch, lr, loss, ce, matching, meta_loss, train_acc, val_acc) and, if
+        ``snapshot``, ``snapshots`` (epoch 0 = initialisation): mean lambda, w and 3x3 gamma
+        per pair on a fixed probe batch, and the chosen target weights.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(unknown_name_message("setting", unknown[0], sorted(DEFAULTS)))
+    cfg = {**DEFAULTS, **settings}
+    method = check_choice("method", method, list(METHODS))
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", cfg["batch_size"])
+    missing = [k for k in ("train", "val", "test") if k not in data]
+    if missing:
+        raise KeyError(f"data must hold 'train', 'val' and 'test' datasets; missing {missing}")
+    train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
+    if len(train_ds) == 0:
+        raise ValueError("data['train'] is empty")
+    t_start = time.perf_counter()
+    seed_everything(seed)
+    src = None if method == "scratch" else _resolve_source(source)
+    if isinstance(target, str):
+        from ..models import create_model
+
+        n_classes = getattr(train_ds, "num_classes", None)
+        x0, _ = _batch(train_ds, torch.tensor([0]), None)
+        if n_classes is None:
+            n_classes = int(max(int(y) for _, y in (train_ds[i] for i in range(len(train_ds))))) + 1
+        kwargs = {"num_classes": n_classes, "in_channels": x0.shape[1], **cfg["target_kwargs"]}
+        tgt = create_model(target, **kwargs)
+    else:
+        tgt = copy.deepcopy(target)
+    step = build_step(
+        method, src, tgt, pairs=cfg["pairs"], beta=cfg["beta"], inner_steps=cfg["inner_steps"],
+        lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
+        meta_lr=cfg["meta_lr"], meta_weight_decay=cfg["meta_weight_decay"],
+    )  # fmt: skip
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, T_max=epochs)
+    gen = torch.Generator().manual_seed(int(seed))
+    probe = None
+    snapshots: list[dict] = []
+    if cfg["snapshot"]:
+        probe_ds = (
+            train_ds.with_transform(None) if hasattr(train_ds, "with_transform") else train_ds
+        )
+        probe, _ = _batch(probe_ds, torch.arange(min(len(train_ds), 64)), None)
+        snapshots.append(_snapshot(step, probe, cfg["snapshot_weights"], 0))
+    history: list[dict] = []
+    best = (-math.inf, 0, None)
+    bar = tqdm(range(1, epochs + 1), desc=method, disable=not cfg["progress"], leave=False)
+    for epoch in bar:
+        lr_now = step.lr
+        order = torch.randperm(len(train_ds), generator=gen)
+        sums: dict[str, float] = {}
+        n_seen = 0
+        for start in range(0, len(order), batch_size):
+            x, y = _batch(train_ds, order[start : start + batch_size], gen)
+            out = step.step(x, y)
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + v * len(y)
+            n_seen += len(y)
+        sched.step()
+        val_acc = evaluate(step.student.target, val_ds, batch_size=cfg["eval_batch_size"])
+        row = {"epoch": epoch, "lr": lr_now, "val_acc": val_acc}
+        row.update({k if k != "acc" else "train_acc": v / n_seen for k, v in sums.items()})
+        row.setdefault("meta_loss", float("nan"))
+        history.append(row)
+        if val_acc > best[0]:
+            best = (val_acc, epoch, copy.deepcopy(step.student.target.state_dict()))
+        if probe is not None:
+            snapshots.append(_snapshot(step, probe, cfg["snapshot_weights"], epoch))
+        bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{val_acc:.3f}")
+    final_state = copy.deepcopy(step.student.target.state_dict())
+    step.student.target.load_state_dict(best[2])
+    test_acc = evaluate(step.student.target, test_ds, batch_size=cfg["eval_batch_size"])
+    step.student.target.load_state_dict(final_state)
+    record: dict[str, Any] = {
+        "method": method, "seed": seed, "epochs": epochs, "test_acc": test_acc,
+        "best_epoch": best[1], "best_val_acc": best[0], "final_val_acc": history[-1]["val_acc"],
+        "seconds": time.perf_counter() - t_start, "n_train": len(train_ds),
+        "pairs": [f"{s}-{t}" for s, t in step.pairs], "history": history,
+    }  # fmt: skip
+    if cfg["snapshot"]:
+        record["snapshots"] = snapshots
+    if cfg["return_model"]:
+        record["model"] = step.student.target
+    return record
