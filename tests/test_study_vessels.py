@@ -280,6 +280,13 @@ def test_profiles_on_hand_made_summaries():
     prof = vc.redundancy_profile(summ)
     assert list(prof["module"]) == [1, 2, 4] and list(prof["value"]) == [50, 10, 70]
     assert list(prof["position"]) == ["first", "middle", "last"]
+    verdict = vc.redundancy_verdict(summ)
+    assert verdict == {
+        "first": 50.0, "middle": 10.0, "last": 70.0, "first_above_middle": True,
+        "last_above_middle": True, "last_highest": True,
+    }  # fmt: skip
+    one = vc.redundancy_verdict(summ[(summ["module_a"] == 2) & (summ["module_b"] == 2)])
+    assert one["first"] == one["last"] == 10.0 and one["first_above_middle"] is None
     cross = vc.cross_network_profile(summ, "percent")
     assert cross == {
         "first": 50.0,
@@ -335,3 +342,34 @@ def test_layer_map_rows_draws_the_given_maps():
         layer_map_rows({"L1": (a, [6], [])})
     with pytest.raises(ValueError, match="at least one layer"):
         layer_map_rows({})
+
+
+def test_layer_values_and_block_summary(tiny_net):
+    model, x = tiny_net
+    tables = vc.correlation_study(model, x[0], names=("N", "N"), threshold=0.3)
+    m = _maps_by_hand(model, x[:1])["conv_module4"][0].reshape(5, -1).double().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.abs(np.corrcoef(m))
+    pairs = vc.layer_values(tables, "conv_module4")
+    np.testing.assert_allclose(pairs, r[np.triu_indices(5, 1)], atol=1e-6)
+    np.testing.assert_allclose(vc.layer_values(tables, "conv_module4", "max"),
+                               _max_abs_r(m, m, True), atol=1e-6)  # fmt: skip
+    with pytest.raises(ValueError, match="kind"):
+        vc.layer_values(tables, "conv_module4", "min")
+
+    blocks = vc.block_summary(tables)
+    assert list(blocks["module"]) == [1, 2, 4] and (blocks["n_maps"] == 5).all()
+    for _, row in blocks.iterrows():
+        mat = tables.matrices[row["layer"], row["layer"]]
+        labels, _ = vc.map_blocks(mat, 0.3)
+        sizes = np.bincount(labels)
+        assert row["largest"] == sizes.max() and row["blocks"] == (sizes >= 2).sum()
+    # a hand-made layer: maps 0-2 copies (one block of 3), maps 3, 4 independent
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(3, 64))
+    maps = np.stack([base[0], 2 * base[0] + 1, -base[0], base[1], base[2]]).reshape(1, 5, 8, 8)
+    from cnnexplore_nb.tables import correlation_tables
+
+    t = correlation_tables({"conv_module1": maps}, names=("H", "H"), progress=False)
+    row = vc.block_summary(t, 0.99).iloc[0]
+    assert (row["blocks"], row["largest"], row["in_blocks"]) == (1, 3, 60.0)

@@ -20,6 +20,7 @@ def layer_map_rows(
     shared_scale: bool = False,
     ncols: int | None = None,
     title: str = "{layer} #{id}",
+    cmap: str | None = None,
 ) -> hv.Layout:
     """One row of maps per layer, e.g. 8 random maps of layers 1, 2, 4 and 6 of CNN6.
 
@@ -34,6 +35,8 @@ def layer_map_rows(
         Panels per row of the layout (default: the longest id list).
     title : str
         Format string of the panel titles with ``{layer}`` and ``{id}``.
+    cmap : str, optional
+        Colour map (default the shared sequential one; ``"gray"`` for images and masks).
 
     Returns
     -------
@@ -54,7 +57,7 @@ def layer_map_rows(
         widest = max(widest, len(chosen))
         panels += [
             map_image(arr[i], title=title.format(layer=layer, id=i), clim=clim,
-                      highlight=i in marked)
+                      cmap=cmap, highlight=i in marked)
             for i in chosen
         ]  # fmt: skip
     return _grid_layout(panels, check_positive_int("ncols", ncols or widest))

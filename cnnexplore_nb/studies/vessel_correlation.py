@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .._checks import as_rng, check_fraction, check_positive_int
+from .._checks import as_rng, check_choice, check_fraction, check_positive_int
 from ..extract import extract_activations
 from ..layers import select_layers
 from ..models import feature_layers
@@ -26,14 +26,17 @@ from ..tables import CorrelationTables, correlation_tables
 
 __all__ = [
     "aggregate_correlation",
+    "block_summary",
     "correlation_study",
     "cross_network_profile",
     "layer_maps",
     "layer_pair_summary",
+    "layer_values",
     "map_blocks",
     "module_number",
     "random_maps",
     "redundancy_profile",
+    "redundancy_verdict",
     "selected_layers",
 ]
 
@@ -198,6 +201,31 @@ def redundancy_profile(summary: pd.DataFrame, value: str = "percent") -> pd.Data
     return pd.DataFrame({"module": modules, "value": diag[value].to_numpy(float), "position": pos})
 
 
+def redundancy_verdict(summary: pd.DataFrame, value: str = "percent") -> dict[str, Any]:
+    """The thesis statements checked on one network's within-layer ``value``.
+
+    Returns
+    -------
+    dict
+        ``first``, ``middle`` (mean over the middle layers, NaN without any), ``last``;
+        ``first_above_middle``, ``last_above_middle`` (None without middle layers) and
+        ``last_highest`` (the last layer has the highest value). A one-layer network
+        has ``first == last``.
+    """
+    prof = redundancy_profile(summary, value)
+    v = prof["value"].to_numpy(float)
+    middle = v[1:-1]
+    mid = float(middle.mean()) if middle.size else float("nan")
+    return {
+        "first": float(v[0]),
+        "middle": mid,
+        "last": float(v[-1]),
+        "first_above_middle": bool(v[0] > mid) if middle.size else None,
+        "last_above_middle": bool(v[-1] > mid) if middle.size else None,
+        "last_highest": bool(v[-1] >= np.nanmax(v)),
+    }
+
+
 def cross_network_profile(summary: pd.DataFrame, value: str = "mean_max") -> dict[str, float]:
     """Similarity of corresponding layers of two networks of different depth.
 
@@ -276,3 +304,56 @@ def random_maps(
     with np.errstate(invalid="ignore"):
         best = np.array([np.nanmax(r[i]) if np.isfinite(r[i]).any() else np.nan for i in ids])
     return ids, [i for i, b in zip(ids, best) if b >= tables.threshold]
+
+
+def layer_values(
+    tables: CorrelationTables, layer: str, kind: Literal["pairs", "max"] = "pairs"
+) -> np.ndarray:
+    """|r| values of one layer with itself: every distinct map pair (upper triangle) or
+    each map's max |r| with another map. NaN (constant maps) included.
+
+    Returns
+    -------
+    ndarray of shape (K (K - 1) / 2,) for ``"pairs"`` or (K,) for ``"max"``
+    """
+    check_choice("kind", kind, ["pairs", "max"])
+    key = (layer, layer)
+    if key not in tables.matrices:
+        raise KeyError(f"layer {layer!r} not in the tables; layers: {tables.layers_a}")
+    if kind == "pairs":
+        mat = np.abs(tables.matrices[key])
+        return mat[np.triu_indices(mat.shape[0], 1)]
+    mx = tables.max
+    la, lb = mx.columns[0], mx.columns[2]
+    sel = (mx[la].astype(str) == layer) & (mx[lb].astype(str) == layer)
+    return mx.loc[sel, "correlation"].to_numpy(float)
+
+
+def block_summary(tables: CorrelationTables, threshold: float | None = None) -> pd.DataFrame:
+    """Blocks of correlated maps (see :func:`map_blocks`) in every layer of A.
+
+    Returns
+    -------
+    DataFrame
+        One row per layer: ``layer``, ``module``, ``n_maps``, ``blocks`` (groups of at
+        least 2 maps), ``largest`` (maps in the largest block) and ``in_blocks`` (% of the
+        maps that belong to a block of at least 2).
+    """
+    t = tables.threshold if threshold is None else check_fraction("threshold", threshold)
+    rows = []
+    for layer in tables.layers_a:
+        if (layer, layer) not in tables.matrices:
+            continue
+        labels, _ = map_blocks(tables.matrices[layer, layer], t)
+        sizes = np.bincount(labels)
+        rows.append(
+            {
+                "layer": layer,
+                "module": module_number(layer),
+                "n_maps": labels.size,
+                "blocks": int((sizes >= 2).sum()),
+                "largest": int(sizes.max()),
+                "in_blocks": 100.0 * sizes[sizes >= 2].sum() / labels.size,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -404,7 +404,8 @@ def per_image_table(models: Mapping[str, nn.Module], data: Mapping[str, Any]) ->
     Returns
     -------
     DataFrame
-        Tidy: ``image`` (0, 1, 2), ``vessel_fraction`` (of the ground truth), ``model``,
+        Tidy: ``image`` (0, 1, 2), ``vessel_fraction`` (of the ground truth), ``model``
+        (a Categorical in the order of ``models``),
         ``IoU``, ``clDice``, ``precision``, ``recall``.
     """
     frames = []
@@ -414,4 +415,7 @@ def per_image_table(models: Mapping[str, nn.Module], data: Mapping[str, Any]) ->
         frame = frame.rename(columns={"iou": "IoU", "cldice": "clDice"})
         frame.insert(2, "model", DISPLAY_NAMES.get(name, name))
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    order = [DISPLAY_NAMES.get(n, n) for n in models]
+    out["model"] = pd.Categorical(out["model"], categories=order, ordered=True)
+    return out

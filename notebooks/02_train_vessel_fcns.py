@@ -1,0 +1,180 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% tags=["parameters"]
+SCALE = "embedded"
+RETRAIN = False  # train again even if checkpoints are cached
+DATA_DIR = None  # folder holding images/ and masks/, required at full scale
+
+# %% [markdown]
+# # 02 · Training the vessel-segmentation FCNs (CNN1, CNN6, CNN10)
+#
+# The thesis (chapter 4) trains three fully convolutional networks without down-sampling —
+# CNN1, CNN6 and CNN10 (1, 6 and 10 modules of conv 3x3 → BatchNorm → ReLU with 64 maps, then
+# a 3x3 conv to 2 logits) — on 2-D microscopy images of mouse-cortex vessels, and reports
+# Table 4 (training summary) and Table 5 (IoU and clDice on three images of different
+# density). The private microscopy data is not available, so the embedded scale uses the
+# package's **synthetic vessel images with exact masks**; `DATA_DIR` points the same
+# notebook at a folder of real image/mask pairs.
+#
+# **Scales** (all in `cnnexplore_nb.studies.vessels.VESSEL_SETTINGS`):
+#
+# | | smoke (tests) | embedded (this CPU) | full (thesis) |
+# |---|---|---|---|
+# | data | 10 synthetic 32×32 | 40 synthetic 64×64 (32 train / 8 val) | `DATA_DIR`, full resolution |
+# | maps per layer | 8 | **64** (as the thesis) | 64 |
+# | epochs CNN1/6/10 | 1/1/1 | 8/6/6 | 250 |
+# | batch CNN1/6/10 | 5/3/1 | 5/3/1 | 5/3/1 |
+#
+# Common: Adam, learning rate 0.01, per-image z-score, 80/20 split with seed 0, no
+# augmentation, the checkpoint with the best validation IoU is kept. Embedded choices: a
+# 64×64 field of view keeps one epoch of CNN10 (batch 1) at about 10 s on two busy cores,
+# and CNN6 reaches its plateau (val IoU ≈ 0.85) within 5–6 epochs. Each model's initial
+# weights come from its own seed, so CNN6 and CNN10 do not share first-layer weights (that
+# would fake the "similar first layers" finding of notebook 04). Trained weights are cached
+# under `artifacts/vessels/<scale>/<model>/` and reused by notebooks 03, 04 and 05.
+
+# %%
+import holoviews as hv
+import pandas as pd
+
+from cnnexplore_nb.data import synthetic_vessels
+from cnnexplore_nb.nb import figures_dir
+from cnnexplore_nb.plots import export, segmentation_figure, training_history
+from cnnexplore_nb.plots.vessels import layer_map_rows
+from cnnexplore_nb.studies.vessels import (
+    DISPLAY_NAMES,
+    MODELS,
+    THESIS_TABLE4,
+    per_image_table,
+    stack_images,
+    trained_vessel_model,
+    training_table,
+    vessel_data,
+    vessel_settings,
+)
+from cnnexplore_nb.train import predict_masks
+
+hv.extension("bokeh", inline=True)
+settings = vessel_settings(SCALE)
+FIG = figures_dir("02_train_vessel_fcns")
+pd.Series({k: v for k, v in settings.items()}, dtype=object).to_frame("setting")
+
+# %% [markdown]
+# ## The data
+# Four training images and their exact masks, then one 256×256 image of the same generator
+# (the embedded scale trains on 64×64 fields of view of the same kind of structure).
+
+# %%
+data = vessel_data(settings, DATA_DIR)
+ex_images, ex_masks = data["examples"]
+ids = list(range(len(ex_images)))
+examples = layer_map_rows(
+    {"image": (ex_images, ids, []), "mask": (ex_masks, ids, [])},
+    title="{layer} {id}",
+    cmap="gray",
+)
+export(examples, FIG / "training_examples")
+examples
+
+# %%
+big_image, big_mask = synthetic_vessels(1, 256, rng=7, difficulty=settings["difficulty"])
+big = segmentation_figure(big_image[0], big_mask[0])
+export(big, FIG / "synthetic_vessels_256")
+big
+
+# %% [markdown]
+# ## Training (cached)
+
+# %%
+results = {
+    name: trained_vessel_model(name, SCALE, retrain=RETRAIN, data_dir=DATA_DIR) for name in MODELS
+}
+models = {name: model for name, (model, _) in results.items()}
+
+# %% [markdown]
+# ## Table 4 — training summary
+# Validation IoU and clDice at the best epoch; `training_s` is the wall time of all epochs
+# (on this shared 2-core CPU, at this scale). Below it, the thesis's numbers (real
+# microscopy data, 250 epochs, GPU).
+
+# %%
+table4 = training_table(results, settings)
+table4.round(3)
+
+# %%
+THESIS_TABLE4
+
+# %%
+cnn6 = table4.set_index("model").loc["CNN6"]
+print(
+    f"CNN6 best validation IoU {cnn6['IoU']:.3f} at epoch {int(cnn6['best_epoch'])} "
+    f"(clDice {cnn6['clDice']:.3f}); target >= 0.8: {'met' if cnn6['IoU'] >= 0.8 else 'NOT met'}"
+)
+
+# %% [markdown]
+# ## Table 5 — three images of different vessel density
+
+# %%
+table5 = per_image_table(models, data)
+table5.pivot(index=["image", "vessel_fraction"], columns="model", values=["IoU", "clDice"]).round(3)
+
+# %% [markdown]
+# ## Qualitative results: image, ground truth and each model's prediction
+
+# %%
+x_test, m_test = stack_images(data["test"])
+preds = {DISPLAY_NAMES[n]: predict_masks(m, x_test) for n, m in models.items()}
+panels = []
+for i in range(len(x_test)):
+    scores = table5[table5["image"] == i].set_index("model")
+    titles = {k: f"IoU {scores.loc[k, 'IoU']:.2f}" for k in preds}
+    fig = segmentation_figure(
+        data["test_display"][i], m_test[i], {k: p[i] for k, p in preds.items()}, titles=titles
+    )
+    panels += list(fig)
+qualitative = hv.Layout(panels).cols(2 + len(preds)).opts(shared_axes=False, backend="bokeh")
+export(qualitative, FIG / "qualitative")
+qualitative
+
+# %% [markdown]
+# ## Training curves
+
+# %%
+curves = hv.Layout(
+    [
+        training_history(h, ["train_loss", "val_iou", "val_cldice"], title=DISPLAY_NAMES[n])
+        for n, (_, h) in results.items()
+    ]
+).cols(3)
+curves = curves.opts(shared_axes=False, backend="bokeh").opts(
+    shared_axes=False, backend="matplotlib"
+)
+export(curves, FIG / "training_curves")
+curves
+
+# %% [markdown]
+# ## Conclusion
+# The cell below prints the numbers of *this* run. In the recorded embedded run (seed 0,
+# 64×64 synthetic images) CNN6 reached a validation IoU of 0.869 (clDice 0.986) at epoch 5,
+# above the 0.8 target; CNN10 reached 0.855 and CNN1 (a single 3×3 module, a local filter)
+# 0.797 after 8 epochs: the thesis ordering (0.81 / 0.91 / 0.92) on easier data and far
+# fewer epochs, with CNN10 not ahead of CNN6 after 6 epochs of batch-1 training. Per image
+# (Table 5), CNN1 even has the best IoU on the sparse image (its few vessels are thin and
+# isolated) but a lower clDice there (spurious fragments, visible in the qualitative
+# figure); on the medium and dense images the deeper networks are ahead on both scores.
+# CNN10 costs about four times the training time of CNN6 (batch 1 instead of 3).
+
+# %%
+best = table4.set_index("model")[["IoU", "clDice", "best_epoch", "training_s"]]
+order_ok = best.loc["CNN1", "IoU"] < min(best.loc["CNN6", "IoU"], best.loc["CNN10", "IoU"])
+print(best.round(3).to_string())
+print(
+    f"CNN1 below both deeper networks (thesis ordering): {order_ok}; "
+    f"total training time {best['training_s'].sum():.0f} s"
+)
