@@ -355,7 +355,7 @@ def _read_jpegs(paths: Sequence[Path], size: int, progress: bool) -> torch.Tenso
     for i, p in enumerate(tqdm(paths, desc="tiny-imagenet", disable=not progress)):
         try:
             with Image.open(p) as im:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                arr = np.array(im.convert("RGB"), dtype=np.uint8)  # writable copy
         except Exception as exc:
             raise ValueError(f"could not decode image {str(p)!r}: {exc}") from exc
         out[i] = _resize_uint8(torch.from_numpy(arr).permute(2, 0, 1)[None], size)[0]

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "snapshot_weights": (("features.0.weight", (4, 2, 2, 0)),),
     "progress": True,
     "return_model": False,
+    "num_threads": None,  # torch threads during the run (restored afterwards)
 }
 
 
@@ -49,6 +50,14 @@ def _taps(model: nn.Module, role: str) -> list[dict]:
     if not info:
         raise TypeError(f"the {role} {type(model).__name__} has no feature_info listing its taps")
     return info
+
+
+def _same_resolution_pairs(s_info: list[dict], t_info: list[dict]) -> list[tuple[int, int]] | None:
+    """Attention transfer's usual pairing: the last source tap of each reduction with the
+    target tap of the same reduction (ResNet-32 / VGG-9: 4-0, 9-1, 14-2)."""
+    last = {d["reduction"]: i for i, d in enumerate(s_info)}
+    pairs = [(last[d["reduction"]], j) for j, d in enumerate(t_info) if d["reduction"] in last]
+    return pairs or None
 
 
 def build_step(
@@ -65,7 +74,12 @@ def build_step(
     meta_lr: float = 1e-4,
     meta_weight_decay: float = 1e-4,
 ) -> TransferStep:
-    """A :class:`TransferStep` with pairs checked against both networks' ``feature_info``."""
+    """A :class:`TransferStep` with pairs checked against both networks' ``feature_info``.
+
+    ``pairs=None`` means the L2T-ww default (source {4, 9, 14} x target {0..4}) except for
+    ``attention``, which pairs taps of equal resolution (4-0, 9-1, 14-2) as attention
+    transfer does; ``beta=None`` means 0.5 (1e3 for attention).
+    """
     method = check_choice("method", method, list(METHODS))
     if method == "scratch":
         parsed, channels = [], []
@@ -73,6 +87,8 @@ def build_step(
         if source is None:
             raise ValueError(f"method {method!r} needs a source network, got None")
         s_info, t_info = _taps(source, "source"), _taps(target, "target")
+        if pairs is None and method == "attention":
+            pairs = _same_resolution_pairs(s_info, t_info)
         parsed = parse_pairs(pairs, n_source=len(s_info), n_target=len(t_info))
         channels = [(t_info[t]["num_chs"], s_info[s]["num_chs"]) for s, t in parsed]
     if beta is None:
@@ -167,7 +183,7 @@ def run(
     **settings
         Any of :data:`DEFAULTS` (batch_size, lr, momentum, weight_decay, beta, pairs,
         inner_steps, meta_lr, meta_weight_decay, target_kwargs, eval_batch_size, snapshot,
-        snapshot_weights, progress, return_model).
+        snapshot_weights, progress, return_model, num_threads).
 
     Returns
     -------
@@ -178,21 +194,32 @@ def run(
         ``snapshot``, ``snapshots`` (epoch 0 = initialisation): mean lambda, w and 3x3 gamma
         per pair on a fixed probe batch, and the chosen target weights.
     """
-    from tqdm.auto import tqdm
-
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise TypeError(unknown_name_message("setting", unknown[0], sorted(DEFAULTS)))
     cfg = {**DEFAULTS, **settings}
     method = check_choice("method", method, list(METHODS))
     epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", cfg["batch_size"])
+    cfg["batch_size"] = check_positive_int("batch_size", cfg["batch_size"])
     missing = [k for k in ("train", "val", "test") if k not in data]
     if missing:
         raise KeyError(f"data must hold 'train', 'val' and 'test' datasets; missing {missing}")
     train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
     if len(train_ds) == 0:
         raise ValueError("data['train'] is empty")
+    threads_before = torch.get_num_threads()
+    if cfg["num_threads"] is not None:
+        torch.set_num_threads(check_positive_int("num_threads", cfg["num_threads"]))
+    try:
+        return _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    batch_size = cfg["batch_size"]
     t_start = time.perf_counter()
     seed_everything(seed)
     src = None if method == "scratch" else _resolve_source(source)
