@@ -1,0 +1,374 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% tags=["parameters"]
+SCALE = "embedded"
+RETRAIN = False  # True: train the vessel CNN6 again even if it is cached in artifacts/
+DATA_DIR = None  # folder with images/ and masks/ (required at SCALE = "full")
+
+# %% [markdown]
+# # 00 · Fundamentals: convolution, pooling, BatchNorm, receptive fields, adversarial examples
+#
+# The lecture material behind the thesis (SPEC part C; lecture notes in Portuguese, thesis
+# chapter 2), computed on real tensors: every number below comes from
+# `cnnexplore_nb.fundamentals` or from torch itself, and the lectures' worked examples are
+# reproduced with their exact numbers (the 3×3 patch · vertical-edge filter = 32.64; the
+# matched filter w = (3, 7, 5); the 4×4 min-pooling example).
+#
+# **Scales** (cell below): the embedded scale uses a 256×256 retina, receptive fields of
+# width-16 networks on 64×64 inputs from 16 random inputs, the vessel CNN6 of notebook 02
+# (trained and cached there; trained here if missing) and a tiny digits CNN trained for 10
+# epochs (≈ 97 % test accuracy). Smoke shrinks everything to seconds; full uses the full
+# retina, width 64 and more ERF samples.
+
+# %%
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnexplore_nb import create_model, extract_activations, kernels
+from cnnexplore_nb import fundamentals as fu
+from cnnexplore_nb.data import retina_image
+from cnnexplore_nb.nb import figures_dir, scale_settings
+from cnnexplore_nb.plots import export, kernel_grid, map_image
+from cnnexplore_nb.plots.fundamentals import grid_of, line_curves, sequence_bars, value_grid
+from cnnexplore_nb.receptive import effective_receptive_field
+from cnnexplore_nb.studies.vessels import (
+    stack_images,
+    trained_vessel_model,
+    vessel_data,
+    vessel_settings,
+)
+from cnnexplore_nb.widgets.teaching import output_size_explorer
+
+hv.extension("bokeh", inline=True)
+FIG = figures_dir("00_fundamentals")
+S = scale_settings(
+    SCALE,
+    {
+        "smoke": {"retina": 96, "rf_width": 8, "rf_input": 48, "erf_n": 2, "digits_epochs": 2},
+        "embedded": {
+            "retina": 256,
+            "rf_width": 16,
+            "rf_input": 64,
+            "erf_n": 16,
+            "digits_epochs": 10,
+        },
+        "full": {"retina": 1024, "rf_width": 64, "rf_input": 96, "erf_n": 64, "digits_epochs": 30},
+    },
+)
+S
+
+# %% [markdown]
+# ## 1 · Convolution as a sliding weighted sum
+# The lectures' worked example: a 3×3 grey-level patch times a vertical-edge filter,
+# element by element, summed. The same number from `torch.nn.functional.conv2d`.
+
+# %%
+worked = fu.conv_at(fu.LECTURE_PATCH, fu.LECTURE_FILTER)
+torch_value = F.conv2d(
+    torch.from_numpy(fu.LECTURE_PATCH)[None, None], torch.from_numpy(fu.LECTURE_FILTER)[None, None]
+).item()
+print(f"sum(patch * filter) = {worked:.2f}; torch conv2d = {torch_value:.2f}")
+example = grid_of(
+    [
+        value_grid(fu.LECTURE_PATCH, title="patch X"),
+        value_grid(fu.LECTURE_FILTER, title="vertical-edge filter F", fmt="{:.0f}"),
+        value_grid(fu.LECTURE_PATCH * fu.LECTURE_FILTER, title=f"X ⊙ F (sum = {worked:.2f})"),
+    ],
+    3,
+)
+export(example, FIG / "worked_convolution")
+example
+
+# %% [markdown]
+# ## 2 · Output size, padding, stride, dilation
+# $W_{out} = \lfloor (W - K_{eff} + 2P)/S \rfloor + 1$ with $K_{eff} = K + (K-1)(D-1)$. Move the
+# sliders (the text is computed by `fundamentals.output_size`); the table checks the formula
+# against the shape torch actually produces.
+
+# %%
+output_size_explorer(size=32, kernel=3)
+
+# %%
+rows = []
+x32 = torch.zeros(1, 1, 32, 32)
+for k, p, s, d in [
+    (3, 0, 1, 1),
+    (3, 1, 1, 1),
+    (5, 2, 1, 1),
+    (3, 1, 2, 1),
+    (7, 3, 2, 1),
+    (3, 2, 1, 2),
+    (3, 0, 1, 3),
+]:
+    torch_out = F.conv2d(x32, torch.zeros(1, 1, k, k), padding=p, stride=s, dilation=d).shape[-1]
+    rows.append({"W": 32, "K": k, "P": p, "S": s, "D": d, "K_eff": fu.effective_kernel(k, d),
+                 "formula": fu.output_size(32, k, padding=p, stride=s, dilation=d),
+                 "torch": torch_out})  # fmt: skip
+sizes = pd.DataFrame(rows)
+print("formula == torch for every row:", bool((sizes["formula"] == sizes["torch"]).all()))
+sizes
+
+# %% [markdown]
+# **Same vs valid padding** on the retina: a 3×3 filter keeps 256×256 with "same" (P = 1)
+# and loses one pixel per side with "valid" (P = 0). **Dilation** D = 2 makes a 3×3 kernel
+# span 5×5 with the same 9 weights (the lectures' example).
+
+# %%
+retina = retina_image(size=S["retina"])
+r = torch.from_numpy(retina)[None, None]
+k3 = torch.ones(1, 1, 3, 3) / 9
+print("input", tuple(r.shape[-2:]))
+print("same  (P=1):", tuple(F.conv2d(r, k3, padding=1).shape[-2:]),
+      "| valid (P=0):", tuple(F.conv2d(r, k3).shape[-2:]),
+      "| dilated D=2, valid:", tuple(F.conv2d(r, k3, dilation=2).shape[-2:]),
+      f"= a {fu.effective_kernel(3, 2)}x{fu.effective_kernel(3, 2)} span")  # fmt: skip
+
+# %% [markdown]
+# ## 3 · Parameters: standard, grouped, depthwise-separable, 1×1
+# Formula counts (`fundamentals.conv_params`) next to `numel()` of the equivalent
+# `nn.Conv2d` stack, for C_in = 64 → C_out = 128 with 3×3 kernels (no bias).
+
+# %%
+params = fu.conv_param_table(64, 128, 3, groups=(2, 4, 64))
+print(
+    "formula == nn.Conv2d for every variant:",
+    bool((params["params"] == params["torch_params"]).all()),
+)
+params
+
+# %% [markdown]
+# ## 4 · Pooling: max, average, min
+# The lectures' 4×4 example with 2×2 windows (min pooling gives [[14, 13], [55, 12]]), then
+# the same three operations (4×4 windows) on the retina: max pooling keeps the bright
+# background, min pooling keeps the *dark* vessels.
+
+# %%
+pool_panels = [value_grid(fu.MIN_POOL_EXAMPLE, title="input", fmt="{:.0f}")]
+pool_panels += [
+    value_grid(fu.pool2d(fu.MIN_POOL_EXAMPLE, kind), title=f"{kind} pool 2x2", fmt="{:.1f}")
+    for kind in ("max", "avg", "min")
+]
+pooling_example = grid_of(pool_panels, 4)
+export(pooling_example, FIG / "pooling_example")
+pooling_example
+
+# %%
+pooled = {kind: fu.pool2d(retina, kind, size=4) for kind in ("max", "avg", "min")}
+pool_retina = grid_of(
+    [map_image(retina, title=f"retina {retina.shape[0]}x{retina.shape[1]}", cmap="gray")]
+    + [map_image(v, title=f"{k} pool 4x4 -> {v.shape[0]}", cmap="gray") for k, v in pooled.items()],
+    4,
+)
+export(pool_retina, FIG / "pooling_retina")
+pool_retina
+
+# %% [markdown]
+# ## 5 · BatchNorm step by step
+# A real batch: the pre-BatchNorm outputs of the first conv of the vessel CNN6 (notebook 02)
+# on four images. Step 1: per-channel batch mean and (biased) variance; step 2: normalise;
+# step 3: scale by γ and shift by β (the trained values). The result is compared with
+# `nn.BatchNorm2d` in training mode.
+
+# %%
+cnn6, _ = trained_vessel_model("cnn6", SCALE, retrain=RETRAIN, data_dir=DATA_DIR)
+vdata = vessel_data(vessel_settings(SCALE), DATA_DIR)
+x_batch, _ = stack_images(vdata["val"], range(min(4, len(vdata["val"]))))
+pre_bn = extract_activations(cnn6, x_batch, ["conv_module1.conv"], progress=False)[
+    "conv_module1.conv"
+]
+bn = cnn6.conv_module1.bn
+steps = fu.batchnorm_steps(pre_bn.double(), bn.weight.detach(), bn.bias.detach(), eps=bn.eps)
+reference = nn.BatchNorm2d(bn.num_features, eps=bn.eps).double().train()
+reference.load_state_dict(bn.state_dict())
+with torch.no_grad():
+    y_torch = reference(pre_bn.double())
+print(f"max |by hand - nn.BatchNorm2d| = {float((steps['y'] - y_torch).abs().max()):.2e}")
+bn_table = pd.DataFrame({
+    "batch mean": steps["mean"].numpy(), "batch var": steps["var"].numpy(),
+    "x_hat mean": steps["x_hat"].mean(dim=(0, 2, 3)).numpy(),
+    "x_hat var": steps["x_hat"].var(dim=(0, 2, 3), unbiased=False).numpy(),
+    "gamma": bn.weight.detach().numpy(), "beta": bn.bias.detach().numpy(),
+    "y mean": steps["y"].mean(dim=(0, 2, 3)).numpy(),
+})  # fmt: skip
+bn_table.head(8).round(4)
+
+# %% [markdown]
+# ## 6 · Sobel filters as activation maps; normalised correlation as a matched filter
+# The lectures' Sobel example (four 3×3 patches → 0, 40, 30, 0), then Gx, Gy and the
+# gradient magnitude of the retina: the activation maps a first conv layer with these two
+# fixed filters would produce.
+
+# %%
+patches = {
+    "flat": np.full((3, 3), 10.0),
+    "vertical edge": np.array([[0, 10, 10]] * 3, dtype=float),
+    "corner": np.array([[10, 10, 10], [0, 10, 10], [0, 0, 10]], dtype=float),
+    "horizontal edge": np.array([[10, 10, 10], [10, 10, 10], [0, 0, 0]], dtype=float),
+}
+print({name: fu.conv_at(p, fu.SOBEL_X) for name, p in patches.items()})
+sob = fu.sobel_maps(retina)
+edge = max(float(np.abs(sob["gx"]).max()), float(np.abs(sob["gy"]).max()))
+sobel_fig = grid_of(
+    [map_image(retina, title="retina (green)", cmap="gray")]
+    + [
+        map_image(sob[k], title=f"Sobel {k}", cmap="RdBu_r", clim=(-edge, edge))
+        for k in ("gx", "gy")
+    ]
+    + [map_image(sob["magnitude"], title="Sobel magnitude", cmap="gray")],
+    4,
+)
+export(sobel_fig, FIG / "sobel_retina")
+sobel_fig
+
+# %% [markdown]
+# **Matched filter.** Normalised correlation (Pearson r of each window with the mask) of
+# w = (3, 7, 5) along the lectures' sequence s; r is undefined (NaN, no bar) where the
+# window is constant (7, 7, 7). The non-normalised correlation (dot products) is shown too,
+# with zero padding (length kept: 33 ... 17).
+
+# %%
+s, w = fu.MATCHED_FILTER_S, fu.MATCHED_FILTER_W
+g_norm = fu.normalized_correlation(s, w)
+g_raw = fu.sliding_correlation(s, w, padding=1)
+best = int(np.nanargmax(g_norm))
+print("normalised r:", np.round(g_norm, 2))
+print("zero-padded dot products:", g_raw.astype(int))
+print(f"matched-filter peak: r = {g_norm[best]:.2f} at window {s[best:best + 3].astype(int)} "
+      f"(centre position {best + 1}), the window most like w = {w.astype(int)}")  # fmt: skip
+matched = sequence_bars(
+    {"signal s": s, "normalised r": (1, g_norm), "dot product (zero pad)": g_raw},
+    title="matched filter w = (3, 7, 5)",
+)
+export(matched, FIG / "matched_filter")
+matched
+
+# %% [markdown]
+# ## 7 · Receptive fields: theoretical vs effective
+# Theoretical side $RF_l = RF_{l-1} + (k_l - 1) j_{l-1}$ (traced from the modules) against the
+# effective field: the gradient of the central unit of each layer with respect to the input,
+# averaged over random inputs, measured as the side of the centred square holding 95 % of
+# it. Networks at initialisation (the architecture's effect), plus the trained vessel CNN6.
+
+# %%
+example_in = torch.zeros(1, 1, S["rf_input"], S["rf_input"])
+nets = {
+    name.upper(): create_model(name, width=S["rf_width"], in_channels=1)
+    for name in ("cnn1", "cnn6", "cnn10")
+}
+nets["U-Net (small)"] = create_model("unet_small", in_channels=1)
+nets["CNN6 trained"] = cnn6
+growth = pd.concat(
+    [
+        fu.receptive_growth(m, example_in, n=S["erf_n"], mass=0.95).assign(network=name)
+        for name, m in nets.items()
+    ],  # fmt: skip
+    ignore_index=True,
+)
+growth[["network", "layer", "depth", "jump", "theoretical", "effective", "ratio"]].round(2)
+
+# %%
+curves = pd.concat(
+    [
+        growth.assign(kind="theoretical", side=growth["theoretical"]),
+        growth.assign(kind="effective (95 %)", side=growth["effective"]),
+    ],  # fmt: skip
+)
+curves["series"] = curves["network"] + " · " + curves["kind"]
+rf_plot = line_curves(
+    curves[curves["network"].isin(["CNN10", "U-Net (small)", "CNN6 trained"])],
+    "depth", "side", "series", title="receptive field side (input pixels)",
+)  # fmt: skip
+export(rf_plot, FIG / "receptive_field_growth")
+rf_plot
+
+# %%
+erf_maps = {
+    name: effective_receptive_field(nets[name], example_in, n=S["erf_n"], rng=0)
+    for name in ("CNN1", "CNN10", "CNN6 trained")
+}
+erf_fig = grid_of([map_image(m, title=f"ERF {k} (output)") for k, m in erf_maps.items()], 3)
+export(erf_fig, FIG / "effective_receptive_fields")
+erf_fig
+
+# %% [markdown]
+# ## 8 · First-layer filters of the trained vessel CNN6
+# The first 16 of the 3×3 kernels (shared diverging scale: red positive, blue negative).
+
+# %%
+first = kernel_grid(
+    kernels(cnn6, "conv_module1"), ids=range(min(16, cnn6.conv_module1.conv.out_channels)), ncols=8
+)
+export(first, FIG / "first_layer_filters")
+first
+
+# %% [markdown]
+# ## 9 · Adversarial perturbations: x + ε·sign(∇x J)
+# A tiny CNN trained on scikit-learn's 8×8 digits (pixels in [0, 1]); FGSM moves every pixel
+# by ±ε in the direction that increases the loss (clipped to [0, 1]).
+
+# %%
+digits_net, digits = fu.digits_classifier(epochs=S["digits_epochs"], seed=0)
+epsilons = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3]
+adv = fu.accuracy_vs_epsilon(digits_net, digits["x_test"], digits["y_test"], epsilons)
+adv_plot = line_curves(adv, "epsilon", "accuracy", title="digits test accuracy under FGSM")
+export(adv_plot, FIG / "fgsm_accuracy")
+print(adv.round(3).to_string(index=False))
+adv_plot
+
+# %%
+eps_show = 0.1
+x0, y0 = digits["x_test"][:4], digits["y_test"][:4]
+x_adv = fu.fgsm(digits_net, x0, y0, eps_show)
+with torch.no_grad():
+    p_clean, p_adv = digits_net(x0).argmax(1), digits_net(x_adv).argmax(1)
+panels = [
+    map_image(x0[i, 0], title=f"label {int(y0[i])} → {int(p_clean[i])}", cmap="gray")
+    for i in range(6)
+]
+panels += [
+    map_image(x_adv[i, 0], title=f"ε={eps_show} → {int(p_adv[i])}", cmap="gray") for i in range(6)
+]
+adv_examples = grid_of(panels, 4)
+export(adv_examples, FIG / "fgsm_examples")
+adv_examples
+
+# %% [markdown]
+# ## Conclusions
+# * The worked convolution gives 32.64, the output-size formula matches torch's shapes for
+#   every setting tried, the parameter formulas match `nn.Conv2d` (a depthwise-separable
+#   3×3 layer 64→128 needs ≈ 8.4× fewer parameters than a standard one), min pooling
+#   reproduces the lecture's [[14, 13], [55, 12]], and the hand-made BatchNorm equals
+#   `nn.BatchNorm2d` to rounding. The matched filter peaks at the window (3, 8, 4), r = 0.94,
+#   as on the slides.
+# * Receptive fields: the cell below computes, at this run, how the effective field compares
+#   with the theoretical one. At embedded scale (recorded run) the 95 % effective side
+#   equals the theoretical one for the first layers and falls behind it with depth (≈ 0.7 of
+#   it at CNN10's last module, ≈ 0.2 at the U-Net's output): the lectures' "effective field
+#   grows more slowly and is much smaller than the theoretical one" appears, more strongly
+#   in the U-Net, whose theoretical field is dominated by rarely-used paths through the
+#   bottleneck.
+# * FGSM: a perturbation invisible at ε = 0.05-0.1 of the pixel range already costs a large
+#   part of the accuracy (cell below).
+
+# %%
+deep = growth[growth["network"] == "CNN10"].iloc[-1]
+first_l = growth[growth["network"] == "CNN10"].iloc[0]
+unet_out = growth[growth["network"] == "U-Net (small)"].iloc[-1]
+print(f"CNN10: effective/theoretical {first_l['ratio']:.2f} at module 1 -> {deep['ratio']:.2f} at module 10; "
+      f"U-Net output {unet_out['ratio']:.2f}")  # fmt: skip
+print("effective field smaller than theoretical in the deepest layers:",
+      bool(deep["ratio"] < 1 and unet_out["ratio"] < 1))  # fmt: skip
+drop = adv.set_index("epsilon")["accuracy"]
+print(
+    f"FGSM: accuracy {drop.loc[0.0]:.3f} clean -> {drop.loc[0.1]:.3f} at eps 0.1 -> {drop.loc[0.3]:.3f} at eps 0.3"
+)
