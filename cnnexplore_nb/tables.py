@@ -24,15 +24,15 @@ With column prefixes ``A`` and ``B`` (e.g. ``"CNN6(1)"`` and ``"CNN6(2)"``):
 
 Layer columns are pandas Categoricals whose categories keep the order of the input dicts.
 The zero flag marks constant maps (std 0 over all pooled pixels), whose correlation is NaN.
+Each table is built on first access and cached, so asking only for ``pairs`` (as the
+original tool did) costs no max/min/stats work. Saving and loading live in
+:mod:`.tables_io` (also importable from here).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +40,6 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_choice, check_fraction
-from .io import check_writable_dir
 from .similarity import Resample, stream_moments
 
 __all__ = ["FORMATS", "CorrelationTables", "correlation_tables", "load_tables", "save_tables"]
@@ -83,7 +82,23 @@ def _cat(values: Any, layers: list[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
-@dataclass
+class _Table:
+    """A table of CorrelationTables: built by ``_build_<name>`` on first access, cached."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        if obj._frames.get(self.name) is None:
+            getattr(obj, f"_build_{self.name}")()
+        return obj._frames[self.name]
+
+    def __set__(self, obj: Any, value: pd.DataFrame) -> None:
+        obj._frames[self.name] = value
+
+
 class CorrelationTables:
     """Correlation tables of two models (see the module docstring for the columns).
 
@@ -100,20 +115,44 @@ class CorrelationTables:
     zero_flags_a, zero_flags_b : dict of layer -> ndarray of bool, shape (K,)
     self_comparison : bool
         True when A was compared with itself (a map is then excluded against itself).
+    pairs, max, min, stats, partners : DataFrame
+        Built from ``matrices`` on first access unless given.
     """
 
-    names: tuple[str, str]
-    threshold: float
-    measure: str
-    matrices: dict[tuple[str, str], np.ndarray]
-    zero_flags_a: dict[str, np.ndarray]
-    zero_flags_b: dict[str, np.ndarray]
-    self_comparison: bool
-    pairs: pd.DataFrame = field(repr=False)
-    max: pd.DataFrame = field(repr=False)
-    min: pd.DataFrame = field(repr=False)
-    stats: pd.DataFrame = field(repr=False)
-    partners: pd.DataFrame = field(repr=False)
+    pairs = _Table()
+    max = _Table()
+    min = _Table()
+    stats = _Table()
+    partners = _Table()
+
+    def __init__(
+        self,
+        names: tuple[str, str],
+        threshold: float,
+        measure: str,
+        matrices: dict[tuple[str, str], np.ndarray],
+        zero_flags_a: dict[str, np.ndarray],
+        zero_flags_b: dict[str, np.ndarray],
+        self_comparison: bool,
+        pairs: pd.DataFrame | None = None,
+        max: pd.DataFrame | None = None,
+        min: pd.DataFrame | None = None,
+        stats: pd.DataFrame | None = None,
+        partners: pd.DataFrame | None = None,
+    ) -> None:
+        self.names, self.threshold, self.measure = names, threshold, measure
+        self.matrices, self.self_comparison = matrices, self_comparison
+        self.zero_flags_a, self.zero_flags_b = zero_flags_a, zero_flags_b
+        self._frames: dict[str, pd.DataFrame | None] = {
+            "pairs": pairs, "max": max, "min": min, "stats": stats, "partners": partners,
+        }  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"CorrelationTables(names={self.names!r}, threshold={self.threshold!r}, "
+            f"measure={self.measure!r}, layers_a={self.layers_a!r}, "
+            f"layers_b={self.layers_b!r}, self_comparison={self.self_comparison!r})"
+        )
 
     @property
     def layers_a(self) -> list[str]:
@@ -131,7 +170,34 @@ class CorrelationTables:
     def with_threshold(self, threshold: float) -> CorrelationTables:
         """A copy whose ``threshold`` and ``stats`` are recomputed (other tables shared)."""
         t = check_fraction("threshold", threshold)
-        return replace(self, threshold=t, stats=self.stats_at(t))
+        frames = {k: self._frames[k] for k in ("pairs", "max", "min", "partners")}
+        return CorrelationTables(
+            self.names, t, self.measure, self.matrices, self.zero_flags_a, self.zero_flags_b,
+            self.self_comparison, stats=self.stats_at(t), **frames,
+        )  # fmt: skip
+
+    # ----------------------------------------------------------- lazy builders
+    def _build_pairs(self) -> None:
+        self.pairs = _pairs(
+            self.matrices, self.zero_flags_a, self.zero_flags_b, self.names, self.layers_a,
+            self.layers_b,
+        )  # fmt: skip
+
+    def _build_max(self) -> None:  # builds max and min together (either may be given)
+        mx, mn = _extremes(
+            self.matrices, self.names, self.layers_a, self.layers_b, self.self_comparison
+        )
+        for name, frame in (("max", mx), ("min", mn)):
+            if self._frames[name] is None:
+                self._frames[name] = frame
+
+    _build_min = _build_max
+
+    def _build_stats(self) -> None:
+        self.stats = _stats(self.max, self.threshold, self.names, self.layers_a, self.layers_b)
+
+    def _build_partners(self) -> None:
+        self.partners = _partners(self.max, self.names, self.layers_a, self.layers_b)
 
 
 def _check_maps(maps: Any, name: str) -> dict[str, Any]:
@@ -212,19 +278,7 @@ def correlation_tables(
         for i, la in enumerate(a)
         for j, lb in enumerate(b)
     }
-    return _assemble(prefixes, t, measure, mats, za, zb, self_cmp)
-
-
-def _assemble(names, threshold, measure, mats, za, zb, self_cmp) -> CorrelationTables:
-    la_list, lb_list = list(za), list(zb)
-    pairs = _pairs(mats, za, zb, names, la_list, lb_list)
-    mx, mn = _extremes(mats, names, la_list, lb_list, self_cmp)
-    return CorrelationTables(
-        names=names, threshold=threshold, measure=measure, matrices=mats,
-        zero_flags_a=za, zero_flags_b=zb, self_comparison=self_cmp, pairs=pairs, max=mx,
-        min=mn, stats=_stats(mx, threshold, names, la_list, lb_list),
-        partners=_partners(mx, names, la_list, lb_list),
-    )  # fmt: skip
+    return CorrelationTables(prefixes, t, measure, mats, za, zb, self_cmp)
 
 
 def _frame(cols: dict[str, Any], table: str, names, la_list, lb_list) -> pd.DataFrame:
@@ -328,132 +382,19 @@ def _partners(mx: pd.DataFrame, names, la_list, lb_list) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- save / load
-def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
-    if fmt == "csv":
-        df.to_csv(path, index=False)
-    elif fmt == "parquet":
-        df.to_parquet(path, index=False)
-    else:  # column lists through the json module: floats round-trip exactly, NaN -> null
-        data = {}
-        for c in df.columns:
-            vals = (
-                df[c].astype(object).tolist()
-                if isinstance(df[c].dtype, pd.CategoricalDtype)
-                else df[c].tolist()
-            )
-            data[c] = [None if isinstance(v, float) and v != v else v for v in vals]
-        path.write_text(json.dumps({"columns": list(df.columns), "data": data}))
-
-
-def _read_table(path: Path, fmt: str, table: str, names, la_list, lb_list) -> pd.DataFrame:
-    layer_cols = [_col(k, names) for k, kind in _SCHEMA[table] if kind in ("la", "lb")]
-    if fmt == "csv":
-        raw = pd.read_csv(path, dtype=dict.fromkeys(layer_cols, object))
-        cols = {c: raw[c].to_numpy() for c in raw.columns}
-    elif fmt == "parquet":
-        raw = pd.read_parquet(path)
-        cols = {
-            c: raw[c].to_numpy(dtype=object) if c in layer_cols else raw[c].to_numpy()
-            for c in raw.columns
-        }
-    else:
-        doc = json.loads(path.read_text())
-        cols = {c: [np.nan if v is None else v for v in doc["data"][c]] for c in doc["columns"]}
-    by_key = {k: cols[_col(k, names)] for k, _ in _SCHEMA[table]}
-    return _frame(by_key, table, names, la_list, lb_list)
-
-
 def save_tables(
     tables: CorrelationTables,
     directory: str | os.PathLike,
     format: Literal["csv", "json", "parquet"] = "csv",
 ) -> list[Path]:
-    """Write pairs/max/min/stats/partners and ``metadata.json`` into ``directory``.
+    """Write the tables and ``metadata.json`` atomically; see :func:`.tables_io.save_tables`."""
+    from .tables_io import save_tables as save
 
-    All files are first written to temporary files in ``directory`` and only then renamed
-    into place, so an error leaves no partial set of files.
-
-    Parameters
-    ----------
-    tables : CorrelationTables
-    directory : path
-        Created if missing; must be writable.
-    format : {"csv", "json", "parquet"}
-
-    Returns
-    -------
-    list of Path
-        The files written (tables, then ``metadata.json``).
-    """
-    if not isinstance(tables, CorrelationTables):
-        raise TypeError(f"tables must be a CorrelationTables, got {type(tables).__name__}")
-    fmt = check_choice("format", format, FORMATS)
-    out = check_writable_dir(directory)
-    meta = {
-        "names": list(tables.names), "threshold": tables.threshold, "measure": tables.measure,
-        "format": fmt, "self_comparison": tables.self_comparison,
-        "layers_a": tables.layers_a, "layers_b": tables.layers_b, "tables": list(_TABLES),
-    }  # fmt: skip
-    targets = [out / f"{t}.{fmt}" for t in _TABLES] + [out / "metadata.json"]
-    temps: list[Path] = []
-    done: list[Path] = []
-    try:
-        for name, target in zip(_TABLES, targets):
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out)
-            os.close(fd)
-            temps.append(Path(tmp))
-            _write_table(getattr(tables, name), Path(tmp), fmt)
-        fd, tmp = tempfile.mkstemp(prefix=".metadata.json.", suffix=".tmp", dir=out)
-        os.close(fd)
-        temps.append(Path(tmp))
-        Path(tmp).write_text(json.dumps(meta, indent=2))
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-            done.append(target)
-    except BaseException:
-        for p in temps + done:
-            p.unlink(missing_ok=True)
-        raise
-    return targets
+    return save(tables, directory, format)
 
 
 def load_tables(directory: str | os.PathLike) -> CorrelationTables:
-    """Read tables written by :func:`save_tables` (matrices and zero flags rebuilt from pairs)."""
-    d = Path(directory)
-    meta_path = d / "metadata.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"no saved correlation tables in {str(d)!r}: metadata.json is missing"
-        )
-    meta = json.loads(meta_path.read_text())
-    fmt = check_choice("format", meta.get("format"), FORMATS)
-    names = tuple(meta["names"])
-    la_list, lb_list = list(meta["layers_a"]), list(meta["layers_b"])
-    frames = {t: _read_table(d / f"{t}.{fmt}", fmt, t, names, la_list, lb_list) for t in _TABLES}
-    pairs = frames["pairs"]
-    cols = {k: pairs[_col(k, names)] for k, _ in _SCHEMA["pairs"]}
-    mats: dict[tuple[str, str], np.ndarray] = {}
-    za: dict[str, np.ndarray] = {}
-    zb: dict[str, np.ndarray] = {}
-    ia, ib = cols["A_map_id"].to_numpy(), cols["B_map_id"].to_numpy()
-    ca = np.asarray(cols["A_layer"].cat.codes)
-    cb = np.asarray(cols["B_layer"].cat.codes)
-    r = cols["signed_correlation"].to_numpy()
-    fa, fb = cols["A_zero_flag"].to_numpy(), cols["B_zero_flag"].to_numpy()
-    for i, la in enumerate(la_list):
-        for j, lb in enumerate(lb_list):
-            sel = (ca == i) & (cb == j)
-            m = np.full((ia[sel].max() + 1, ib[sel].max() + 1), np.nan)
-            m[ia[sel], ib[sel]] = r[sel]
-            mats[(la, lb)] = m
-            z = np.zeros(m.shape[0], bool)
-            z[ia[sel]] = fa[sel] == 1
-            za[la] = z
-            z = np.zeros(m.shape[1], bool)
-            z[ib[sel]] = fb[sel] == 1
-            zb[lb] = z
-    return CorrelationTables(
-        names=names, threshold=float(meta["threshold"]), measure=meta["measure"],
-        matrices=mats, zero_flags_a=za, zero_flags_b=zb,
-        self_comparison=bool(meta["self_comparison"]), **frames,
-    )  # fmt: skip
+    """Read tables written by :func:`save_tables`; see :func:`.tables_io.load_tables`."""
+    from .tables_io import load_tables as load
+
+    return load(directory)

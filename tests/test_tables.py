@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-import cnnexplore_nb.tables as tables_mod
+import cnnexplore_nb.tables_io as tables_io
 from cnnexplore_nb.similarity import similarity_matrix, zero_flags
 from cnnexplore_nb.tables import correlation_tables, load_tables, save_tables
 
@@ -163,7 +163,7 @@ def test_save_load_round_trip_with_several_layer_pairs(tmp_path, fmt):
 
 def test_save_is_atomic_when_a_write_fails(tmp_path, monkeypatch):
     t = correlation_tables(_maps(k=6), progress=False)
-    real, calls = tables_mod._write_table, []
+    real, calls = tables_io._write_table, []
 
     def failing(df, path, fmt):
         calls.append(path)
@@ -171,7 +171,7 @@ def test_save_is_atomic_when_a_write_fails(tmp_path, monkeypatch):
             raise OSError("disk full")
         real(df, path, fmt)
 
-    monkeypatch.setattr(tables_mod, "_write_table", failing)
+    monkeypatch.setattr(tables_io, "_write_table", failing)
     with pytest.raises(OSError, match="disk full"):
         save_tables(t, tmp_path, format="csv")
     assert os.listdir(tmp_path) == []
