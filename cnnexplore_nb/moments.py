@@ -7,20 +7,23 @@ Memory is O(K_a K_b + K_a² + K_b²) plus one pixel chunk, whatever the number o
 
 Notes
 -----
-Each chunk of ``n_c`` pixels is centred on its own per-channel mean ``m`` (computed in
-float64) before the fp32 GEMM, so the products are O(σ²) rather than O(μ²): the naive
-one-pass formula ``Σxy − ΣxΣy / n`` in fp32 loses every digit for maps with mean 1000 and
-std 1. The chunk's contribution is then added in float64 to sums shifted by a fixed
-per-channel reference ``s`` (the first chunk's mean)::
+The data are cut into chunks of at most ``chunk_pixels`` pixels (default 16384, so the fp32
+accumulation inside one GEMM stays short; fewer when the maps of a chunk would not fit in
+~2 MB of cache). Each chunk is centred on its per-map mean ``m`` (summed in float64, rounded
+to the engine dtype) into a reused buffer, so the products are O(σ²) rather than O(μ²): the
+naive one-pass formula ``Σxy − ΣxΣy / n`` in fp32 loses every digit for maps with mean 1000
+and std 1. One fp32 GEMM per chunk gives ``Σuvᵀ``; it is added in float64 to sums shifted
+by a fixed per-map reference ``s`` (the first chunk's centre)::
 
     Σ(x−s)(y−t)ᵀ += Σuvᵀ + d Σvᵀ + Σu eᵀ + n_c d eᵀ,   u = x − m, d = m − s (same for y)
 
-Chunks hold at most ``chunk_pixels`` pixels (default 16384) so that the fp32 accumulation
-inside one GEMM stays short. The GEMM runs on the CPU through torch's matmul on the numpy
-buffers (zero-copy; measured 2-3x faster than numpy's BLAS inside the engine on the
-2-core test machine under load); torch's matmul precision is forced to ``"highest"`` (no TF32)
-during :meth:`Moments.update` and restored afterwards. Tensors on a GPU are copied to the
-CPU chunk by chunk.
+The correction terms of up to 256 chunks are added at once (small float64 GEMMs), so the
+per-chunk work is a float64 sum, a subtraction into the buffer (both on data still in
+cache) and the GEMM; only K x K results are held in float64. The GEMM runs on the CPU
+through torch's matmul on the numpy buffers (zero-copy; faster than numpy's BLAS on the
+2-core test machine); torch's matmul precision is forced to ``"highest"`` (no TF32) during
+:meth:`Moments.update` and restored afterwards. Tensors on a GPU are copied to the CPU
+chunk by chunk.
 
 A map is *constant* (std 0 over all pooled pixels; correlation NaN) when every chunk has
 exactly zero spread and the same mean. With the float32 engine this test is exact and free:
@@ -110,6 +113,11 @@ def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return torch.from_numpy(a).matmul(torch.from_numpy(b)).numpy().astype(np.float64)
 
 
+def _rowdot(w: np.ndarray) -> np.ndarray:
+    """Σw² per row of a (K, n) array, as float64 (BLAS dot per row)."""
+    return np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
+
+
 def _slab(p: Any, i0: int, i1: int, p0: int, p1: int) -> np.ndarray:
     """Images i0:i1, pixels p0:p1 of one (N, C, P) block as a numpy array (G, C, n)."""
     s = p[i0:i1, :, p0:p1]
@@ -129,7 +137,7 @@ class _Sums:
         self.n = 0
         self.s_a = np.zeros(k_a)
         self.s_b = np.zeros(k_b) if cross else None
-        # a map varies once a chunk has non-zero spread or a mean other than the shift;
+        # a map varies once a chunk has non-zero spread or a centre other than the shift;
         # the float64 engine tracks min/max instead (its chunk means are not exact)
         self.varies_a = np.zeros(k_a, bool)
         self.varies_b = np.zeros(k_b, bool) if cross else None
@@ -142,6 +150,62 @@ class _Sums:
         self.s_ab = np.zeros((k_a, k_b)) if cross else None
 
 
+class _Side:
+    """One block (A or B) during an update: its centred chunks and per-chunk records."""
+
+    def __init__(self, parts: list[Any], dtype: np.dtype, width: int) -> None:
+        self.parts, self.dtype = parts, dtype
+        self.k = sum(int(p.shape[1]) for p in parts)
+        self.buf = np.empty((self.k, width), dtype)
+        self.exact = dtype == np.float32  # else float64 engine: min/max find constant maps
+        self.lo, self.hi = np.full(self.k, np.inf), np.full(self.k, -np.inf)
+        self.rec: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (m, Σu, Σu²)
+
+    def load(self, i0: int, i1: int, p0: int, p1: int, name: str) -> np.ndarray:
+        """Centre one chunk on its float64 mean, rounded to the engine dtype; (K, n_c) view.
+
+        With the float32 engine the data are first cast to float32, so the float64 mean of a
+        constant chunk is exactly its value and its centred row exactly zero.
+        """
+        n_c = (i1 - i0) * (p1 - p0)
+        self.m, self.su = np.empty(self.k), np.empty(self.k)
+        c0 = 0
+        for p in self.parts:
+            s = _slab(p, i0, i1, p0, p1)  # (G, C_j, n)
+            c1 = c0 + s.shape[1]
+            if self.exact and s.dtype != np.float32:
+                s = s.astype(np.float32)
+            mj = np.einsum("gcn->c", s, dtype=np.float64) / n_c  # NaN/Inf propagate
+            if not self.exact:
+                np.minimum(self.lo[c0:c1], s.min(axis=(0, 2)), out=self.lo[c0:c1])
+                np.maximum(self.hi[c0:c1], s.max(axis=(0, 2)), out=self.hi[c0:c1])
+            bad = ~np.isfinite(mj)
+            if bad.any():
+                raise ValueError(
+                    f"{name} must be finite, got NaN/Inf in channel(s) "
+                    f"{(c0 + np.flatnonzero(bad)).tolist()[:10]} of images {i0}..{i1 - 1}"
+                )
+            centre = mj.astype(self.dtype)
+            out = self.buf[c0:c1, :n_c].reshape(c1 - c0, i1 - i0, p1 - p0)
+            np.subtract(s.transpose(1, 0, 2), centre[:, None, None], out=out, casting="unsafe")
+            self.m[c0:c1] = centre
+            # Σu = n_c (true mean − centre used), up to the rounding of each subtraction
+            self.su[c0:c1] = (mj - self.m[c0:c1]) * n_c
+            c0 = c1
+        return self.buf[:, :n_c]
+
+    def record(self, sq: np.ndarray) -> None:
+        self.rec.append((self.m, self.su, sq))
+
+    def fold(self, shift: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Recorded chunks as (d, Σu, Σu², varies) with d = m − shift of shape (K, chunks)."""
+        m, su, sq = (np.stack(v, axis=1) for v in zip(*self.rec))
+        self.rec = []
+        d = m - shift[:, None]
+        varies = ((sq > 0) | (d != 0)).any(axis=1) if self.exact else np.zeros(self.k, bool)
+        return d, su, sq, varies
+
+
 class Moments:
     """Streaming float64 moments of two blocks of maps, for all-pairs similarity.
 
@@ -151,7 +215,8 @@ class Moments:
         Keep the full within-block Gram matrices (needed for :meth:`cka`); if False and the
         blocks differ, only their diagonals (variances) are kept.
     chunk_pixels : int
-        Maximum number of pixels per fp32 GEMM chunk.
+        Maximum number of pixels per fp32 GEMM chunk (fewer when the K_a + K_b maps of a
+        chunk would not fit in ~2 MB of cache, but at least 2048).
     dtype : {"float32", "float64"}
         Precision of the per-chunk GEMM (sums are always float64).
 
@@ -165,6 +230,9 @@ class Moments:
     >>> bool(np.allclose(np.diag(m.pearson()), 1))
     True
     """
+
+    _FOLD = 256  # chunks recorded before their corrections are folded into the sums
+    _CACHE_FLOATS = 1 << 19
 
     def __init__(
         self,
@@ -226,109 +294,82 @@ class Moments:
                     f"expected (K_a, K_b) = ({self.k_a}, {self.k_b}) maps as before, "
                     f"got ({k_a}, {k_b})"
                 )
-        shift_a, shift_b = self.shift_a, self.shift_b
-        acc = _Sums(k_a, k_b, cross, self.within)
-        with full_fp32_precision():
-            for xa, xb, n_c in self._chunks(pa, pb, k_a, k_b):
-                if shift_a is None:
-                    shift_a = xa[1].copy()
-                    shift_b = xb[1].copy() if cross else None
-                self._accumulate(acc, xa, xb, n_c, shift_a, shift_b)
-        self._commit(acc, k_a, k_b, cross, shift_a, shift_b)
-        return self
-
-    def _chunks(self, pa, pb, k_a, k_b):
-        """Yield ((u, m, lo, hi) for A, same for B or None, n_c) per pixel chunk."""
         n_img, n_pix = int(pa[0].shape[0]), int(pa[0].shape[2])
-        c = self.chunk_pixels
+        # cache blocking: a chunk of both blocks in ~2 MB of fp32 (at least 2048 pixels)
+        c = min(self.chunk_pixels, max(2048, self._CACHE_FLOATS // (k_a + (k_b if cross else 0))))
         g = max(1, c // n_pix) if n_pix < c else 1
         width = min(c, g * n_pix)
-        buf_a = np.empty((k_a, width), self.dtype)
-        buf_b = None if pb is None else np.empty((k_b, width), self.dtype)
-        for i0 in range(0, n_img, g):
-            i1 = min(n_img, i0 + g)
-            for p0 in range(0, n_pix, width if g == 1 else n_pix):
-                p1 = min(n_pix, p0 + width) if g == 1 else n_pix
-                n_c = (i1 - i0) * (p1 - p0)
-                xa = self._centre(pa, buf_a, i0, i1, p0, p1, n_c, "a")
-                xb = None if pb is None else self._centre(pb, buf_b, i0, i1, p0, p1, n_c, "b")
-                yield xa, xb, n_c
+        sa = _Side(pa, self.dtype, width)
+        sb = _Side(pb, self.dtype, width) if cross else None
+        acc, grams = _Sums(k_a, k_b, cross, self.within), {}
+        shifts, ns = (self.shift_a, self.shift_b), []
+        with full_fp32_precision():
+            for i0 in range(0, n_img, g):
+                i1 = min(n_img, i0 + g)
+                for p0 in range(0, n_pix, width if g == 1 else n_pix):
+                    p1 = min(n_pix, p0 + width) if g == 1 else n_pix
+                    self._chunk(sa, sb, grams, (i0, i1, p0, p1))
+                    ns.append((i1 - i0) * (p1 - p0))
+                    if shifts[0] is None:
+                        shifts = (sa.rec[0][0].copy(), sb.rec[0][0].copy() if cross else None)
+                    if len(ns) == self._FOLD:
+                        self._fold(acc, sa, sb, grams, ns, shifts)
+                        ns = []
+            self._fold(acc, sa, sb, grams, ns, shifts)
+        acc.lo_a, acc.hi_a = sa.lo, sa.hi
+        if cross:
+            acc.lo_b, acc.hi_b = sb.lo, sb.hi
+        self._commit(acc, k_a, k_b, cross, *shifts)
+        return self
 
-    def _centre(self, parts, buf, i0, i1, p0, p1, n_c, name):
-        """Centre one chunk on its float64 mean into ``buf``; return (u, m, Σu, lo, hi).
-
-        With the float32 engine the data are first cast to float32, so the float64 mean of a
-        constant chunk is exactly its value and its centred row exactly zero: constant maps
-        are then found without min/max passes (``lo``/``hi`` are None).
-        """
-        k = buf.shape[0]
-        exact = self.dtype == np.float32
-        m, resid = np.empty(k), np.empty(k)
-        lo, hi = (None, None) if exact else (np.empty(k), np.empty(k))
-        c0 = 0
-        for p in parts:
-            s = _slab(p, i0, i1, p0, p1)  # (G, C_j, n)
-            c1 = c0 + s.shape[1]
-            if exact and s.dtype != np.float32:
-                s = s.astype(np.float32)
-            mj = s.mean(axis=(0, 2), dtype=np.float64)  # NaN/Inf propagate into the mean
-            if not exact:
-                lo[c0:c1], hi[c0:c1] = s.min(axis=(0, 2)), s.max(axis=(0, 2))
-            ok = np.isfinite(mj)
-            if not ok.all():
-                raise ValueError(
-                    f"{name} must be finite, got NaN/Inf in channel(s) "
-                    f"{(c0 + np.flatnonzero(~ok)).tolist()[:10]} of images {i0}..{i1 - 1}"
-                )
-            mj_used = mj.astype(self.dtype)
-            out = buf[c0:c1, :n_c].reshape(c1 - c0, i1 - i0, p1 - p0)
-            np.subtract(s.transpose(1, 0, 2), mj_used[:, None, None], out=out, casting="unsafe")
-            m[c0:c1] = mj_used
-            # Σu = n_c (true mean − centre used), up to the rounding of each subtraction
-            resid[c0:c1] = (mj - m[c0:c1]) * n_c
-            c0 = c1
-        return buf[:, :n_c], m, resid, lo, hi
-
-    @staticmethod
-    def _track(acc: _Sums, side: str, sq: np.ndarray, m, shift, lo, hi) -> None:
-        """Record which maps vary, from the chunk's Σu² (float32) or its min/max (float64)."""
-        varies = getattr(acc, f"varies_{side}")
-        if lo is None:
-            varies |= (sq > 0) | (m != shift)
+    def _chunk(self, sa: _Side, sb: _Side | None, grams: dict, r: tuple) -> None:
+        """Centre one chunk of each block, multiply, record Σu², add the Gram matrices."""
+        u = sa.load(*r, "a")
+        if sb is None:
+            prods = {"aa": _gemm(u, u.T)}
+            sa.record(np.diag(prods["aa"]).copy())
         else:
-            np.minimum(getattr(acc, f"lo_{side}"), lo, out=getattr(acc, f"lo_{side}"))
-            np.maximum(getattr(acc, f"hi_{side}"), hi, out=getattr(acc, f"hi_{side}"))
-
-    def _accumulate(self, acc: _Sums, xa, xb, n_c, shift_a, shift_b) -> None:
-        u, m_a, su, lo_a, hi_a = xa
-        d = m_a - shift_a
-        acc.n += n_c
-        acc.s_a += su + n_c * d
-        if xb is None:
-            g = _gemm(u, u.T)
-            self._track(acc, "a", np.diag(g), m_a, shift_a, lo_a, hi_a)
-            t = np.outer(d, su)
-            acc.s_aa += g + t + t.T + n_c * np.outer(d, d)
-            return
-        v, m_b, sv, lo_b, hi_b = xb
-        e = m_b - shift_b
-        acc.s_b += sv + n_c * e
-        acc.s_ab += _gemm(u, v.T) + np.outer(d, sv) + np.outer(su, e)
-        acc.s_ab += n_c * np.outer(d, e)
-        blocks = (
-            ("a", acc.s_aa, u, d, su, m_a, shift_a, lo_a, hi_a),
-            ("b", acc.s_bb, v, e, sv, m_b, shift_b, lo_b, hi_b),
-        )
-        for side, s_xx, w, dd, sw, m, shift, lo, hi in blocks:
+            v = sb.load(*r, "b")
+            prods = {"ab": _gemm(u, v.T)}
             if self.within:
-                g = _gemm(w, w.T)
-                sq = np.diag(g)
-                t = np.outer(dd, sw)
-                s_xx += g + t + t.T + n_c * np.outer(dd, dd)
+                prods["aa"], prods["bb"] = _gemm(u, u.T), _gemm(v, v.T)
+                sa.record(np.diag(prods["aa"]).copy())
+                sb.record(np.diag(prods["bb"]).copy())
             else:
-                sq = np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
-                s_xx += sq + 2 * dd * sw + n_c * dd * dd
-            self._track(acc, side, sq, m, shift, lo, hi)
+                sa.record(_rowdot(u))
+                sb.record(_rowdot(v))
+        for k, p in prods.items():
+            if k in grams:
+                grams[k] += p
+            else:
+                grams[k] = p
+
+    def _fold(self, acc: _Sums, sa, sb, grams, ns, shifts) -> None:
+        """Add the recorded chunks, with their centre corrections, to the float64 sums."""
+        if not ns:
+            return
+        n = np.asarray(ns, dtype=np.float64)
+        acc.n += int(n.sum())
+        da, sua, sqa, va = sa.fold(shifts[0])
+        acc.s_a += sua.sum(axis=1) + da @ n
+        acc.varies_a |= va
+        if sb is None:
+            t = da @ sua.T
+            acc.s_aa += grams.pop("aa") + t + t.T + (da * n) @ da.T
+            return
+        db, sub, sqb, vb = sb.fold(shifts[1])
+        acc.s_b += sub.sum(axis=1) + db @ n
+        acc.varies_b |= vb
+        acc.s_ab += grams.pop("ab") + da @ sub.T + sua @ db.T + (da * n) @ db.T
+        for key, s_xx, d, su, sq in (
+            ("aa", acc.s_aa, da, sua, sqa),
+            ("bb", acc.s_bb, db, sub, sqb),
+        ):
+            if self.within:
+                t = d @ su.T
+                s_xx += grams.pop(key) + t + t.T + (d * n) @ d.T
+            else:
+                s_xx += sq.sum(axis=1) + 2 * (d * su).sum(axis=1) + (d * d) @ n
 
     def _commit(self, acc: _Sums, k_a, k_b, cross, shift_a, shift_b) -> None:
         if self._sums is None:
