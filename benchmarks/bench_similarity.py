@@ -4,15 +4,22 @@
    GEMM of the same shape (the faster of numpy's and torch's matmul).
 2. The ``pairs`` table for 64 + 64 maps of 256 x 256 vs a faithful re-implementation of the
    original CNN Explorer per-pair loop (std for both zero flags, stack, corrcoef, abs, one
-   row dict per pair, a DataFrame at the end).
+   row dict per pair, a DataFrame at the end). Like for like: the original builds only
+   this table; the time to build the other four tables as well is shown separately.
 3. Peak memory (tracemalloc) of the engine while streaming 1, 10 and 100 images.
 
-Usage: ``python benchmarks/bench_similarity.py [--small]``
+Usage: ``python benchmarks/bench_similarity.py [--small] [--only pairs] [--threads 1 2]``
+
+In [2] the original, a plain vectorised torch version and ours run interleaved with the same
+torch/BLAS thread count (1 and all cores by default); medians of wall and CPU time are
+reported, and every variant's table is checked against the original's content.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
 import tracemalloc
 
@@ -91,36 +98,98 @@ def original_pairs(maps_a: np.ndarray, maps_b: np.ndarray, a: str, b: str) -> pd
     return pd.DataFrame(rows)
 
 
-def bench_pairs(k: int, hw: int) -> None:
+def vectorised_pairs(maps_a: np.ndarray, maps_b: np.ndarray, a: str, b: str) -> pd.DataFrame:
+    """A plain vectorised torch version: standardise each block, one matmul, |r|, DataFrame."""
+    x = torch.from_numpy(maps_a).reshape(maps_a.shape[0], -1)
+    y = torch.from_numpy(maps_b).reshape(maps_b.shape[0], -1)
+    zx, zy = x.std(1) == 0, y.std(1) == 0
+    xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    xn, yn = xc / xc.norm(dim=1, keepdim=True), yc / yc.norm(dim=1, keepdim=True)
+    r = (xn @ yn.T).abs().numpy().astype(np.float64)
+    ka, kb = r.shape
+    return pd.DataFrame(
+        {
+            f"{a}_map_id": np.repeat(np.arange(ka), kb),
+            f"{b}_map_id": np.tile(np.arange(kb), ka),
+            "correlation": r.ravel(),
+            f"{a}_zero_flag": np.repeat(zx.numpy().astype(np.int64), kb),
+            f"{b}_zero_flag": np.tile(zy.numpy().astype(np.int64), ka),
+            f"{a}_layer": "layer_a",
+            f"{b}_layer": "layer_b",
+        }
+    )
+
+
+def same_content(ours: pd.DataFrame, ref: pd.DataFrame) -> bool:
+    """Same columns (ours may add ``signed_correlation``), ids, flags, layers; |r| to 1e-5."""
+    cols = list(ref.columns)
+    if list(ours.columns[: len(cols)]) != cols or len(ours) != len(ref):
+        return False
+    exact = all(
+        np.array_equal(ours[c].astype(str if c.endswith("_layer") else np.int64), ref[c])
+        for c in cols
+        if c != "correlation"
+    )
+    close = np.allclose(ours["correlation"], ref["correlation"], atol=1e-5, equal_nan=True)
+    return bool(exact and close)
+
+
+def _threads(n: int):
+    """torch and BLAS (numpy) thread limits for one measurement block."""
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # numpy's BLAS then keeps its own setting
+        return contextlib.nullcontext()
+    return threadpool_limits(n)
+
+
+def bench_pairs(k: int, hw: int, threads: list[int], repeat: int, inner: int = 5) -> None:
     print(f"\n[2] pairs table, {k} + {k} maps of {hw} x {hw}")
     rng = np.random.default_rng(1)
     ma = np.maximum(rng.standard_normal((k, hw, hw), dtype=np.float32), 0)  # ReLU-like
     mb = np.maximum(rng.standard_normal((k, hw, hw), dtype=np.float32), 0)
     ma[3] = 0.0  # a dead map
 
-    def ours():
+    def tables():
         return correlation_tables(
             {"layer_a": ma}, {"layer_b": mb}, names=("CNN6", "CNN10"), progress=False
         )
 
-    ours()  # warm-up (imports, BLAS threads)
-    t_orig = t_ours = float("inf")
-    for _ in range(2):
-        t0 = time.perf_counter()
-        ref = original_pairs(ma, mb, "CNN6", "CNN10")
-        t_orig = min(t_orig, time.perf_counter() - t0)
-        t_ours = min(t_ours, _best_time(ours, 5))
-    tab = ours().pairs
-    ok = (
-        np.array_equal(tab["CNN6_map_id"], ref["CNN6_map_id"])
-        and np.array_equal(tab["CNN10_map_id"], ref["CNN10_map_id"])
-        and np.array_equal(tab["CNN6_zero_flag"], ref["CNN6_zero_flag"])
-        and np.array_equal(tab["CNN10_zero_flag"], ref["CNN10_zero_flag"])
-        and np.allclose(tab["correlation"], ref["correlation"], atol=1e-5, equal_nan=True)
-    )
-    print(f"  original per-pair loop  {t_orig:8.3f} s  ({len(ref):,} rows)")
-    print(f"  correlation_tables      {t_ours:8.3f} s  (pairs + max/min/stats/partners)")
-    print(f"  speed-up = {t_orig / t_ours:.0f}x (goal >= 100x); same table content: {ok}")
+    runs = {
+        "original per-pair loop": lambda: original_pairs(ma, mb, "CNN6", "CNN10"),
+        "plain vectorised torch": lambda: vectorised_pairs(ma, mb, "CNN6", "CNN10"),
+        "correlation_tables().pairs": lambda: tables().pairs,
+        "  ... and max/min/stats/partners": lambda: [
+            getattr(t, n) for t in [tables()] for n in ("pairs", "max", "min", "stats", "partners")
+        ],
+    }
+    base = "original per-pair loop"
+    for n in threads:
+        with _threads(n):
+            ref = runs[base]()
+            checks = {name: same_content(fn(), ref) for name, fn in list(runs.items())[1:3]}
+            wall: dict[str, list[float]] = {name: [] for name in runs}
+            cpu: dict[str, list[float]] = {name: [] for name in runs}
+            for _ in range(repeat):  # interleaved: each variant sees the same machine load
+                for name, fn in runs.items():
+                    for _ in range(1 if name == base else inner):
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        fn()
+                        wall[name].append(time.perf_counter() - t0)
+                        cpu[name].append(time.process_time() - c0)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"  {n} thread(s) for torch and BLAS, load average {load:.1f}; medians:")
+        w0, c0 = np.median(wall[base]), np.median(cpu[base])
+        for name in runs:
+            w, c = np.median(wall[name]), np.median(cpu[name])
+            line = f"    {name:34s} {w * 1e3:9.1f} ms wall {c * 1e3:9.1f} ms CPU"
+            if name != base:
+                line += f"   speed-up {w0 / w:5.0f}x wall {c0 / c:5.0f}x CPU"
+            print(line)
+        ok = ", ".join(f"{name}: {v}" for name, v in checks.items())
+        print(f"    same content as the original ({len(ref):,} rows): {ok}")
+    print("  goal: correlation_tables().pairs >= 100x the original")
 
 
 def bench_memory(k: int, hw: int) -> None:
@@ -149,16 +218,25 @@ def bench_memory(k: int, hw: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="quick sizes (256 x 256 maps)")
+    parser.add_argument(
+        "--only", default="gemm,pairs,memory", help="comma-separated parts: gemm,pairs,memory"
+    )
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=None,
+        help="thread counts for the pairs benchmark (default: 1 and all cores)",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats of [2]")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    if args.small:
-        bench_gemm(640, 256, 256, repeat=5)
-        bench_pairs(64, 128)
-        bench_memory(64, 32)
-    else:
-        bench_gemm(640, 1376, 1104, repeat=2)
-        bench_pairs(64, 256)
-        bench_memory(64, 64)
+    parts = set(args.only.split(","))
+    all_threads = torch.get_num_threads()
+    threads = args.threads or sorted({1, all_threads})
+    if "gemm" in parts:
+        bench_gemm(640, 256, 256, repeat=5) if args.small else bench_gemm(640, 1376, 1104, 2)
+    if "pairs" in parts:
+        bench_pairs(64, 128 if args.small else 256, threads, args.repeat)
+        torch.set_num_threads(all_threads)
+    if "memory" in parts:
+        bench_memory(64, 32) if args.small else bench_memory(64, 64)
 
 
 if __name__ == "__main__":
