@@ -7,23 +7,18 @@ Memory is O(K_a K_b + K_a² + K_b²) plus one pixel chunk, whatever the number o
 
 Notes
 -----
-The data are cut into chunks of at most ``chunk_pixels`` pixels (default 16384, so the fp32
-accumulation inside one GEMM stays short; fewer when the maps of a chunk would not fit in
-~2 MB of cache). Each chunk is centred on its per-map mean ``m`` (summed in float64, rounded
-to the engine dtype) into a reused buffer, so the products are O(σ²) rather than O(μ²): the
-naive one-pass formula ``Σxy − ΣxΣy / n`` in fp32 loses every digit for maps with mean 1000
-and std 1. One fp32 GEMM per chunk gives ``Σuvᵀ``; it is added in float64 to sums shifted
-by a fixed per-map reference ``s`` (the first chunk's centre)::
+Chunks of at most ``chunk_pixels`` pixels (fewer if the maps of a chunk would not fit in
+~2 MB of cache) are centred on their per-map mean ``m`` (summed in float64, rounded to the
+engine dtype) into a reused buffer, so the fp32 GEMM's products are O(σ²), not O(μ²): the
+naive ``Σxy − ΣxΣy / n`` in fp32 loses every digit for maps with mean 1000 and std 1. Each
+chunk's ``Σuvᵀ`` is added in float64 to sums shifted by the first chunk's centre ``s``::
 
     Σ(x−s)(y−t)ᵀ += Σuvᵀ + d Σvᵀ + Σu eᵀ + n_c d eᵀ,   u = x − m, d = m − s (same for y)
 
-The correction terms of up to 256 chunks are added at once (small float64 GEMMs), so the
-per-chunk work is a float64 sum, a subtraction into the buffer (both on data still in
-cache) and the GEMM; only K x K results are held in float64. The GEMM runs on the CPU
-through torch's matmul on the numpy buffers (zero-copy; faster than numpy's BLAS on the
-2-core test machine); torch's matmul precision is forced to ``"highest"`` (no TF32) during
-:meth:`Moments.update` and restored afterwards. Tensors on a GPU are copied to the CPU
-chunk by chunk.
+with the correction terms of up to 256 chunks added at once (small float64 GEMMs). The GEMM
+is torch's matmul on the numpy buffers (zero-copy; faster than numpy's BLAS on the 2-core
+test machine) with matmul precision forced to ``"highest"`` (no TF32) during
+:meth:`Moments.update`. Tensors on a GPU are copied to the CPU chunk by chunk.
 
 A map is *constant* (std 0 over all pooled pixels; correlation NaN) when every chunk has
 exactly zero spread and the same mean. With the float32 engine this test is exact and free:
@@ -34,76 +29,16 @@ NaN/Inf anywhere in a map makes its float64 chunk mean non-finite and raises ``V
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from .similarity import _as_blocks, _slab, full_fp32_precision
+
 __all__ = ["Moments", "full_fp32_precision"]
 
 ArrayLike = Any  # numpy array or torch Tensor of shape (C, H, W) or (N, C, H, W)
-
-
-@contextlib.contextmanager
-def full_fp32_precision() -> Iterator[None]:
-    """Force full fp32 matmul precision in torch (no TF32/bf16) and restore it afterwards.
-
-    Uses ``torch.set_float32_matmul_precision("highest")`` (which also turns off
-    ``torch.backends.cuda.matmul.allow_tf32``); if the process mixed the legacy and the new
-    per-backend precision APIs, the per-backend ``fp32_precision`` flags are set to "ieee".
-    """
-    import torch
-
-    try:
-        old: Any = torch.get_float32_matmul_precision()
-    except RuntimeError:  # legacy and new APIs mixed: use the new per-backend flags
-        backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
-        old = [b.fp32_precision for b in backends]
-        try:
-            for b in backends:
-                b.fp32_precision = "ieee"
-            yield
-        finally:
-            for b, v in zip(backends, old):
-                b.fp32_precision = v
-        return
-    try:
-        torch.set_float32_matmul_precision("highest")
-        yield
-    finally:
-        torch.set_float32_matmul_precision(old)
-
-
-def _as_blocks(x: ArrayLike | Sequence[ArrayLike], name: str) -> list[Any]:
-    """Normalise one array or a list of arrays (concatenated along channels) to (N, C, P)."""
-    parts = list(x) if isinstance(x, (list, tuple)) else [x]
-    if not parts:
-        raise ValueError(f"{name} must hold at least one array, got an empty {type(x).__name__}")
-    out = []
-    for p in parts:
-        if hasattr(p, "detach"):  # torch Tensor
-            p = p.detach()
-        elif not isinstance(p, np.ndarray):
-            p = np.asarray(p)
-        if p.ndim == 3:
-            p = p[None]
-        if p.ndim != 4:
-            raise ValueError(
-                f"{name} must have shape (C, H, W) or (N, C, H, W), got ndim={p.ndim} "
-                f"with shape {tuple(p.shape)}"
-            )
-        if any(int(s) == 0 for s in p.shape):
-            raise ValueError(
-                f"{name} must be non-empty (N images, C channels, H x W pixels all > 0), "
-                f"got shape {tuple(p.shape)}"
-            )
-        out.append(p.reshape(p.shape[0], p.shape[1], -1))
-    n_hw = {(int(p.shape[0]), int(p.shape[2])) for p in out}
-    if len(n_hw) != 1:
-        shapes = [tuple(p.shape) for p in out]
-        raise ValueError(f"arrays joined in {name} must share N and H x W, got shapes {shapes}")
-    return out
 
 
 def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -118,36 +53,31 @@ def _rowdot(w: np.ndarray) -> np.ndarray:
     return np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
 
 
-def _slab(p: Any, i0: int, i1: int, p0: int, p1: int) -> np.ndarray:
-    """Images i0:i1, pixels p0:p1 of one (N, C, P) block as a numpy array (G, C, n)."""
-    s = p[i0:i1, :, p0:p1]
-    if hasattr(s, "numpy"):
-        import torch
-
-        if s.dtype not in (torch.float32, torch.float64):
-            s = s.float()
-        s = s.cpu().numpy()
-    return s
-
-
 class _Sums:
-    """float64 shifted sums of one update (committed into Moments at the end)."""
+    """float64 shifted sums of one update (merged into Moments at the end); None = unused.
+
+    ``varies_*``: a chunk had non-zero spread or a centre other than the shift (float32
+    engine); ``lo_*``/``hi_*``: per-map min/max (float64 engine, its chunk means not exact).
+    """
 
     def __init__(self, k_a: int, k_b: int, cross: bool, within: bool) -> None:
-        self.n = 0
-        self.s_a = np.zeros(k_a)
-        self.s_b = np.zeros(k_b) if cross else None
-        # a map varies once a chunk has non-zero spread or a centre other than the shift;
-        # the float64 engine tracks min/max instead (its chunk means are not exact)
-        self.varies_a = np.zeros(k_a, bool)
-        self.varies_b = np.zeros(k_b, bool) if cross else None
-        self.lo_a, self.hi_a = np.full(k_a, np.inf), np.full(k_a, -np.inf)
-        self.lo_b = np.full(k_b, np.inf) if cross else None
-        self.hi_b = np.full(k_b, -np.inf) if cross else None
+        self.n, kb = 0, k_b if cross else None
         full_a = within or not cross
         self.s_aa = np.zeros((k_a, k_a)) if full_a else np.zeros(k_a)
-        self.s_bb = (np.zeros((k_b, k_b)) if within else np.zeros(k_b)) if cross else None
-        self.s_ab = np.zeros((k_a, k_b)) if cross else None
+        self.s_bb = None if kb is None else np.zeros((kb, kb) if within else kb)
+        self.s_ab = None if kb is None else np.zeros((k_a, kb))
+        for side, k in (("a", k_a), ("b", kb)):
+            for name, v in (("s", 0.0), ("varies", False), ("lo", np.inf), ("hi", -np.inf)):
+                setattr(self, f"{name}_{side}", None if k is None else np.full(k, v))
+
+    def merge(self, other: _Sums) -> None:
+        self.n += other.n
+        for key, mine in vars(self).items():
+            op = {"varies": np.logical_or, "lo": np.minimum, "hi": np.maximum}.get(
+                key.split("_")[0], np.add
+            )
+            if isinstance(mine, np.ndarray):
+                op(mine, getattr(other, key), out=mine)
 
 
 class _Side:
@@ -162,11 +92,7 @@ class _Side:
         self.rec: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (m, Σu, Σu²)
 
     def load(self, i0: int, i1: int, p0: int, p1: int, name: str) -> np.ndarray:
-        """Centre one chunk on its float64 mean, rounded to the engine dtype; (K, n_c) view.
-
-        With the float32 engine the data are first cast to float32, so the float64 mean of a
-        constant chunk is exactly its value and its centred row exactly zero.
-        """
+        """Centre one chunk on its float64 mean, rounded to the engine dtype; (K, n_c) view."""
         n_c = (i1 - i0) * (p1 - p0)
         self.m, self.su = np.empty(self.k), np.empty(self.k)
         c0 = 0
@@ -325,24 +251,15 @@ class Moments:
     def _chunk(self, sa: _Side, sb: _Side | None, grams: dict, r: tuple) -> None:
         """Centre one chunk of each block, multiply, record Σu², add the Gram matrices."""
         u = sa.load(*r, "a")
-        if sb is None:
-            prods = {"aa": _gemm(u, u.T)}
-            sa.record(np.diag(prods["aa"]).copy())
-        else:
-            v = sb.load(*r, "b")
-            prods = {"ab": _gemm(u, v.T)}
-            if self.within:
-                prods["aa"], prods["bb"] = _gemm(u, u.T), _gemm(v, v.T)
-                sa.record(np.diag(prods["aa"]).copy())
-                sb.record(np.diag(prods["bb"]).copy())
-            else:
-                sa.record(_rowdot(u))
-                sb.record(_rowdot(v))
-        for k, p in prods.items():
-            if k in grams:
-                grams[k] += p
-            else:
-                grams[k] = p
+        v = None if sb is None else sb.load(*r, "b")
+        prods = {"aa": _gemm(u, u.T)} if v is None else {"ab": _gemm(u, v.T)}
+        if v is not None and self.within:
+            prods.update(aa=_gemm(u, u.T), bb=_gemm(v, v.T))
+        for side, x, key in ((sa, u, "aa"), (sb, v, "bb")):
+            if x is not None:
+                side.record(np.diag(prods[key]).copy() if key in prods else _rowdot(x))
+        for key, p in prods.items():
+            grams[key] = grams[key] + p if key in grams else p
 
     def _fold(self, acc: _Sums, sa, sb, grams, ns, shifts) -> None:
         """Add the recorded chunks, with their centre corrections, to the float64 sums."""
@@ -377,15 +294,7 @@ class Moments:
             self.k_a, self.k_b, self.cross = k_a, k_b, cross
             self.shift_a, self.shift_b = shift_a, shift_b
         else:
-            s = self._sums
-            for name in ("s_a", "s_b", "s_aa", "s_bb", "s_ab"):
-                if getattr(s, name) is not None:
-                    getattr(s, name).__iadd__(getattr(acc, name))
-            s.n += acc.n
-            for side in ("a", "b") if cross else ("a",):
-                for name, op in (("varies", np.logical_or), ("lo", np.minimum), ("hi", np.maximum)):
-                    key = f"{name}_{side}"
-                    op(getattr(s, key), getattr(acc, key), out=getattr(s, key))
+            self._sums.merge(acc)
         self.n = self._sums.n
 
     # ----------------------------------------------------------------- results

@@ -22,20 +22,24 @@ Maps already on the target grid are never touched.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ._checks import check_choice, check_positive_int
-from .moments import Moments
+
+if TYPE_CHECKING:
+    from .moments import Moments
 
 __all__ = [
     "MEASURES",
     "RESAMPLE_POLICIES",
     "SimilarityStats",
     "common_grid",
+    "full_fp32_precision",
     "layer_cka",
     "similarity_matrix",
     "similarity_stats",
@@ -52,10 +56,39 @@ ArrayLike = Any
 _RESAMPLE_FLOATS = 1 << 23  # resampled floats held at once while streaming (32 MB)
 
 
+@contextlib.contextmanager
+def full_fp32_precision() -> Iterator[None]:
+    """Force full fp32 matmul precision in torch (no TF32/bf16) and restore it afterwards.
+
+    Uses ``torch.set_float32_matmul_precision("highest")`` (which also turns off
+    ``torch.backends.cuda.matmul.allow_tf32``); if the process mixed the legacy and the new
+    per-backend precision APIs, the per-backend ``fp32_precision`` flags are set to "ieee".
+    """
+    import torch
+
+    try:
+        old: Any = torch.get_float32_matmul_precision()
+    except RuntimeError:  # legacy and new APIs mixed: use the new per-backend flags
+        backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
+        old = [b.fp32_precision for b in backends]
+        try:
+            for b in backends:
+                b.fp32_precision = "ieee"
+            yield
+        finally:
+            for b, v in zip(backends, old):
+                b.fp32_precision = v
+        return
+    try:
+        torch.set_float32_matmul_precision("highest")
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
 def _as4d(x: ArrayLike, name: str) -> Any:
     """Tensor/array of shape (C, H, W) or (N, C, H, W) -> (N, C, H, W), validated."""
-    if not hasattr(x, "detach"):
-        x = np.asarray(x)
+    x = x.detach() if hasattr(x, "detach") else np.asarray(x)
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4:
@@ -69,6 +102,30 @@ def _as4d(x: ArrayLike, name: str) -> Any:
             f"got shape {tuple(x.shape)}"
         )
     return x
+
+
+def _as_blocks(x: ArrayLike | Sequence[ArrayLike], name: str) -> list[Any]:
+    """One array or a list of arrays (to be joined along channels) as a list of (N, C, P)."""
+    parts = list(x) if isinstance(x, (list, tuple)) else [x]
+    if not parts:
+        raise ValueError(f"{name} must hold at least one array, got an empty {type(x).__name__}")
+    out = [p.reshape(p.shape[0], p.shape[1], -1) for p in (_as4d(p, name) for p in parts)]
+    if len({(int(p.shape[0]), int(p.shape[2])) for p in out}) != 1:
+        shapes = [tuple(p.shape) for p in out]
+        raise ValueError(f"arrays joined in {name} must share N and H x W, got shapes {shapes}")
+    return out
+
+
+def _slab(p: Any, i0: int, i1: int, p0: int, p1: int) -> np.ndarray:
+    """Images i0:i1, pixels p0:p1 of one (N, C, P) block as a numpy array (G, C, n)."""
+    s = p[i0:i1, :, p0:p1]
+    if hasattr(s, "numpy"):
+        import torch
+
+        if s.dtype not in (torch.float32, torch.float64):
+            s = s.float()
+        s = s.cpu().numpy()
+    return s
 
 
 def common_grid(shapes: Sequence[tuple[int, int]], resample: Resample) -> tuple[int, int]:
@@ -137,6 +194,8 @@ def stream_moments(
     if len(n_imgs) > 1:
         raise ValueError(f"a and b must hold the same number of images N, got N in {n_imgs}")
     grid = common_grid([tuple(x.shape[-2:]) for x in layers], resample)
+    from .moments import Moments
+
     mom = Moments(within=within)
     same_grid = all(tuple(int(s) for s in x.shape[-2:]) == grid for x in layers)
     if same_grid and not progress:
