@@ -265,6 +265,15 @@ def test_cross_network_study_and_aggregation(tiny_net):
         vals.append(np.nanmean(_max_abs_r(a, b, False)))
     assert row["mean_max_mean"] == pytest.approx(np.mean(vals), abs=1e-6)
     assert row["mean_max_std"] == pytest.approx(np.std(vals, ddof=1), abs=1e-6)
+    # chunked extraction (eval-mode BatchNorm) gives the per-image results of chunk=1
+    _, by_one = vc.aggregate_correlation(
+        model, x, other, names=("A", "B"), threshold=0.6, chunk=1, progress=False
+    )
+    pd.testing.assert_frame_equal(by_one, summ)
+    maps_a, maps_b = vc.layer_maps(model, x), vc.layer_maps(other, x)
+    single = vc.correlation_study(model, x[2], other, names=("A", "B"), threshold=0.6)
+    from_maps = vc.image_tables(maps_a, 2, maps_b, names=("A", "B"), threshold=0.6)
+    pd.testing.assert_frame_equal(single.max, from_maps.max)
     with pytest.raises(ValueError, match="number of images must be an integer >= 2"):
         vc.aggregate_correlation(model, x[:1], progress=False)
 

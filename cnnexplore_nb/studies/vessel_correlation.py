@@ -28,6 +28,7 @@ __all__ = [
     "aggregate_correlation",
     "block_summary",
     "correlation_study",
+    "image_tables",
     "cross_network_profile",
     "layer_maps",
     "layer_pair_summary",
@@ -102,6 +103,24 @@ def correlation_study(
     return correlation_tables(maps_a, maps_b, names=names, threshold=threshold, progress=progress)
 
 
+def image_tables(
+    maps_a: dict[str, torch.Tensor],
+    image: int,
+    maps_b: dict[str, torch.Tensor] | None = None,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    threshold: float = 0.8,
+) -> CorrelationTables:
+    """Correlation tables of image ``image`` from maps already extracted for many images
+    (``layer_maps`` output, (N, C, H, W) per layer): one forward pass serves every image
+    and every pair of networks."""
+    a = {k: v[image : image + 1] for k, v in maps_a.items()}
+    b = None if maps_b is None else {k: v[image : image + 1] for k, v in maps_b.items()}
+    if b is None:
+        names = (names[0], names[0])
+    return correlation_tables(a, b, names=names, threshold=threshold, progress=False)
+
+
 def layer_pair_summary(tables: CorrelationTables) -> pd.DataFrame:
     """Per layer pair: statistics of the max |r| of every map of A.
 
@@ -133,12 +152,14 @@ def aggregate_correlation(
     *,
     names: tuple[str, str] = ("A", "B"),
     threshold: float = 0.8,
+    chunk: int = 8,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-image analysis repeated over every image; mean and std across images.
 
-    Each image is analysed on its own (extraction, tables, summary), so memory holds the
-    maps of one image at a time.
+    Each image is analysed on its own (tables, summary); maps are extracted ``chunk``
+    images at a time (one forward pass each), so memory holds the maps of ``chunk``
+    images (use ``chunk=1`` for full-resolution images).
 
     Parameters
     ----------
@@ -159,12 +180,20 @@ def aggregate_correlation(
     check_fraction("threshold", threshold)
     x = _as_images(images)
     check_positive_int("number of images", len(x), minimum=2)
+    chunk = check_positive_int("chunk", chunk)
     frames = []
-    for i in tqdm(range(len(x)), desc="images", disable=not progress):
-        tables = correlation_study(model_a, x[i : i + 1], model_b, names=names, threshold=threshold)
-        frame = layer_pair_summary(tables)
-        frame.insert(0, "image", i)
-        frames.append(frame)
+    bar = tqdm(total=len(x), desc="images", disable=not progress)
+    for start in range(0, len(x), chunk):
+        part = x[start : start + chunk]
+        maps_a = layer_maps(model_a, part)
+        maps_b = None if model_b is None else layer_maps(model_b, part)
+        for j in range(len(part)):
+            tables = image_tables(maps_a, j, maps_b, names=names, threshold=threshold)
+            frame = layer_pair_summary(tables)
+            frame.insert(0, "image", start + j)
+            frames.append(frame)
+            bar.update()
+    bar.close()
     per_image = pd.concat(frames, ignore_index=True)
     la, lb = per_image.columns[1], per_image.columns[2]
     keys = [la, lb, "module_a", "module_b"]

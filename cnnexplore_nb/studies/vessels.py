@@ -86,7 +86,7 @@ VESSEL_SETTINGS: dict[str, dict[str, Any]] = {
         "n_images": 40,
         "width": 64,
         "epochs": {"cnn1": 8, "cnn6": 6, "cnn10": 6},
-        "n_aggregate": 24,
+        "n_aggregate": 16,
     },
     "full": {
         **_COMMON,
