@@ -48,6 +48,12 @@ def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return torch.from_numpy(a).matmul(torch.from_numpy(b)).numpy().astype(np.float64)
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _rowdot(w: np.ndarray) -> np.ndarray:
     """Σw² per row of a (K, n) array, as float64 (BLAS dot per row)."""
     return np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
@@ -221,8 +227,10 @@ class Moments:
                     f"got ({k_a}, {k_b})"
                 )
         n_img, n_pix = int(pa[0].shape[0]), int(pa[0].shape[2])
-        # cache blocking: a chunk of both blocks in ~2 MB of fp32 (at least 2048 pixels)
-        c = min(self.chunk_pixels, max(2048, self._CACHE_FLOATS // (k_a + (k_b if cross else 0))))
+        # one thread: cache blocking, a chunk of both blocks in ~2 MB (at least 2048 pixels);
+        # several threads: fewer, larger GEMMs (each one synchronises the threads)
+        c = max(2048, self._CACHE_FLOATS // (k_a + (k_b if cross else 0)))
+        c = min(self.chunk_pixels, c if _torch_threads() == 1 else self.chunk_pixels)
         g = max(1, c // n_pix) if n_pix < c else 1
         width = min(c, g * n_pix)
         sa = _Side(pa, self.dtype, width)
