@@ -1,4 +1,7 @@
-"""A real browser: JupyterLab + headless Chromium run the panel notebook, move the slider.
+"""A real browser: JupyterLab + headless Chromium "Run All" the panel notebook, move the slider.
+
+"Run All" is what researchers do: the panel cell then runs right after the set-up cell,
+which used to draw the panel before BokehJS had loaded (fixed in ``setup_notebook``).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with
 the reason otherwise. Everything is bound to 127.0.0.1 with a random token; the server and the
@@ -21,10 +24,24 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300)]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "browser_panel.ipynb"
 WIDGET_ERRORS = ("Error displaying widget", "Failed to load model class")
+# what JupyterLab shows when a widget view fails to build ("Click to show javascript error")
+JS_ERRORS = ("javascript error", "Javascript Error")
+# per output area, the number of drawn canvases (width and height > 0), shadow roots included
+CANVASES = """
+const count = (root) => {
+  let n = 0;
+  for (const el of root.querySelectorAll('*')) {
+    if (el.tagName === 'CANVAS' && el.width > 0 && el.height > 0) n += 1;
+    if (el.shadowRoot) n += count(el.shadowRoot);
+  }
+  return n;
+};
+return Array.from(document.querySelectorAll('.jp-OutputArea-output'), count);
+"""
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = (
     "/usr/bin/chromedriver"
@@ -114,6 +131,26 @@ def _driver(profile: Path):
     return driver
 
 
+def _idle(driver) -> bool:
+    from selenium.webdriver.common.by import By
+
+    bar = driver.find_element(By.CSS_SELECTOR, ".jp-StatusBar-Widget, #jp-main-statusbar")
+    return "| Idle" in bar.text
+
+
+def _assert_no_widget_error(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    text = driver.find_element(By.TAG_NAME, "body").text
+    shown = [e for e in (*WIDGET_ERRORS, *JS_ERRORS) if e.lower() in text.lower()]
+    assert not shown, f"the page shows widget errors {shown}"
+    # the error placeholder JupyterLab puts in place of a widget view that failed to build
+    broken = driver.find_elements(
+        By.CSS_SELECTOR, ".jp-OutputArea-output .jupyter-widgets-error-widget"
+    )
+    assert not broken, f"{len(broken)} widget view(s) failed to render"
+
+
 def _menu(driver, top: str, item: str) -> None:
     """Click a JupyterLab menu entry (e.g. Run > Run All Cells)."""
     from selenium.webdriver.common.by import By
@@ -124,6 +161,7 @@ def _menu(driver, top: str, item: str) -> None:
     _wait(lambda: driver.find_elements(By.XPATH, entry), 10, f"the {item!r} entry")[0].click()
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="Debian chromium and chromium-driver are not installed "
@@ -150,26 +188,11 @@ def test_slider_redraws_plot_in_jupyterlab(tmp_path):
             90,
             "the notebook to open",
         )
-        _wait(
-            lambda: (
-                "| Idle"
-                in driver.find_element(
-                    By.CSS_SELECTOR, ".jp-StatusBar-Widget, #jp-main-statusbar"
-                ).text
-            ),
-            90,
-            "the kernel to be idle",
-        )
-        # run the setup cell, wait until BokehJS is loaded in the page, then the panel cell
-        # (with "Run All" a widget can render before BokehJS finished loading)
-        driver.find_elements(By.CSS_SELECTOR, ".jp-Cell .jp-InputArea-editor")[0].click()
-        driver.switch_to.active_element.send_keys(Keys.SHIFT, Keys.ENTER)
-        _wait(
-            lambda: driver.execute_script("return typeof window.Bokeh !== 'undefined'"),
-            60,
-            "BokehJS to load in the page",
-        )
-        driver.switch_to.active_element.send_keys(Keys.SHIFT, Keys.ENTER)
+        _wait(lambda: _idle(driver), 90, "the kernel to be idle")
+        # "Run All", as researchers do: the panel cell runs right after the setup cell, so
+        # the panel is drawn as soon as its output arrives (regression: it used to draw
+        # before BokehJS had loaded and showed "Click to show javascript error")
+        _menu(driver, "Run", "Run All Cells")
         handle = _wait(
             lambda: driver.find_elements(By.CSS_SELECTOR, ".noUi-handle"), 90, "the map slider"
         )[0]
@@ -184,13 +207,29 @@ def test_slider_redraws_plot_in_jupyterlab(tmp_path):
         )[0]
         # the Bokeh figure's host element (found by XPath: BokehJS styles live in shadow roots)
         figure = "//*[contains(@class,'jp-OutputArea-output')]//*[contains(@class,'bk-Figure')]"
-        plot_area = _wait(lambda: driver.find_elements(By.XPATH, figure), 60, "the Bokeh figure")[0]
+        plot_area = _wait(
+            lambda: _assert_no_widget_error(driver) or driver.find_elements(By.XPATH, figure),
+            60,
+            "the Bokeh figure",
+        )[0]
         _wait(
             lambda: plot_area.size["width"] > 100 and plot_area.size["height"] > 100,
             30,
             "the Bokeh figure to get a size",
         )
-        time.sleep(3)  # let BokehJS draw the canvas
+        # the panel's figure and the plain HoloViews figure of the last cell are both drawn
+        drawn = _wait(
+            lambda: (
+                _assert_no_widget_error(driver)
+                or sum(n > 0 for n in driver.execute_script(CANVASES)) >= 2
+            ),
+            60,
+            "both Bokeh figures to be drawn",
+        )
+        assert drawn
+        _wait(lambda: _idle(driver), 60, "the kernel to finish the notebook")
+        time.sleep(2)  # let BokehJS finish drawing the canvas
+        _assert_no_widget_error(driver)
         before = plot_area.screenshot_as_png
         driver.save_screenshot(str(shots / "cnnexplore_browser_before.png"))
         handle.click()
@@ -198,10 +237,13 @@ def test_slider_redraws_plot_in_jupyterlab(tmp_path):
             handle.send_keys(Keys.ARROW_RIGHT)
         changed = _wait(lambda: plot_area.screenshot_as_png != before, 30, "the plot to change")
         assert changed
+        _wait(lambda: _idle(driver), 30, "the kernel to process the slider")
+        time.sleep(1)
         driver.save_screenshot(str(shots / "cnnexplore_browser_after.png"))
         text = driver.find_element(By.TAG_NAME, "body").text
         for err in WIDGET_ERRORS:
             assert err not in text
+        _assert_no_widget_error(driver)
         readout = output.find_elements(By.CSS_SELECTOR, ".widget-readout")
         assert readout and readout[0].text.strip() == "3"
     except Exception:
@@ -212,3 +254,64 @@ def test_slider_redraws_plot_in_jupyterlab(tmp_path):
         if driver is not None:
             driver.quit()
         _stop(lab)
+
+
+# -- the fix itself, without a browser: what setup_notebook publishes ------------------------
+def test_load_now_runs_deferred_loads_at_once():
+    from cnnexplore_nb.widgets._base import load_now
+
+    js = "(function(root) {\n  function load_or_wait() {}\n  setTimeout(load_or_wait, 100)\n}(window));"
+    bundle = {
+        "application/javascript": js,
+        "application/vnd.holoviews_load.v0+json": js,
+        "text/html": "<p>setTimeout(load_or_wait, 100)</p>",
+    }
+    out = load_now(bundle)
+    for mime in ("application/javascript", "application/vnd.holoviews_load.v0+json"):
+        assert "setTimeout" not in out[mime]
+        assert out[mime].endswith("  load_or_wait()\n}(window));")
+    assert out["text/html"] == bundle["text/html"]  # only scripts are touched
+    assert bundle["application/javascript"] == js  # the input is not modified
+
+
+@pytest.mark.slow
+def test_setup_notebook_loads_bokehjs_synchronously():
+    """In a real kernel the setup cell's output holds the full inline BokehJS bundle with its
+    load run at once (also after an earlier hv.extension, whose own loader is deferred)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell('import holoviews as hv\nhv.extension("bokeh", inline=True)'),
+        nbformat.v4.new_code_cell(
+            "from cnnexplore_nb.widgets import setup_notebook\nsetup_notebook()"
+        ),
+    ]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    first, setup = nb.cells[0].outputs, nb.cells[1].outputs
+    scripts = [
+        o["data"]["application/javascript"]
+        for o in setup
+        if "application/javascript" in o.get("data", {})
+    ]
+    # the earlier hv.extension loader is deferred (Panel's template): the reason for the fix
+    assert any(
+        "setTimeout(load_or_wait" in o.get("data", {}).get("application/javascript", "")
+        for o in first
+    )
+    assert scripts, [list(o.get("data", {})) for o in setup]
+    assert not any("setTimeout(load_or_wait" in js for js in scripts)
+    full = [i for i, js in enumerate(scripts) if "BEGIN bokeh-widgets" in js]
+    assert full, "setup_notebook did not publish the full inline BokehJS bundle"
+    assert "load_or_wait()" in scripts[full[0]]
+    assert "const js_urls = [];" in scripts[full[0]]  # inline: nothing to download
+    # both mime types of a loader carry the same (patched) script
+    for o in setup:
+        data = o.get("data", {})
+        if "application/javascript" in data and "application/vnd.holoviews_load.v0+json" in data:
+            assert data["application/javascript"] == data["application/vnd.holoviews_load.v0+json"]

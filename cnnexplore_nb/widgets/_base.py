@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,61 @@ import ipywidgets as ipw
 
 from .. import plots
 
-__all__ = ["BokehView", "ExportBox", "PanelBase", "setup_notebook"]
+__all__ = ["BokehView", "ExportBox", "PanelBase", "load_now", "setup_notebook"]
 
 
 def setup_notebook() -> None:
-    """Load BokehJS inline into the notebook page (offline); call once before showing panels.
+    """Set a notebook up for figures and panels; call once, instead of ``hv.extension``.
 
-    Uses Panel's ipywidgets bridge (``comms="ipywidgets"``), which works in JupyterLab and
-    Voila alike; the current HoloViews backend is left as it was.
+    Loads BokehJS inline into the page (offline), makes Bokeh HoloViews' display backend
+    (Matplotlib is loaded too, for :func:`~cnnexplore_nb.plots.export`) and uses Panel's
+    ipywidgets bridge (``comms="ipywidgets"``), which works in JupyterLab and Voila alike.
+
+    Safe with "Run All": the loader scripts of ``hv.extension`` / ``pn.extension`` defer
+    loading BokehJS by 100 ms (``setTimeout(load_or_wait, 100)``), so a panel displayed by
+    the next cell could build its ``jupyter_bokeh`` view before ``window.Bokeh`` exists
+    ("Click to show javascript error"). Here the same scripts are published with the load
+    run at once (see :func:`load_now`): BokehJS is defined as soon as this cell's output is
+    attached to the page, before any later output renders.
     """
+    import holoviews as hv
     import panel as pn
+    from IPython.display import publish_display_data
+    from IPython.utils.capture import capture_output
 
+    with capture_output(stdout=False, stderr=False, display=True) as captured:
+        hv.extension("bokeh", inline=True)  # display hooks + the full inline BokehJS bundle
+        pn.extension(comms="ipywidgets", inline=True)
+    for out in captured.outputs:
+        publish_display_data(
+            data=load_now(out.data), metadata=out.metadata, transient=out.transient
+        )
     plots.ensure_backends()
-    pn.extension(comms="ipywidgets", inline=True)
+
+
+#: Panel's autoload template starts loading after a delay (a head start for older loaders).
+_DEFERRED_LOAD = re.compile(r"setTimeout\(\s*load_or_wait\s*,\s*\d+\s*\)")
+
+
+def load_now(data: dict[str, Any]) -> dict[str, Any]:
+    """A display bundle whose BokehJS loader scripts run their load immediately.
+
+    Parameters
+    ----------
+    data : dict
+        Mime type -> content, as published by ``pn.extension`` / ``hv.extension``.
+
+    Returns
+    -------
+    dict
+        The same bundle; in JavaScript entries ``setTimeout(load_or_wait, 100)`` becomes
+        ``load_or_wait()`` (inline resources need no download, so the load is synchronous).
+    """
+    out = dict(data)
+    for mime, content in data.items():
+        if isinstance(content, str) and (mime.endswith("javascript") or "_load." in mime):
+            out[mime] = _DEFERRED_LOAD.sub("load_or_wait()", content)
+    return out
 
 
 class BokehView:
