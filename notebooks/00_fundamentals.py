@@ -21,8 +21,8 @@ DATA_DIR = None  # folder with images/ and masks/ (required at SCALE = "full")
 # matched filter w = (3, 7, 5); the 4×4 min-pooling example).
 #
 # **Scales** (cell below): the embedded scale uses a 256×256 retina, receptive fields of
-# width-16 networks on 64×64 inputs from 16 random inputs, the vessel CNN6 of notebook 02
-# (trained and cached there; trained here if missing) and a tiny digits CNN trained for 10
+# width-16 networks on 64×64 inputs from random inputs (8 per layer), the vessel CNN6 of notebook 02
+# (trained and cached there; trained here if missing) and a tiny digits CNN trained for 8
 # epochs (≈ 97 % test accuracy). Smoke shrinks everything to seconds; full uses the full
 # retina, width 64 and more ERF samples.
 
@@ -59,8 +59,8 @@ S = scale_settings(
             "retina": 256,
             "rf_width": 16,
             "rf_input": 64,
-            "erf_n": 16,
-            "digits_epochs": 10,
+            "erf_n": 8,
+            "digits_epochs": 8,
         },
         "full": {"retina": 1024, "rf_width": 64, "rf_input": 96, "erf_n": 64, "digits_epochs": 30},
     },
@@ -333,10 +333,11 @@ with torch.no_grad():
     p_clean, p_adv = digits_net(x0).argmax(1), digits_net(x_adv).argmax(1)
 panels = [
     map_image(x0[i, 0], title=f"label {int(y0[i])} → {int(p_clean[i])}", cmap="gray")
-    for i in range(6)
+    for i in range(len(x0))
 ]
 panels += [
-    map_image(x_adv[i, 0], title=f"ε={eps_show} → {int(p_adv[i])}", cmap="gray") for i in range(6)
+    map_image(x_adv[i, 0], title=f"ε={eps_show} → {int(p_adv[i])}", cmap="gray")
+    for i in range(len(x0))
 ]
 adv_examples = grid_of(panels, 4)
 export(adv_examples, FIG / "fgsm_examples")
