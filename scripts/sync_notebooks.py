@@ -23,7 +23,8 @@ def render(py: Path) -> str:
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:03d}"  # deterministic ids, so --check compares content only
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
