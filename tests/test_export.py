@@ -95,16 +95,16 @@ def test_unwritable_destination(tmp_path, fig):
 
 
 def test_failure_midway_leaves_no_partial_set(tmp_path, fig, monkeypatch):
-    import holoviews as hv
+    from matplotlib.figure import Figure
 
-    real_save = hv.save
+    real_save = Figure.savefig
 
-    def flaky(obj, filename, **kw):
-        if str(filename).endswith(".pdf"):
+    def flaky(self, fname, *args, **kw):
+        if str(fname).endswith(".pdf"):
             raise RuntimeError("renderer crashed")
-        return real_save(obj, filename, **kw)
+        return real_save(self, fname, *args, **kw)
 
-    monkeypatch.setattr(hv, "save", flaky)
+    monkeypatch.setattr(Figure, "savefig", flaky)
     with pytest.raises(RuntimeError, match="renderer crashed"):
         plots.export(fig, tmp_path / "set", ("png", "svg", "pdf"), dpi=50)
     assert list(tmp_path.iterdir()) == []  # png and svg were not moved into place either

@@ -123,6 +123,7 @@ def export(
     obj = static_view(fig)
     ensure_backends()
     temps: list[tuple[Path, Path]] = []
+    figure = None
     try:
         for fmt in fmts:
             fd, name = tempfile.mkstemp(prefix=f".{stem.name}.", suffix=f".{fmt}", dir=directory)
@@ -134,11 +135,10 @@ def export(
 
                 hv.save(obj, str(tmp), backend="bokeh", resources=INLINE, title=title or stem.name)
             else:
-                kw: dict[str, Any] = {"dpi": dpi}
-                if fig_size is not None:
-                    kw["fig_size"] = fig_size
                 with _reproducible():
-                    hv.save(obj, str(tmp), backend="matplotlib", **kw)
+                    if figure is None:  # draw once, save every static format from it
+                        figure = _matplotlib_figure(obj, dpi=dpi, fig_size=fig_size)
+                    figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
             if tmp.stat().st_size == 0:
                 raise RuntimeError(f"rendering {fmt!r} produced an empty file")
         mode = 0o666 & ~_umask()
@@ -146,7 +146,22 @@ def export(
             os.chmod(tmp, mode)  # mkstemp creates 0600; give the usual permissions
             os.replace(tmp, target)
     finally:
+        if figure is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
         for tmp, _ in temps:
             if tmp.exists():
                 tmp.unlink()
     return [target for _, target in temps]
+
+
+def _matplotlib_figure(obj: Any, *, dpi: int, fig_size: float | None) -> Any:
+    """Render ``obj`` with HoloViews' Matplotlib backend and return the Matplotlib figure."""
+    renderer = hv.renderer("matplotlib")
+    kw: dict[str, Any] = {"dpi": dpi}
+    if fig_size is not None:
+        kw["fig_size"] = fig_size
+    renderer = renderer.instance(**kw)
+    plot = renderer.get_plot(obj)
+    return plot.state
