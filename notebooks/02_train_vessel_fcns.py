@@ -28,13 +28,15 @@ DATA_DIR = None  # folder holding images/ and masks/, required at full scale
 # |---|---|---|---|
 # | data | 10 synthetic 32×32 | 40 synthetic 64×64 (32 train / 8 val) | `DATA_DIR`, full resolution |
 # | maps per layer | 8 | **64** (as the thesis) | 64 |
-# | epochs CNN1/6/10 | 1/1/1 | 8/6/6 | 250 |
+# | epochs CNN1/6/10 | 1/1/1 | 8/5/5 | 250 |
 # | batch CNN1/6/10 | 5/3/1 | 5/3/1 | 5/3/1 |
 #
 # Common: Adam, learning rate 0.01, per-image z-score, 80/20 split with seed 0, no
 # augmentation, the checkpoint with the best validation IoU is kept. Embedded choices: a
-# 64×64 field of view keeps one epoch of CNN10 (batch 1) at about 10 s on two busy cores,
-# and CNN6 reaches its plateau (val IoU ≈ 0.85) within 5–6 epochs. Each model's initial
+# 64×64 field of view keeps one epoch of CNN10 (batch 1, the costliest model) at 2–10 s
+# on two cores (much more when the machine is shared), and CNN6 and CNN10 reach their
+# plateau (val IoU ≈ 0.85–0.87) at epoch 5 (in a 6-epoch run the 6th epoch added nothing);
+# the cheap CNN1 gets 8 epochs. Each model's initial
 # weights come from its own seed, so CNN6 and CNN10 do not share first-layer weights (that
 # would fake the "similar first layers" finding of notebook 04). Trained weights are cached
 # under `artifacts/vessels/<scale>/<model>/` and reused by notebooks 03, 04 and 05.
@@ -164,11 +166,11 @@ curves
 # 64×64 synthetic images) CNN6 reached a validation IoU of 0.869 (clDice 0.986) at epoch 5,
 # above the 0.8 target; CNN10 reached 0.855 and CNN1 (a single 3×3 module, a local filter)
 # 0.797 after 8 epochs: the thesis ordering (0.81 / 0.91 / 0.92) on easier data and far
-# fewer epochs, with CNN10 not ahead of CNN6 after 6 epochs of batch-1 training. Per image
+# fewer epochs, with CNN10 not ahead of CNN6 after 5 epochs of batch-1 training. Per image
 # (Table 5), CNN1 even has the best IoU on the sparse image (its few vessels are thin and
 # isolated) but a lower clDice there (spurious fragments, visible in the qualitative
 # figure); on the medium and dense images the deeper networks are ahead on both scores.
-# CNN10 costs about four times the training time of CNN6 (batch 1 instead of 3).
+# CNN10 costs 2–4 times the training time of CNN6 (batch 1 instead of 3, 10 modules).
 
 # %%
 best = table4.set_index("model")[["IoU", "clDice", "best_epoch", "training_s"]]

@@ -85,7 +85,7 @@ VESSEL_SETTINGS: dict[str, dict[str, Any]] = {
         "size": 64,
         "n_images": 40,
         "width": 64,
-        "epochs": {"cnn1": 8, "cnn6": 6, "cnn10": 6},
+        "epochs": {"cnn1": 8, "cnn6": 5, "cnn10": 5},
         "n_aggregate": 16,
     },
     "full": {
