@@ -1,0 +1,397 @@
+"""The L2T-www chapter of the dissertation as a study: settings per scale, the cached source
+network, the target data of one run, a picklable sweep run function and the tables/frames
+the notebooks plot.
+
+Protocol (``"embedded"``, the default): a ResNet-32 (reduced width) is pre-trained on the
+digits 0-4 of scikit-learn's bundled digits (upsampled to 32x32) and cached under
+``artifacts_dir("transfer", scale)``; a VGG-9-BN (reduced width) then learns the digits 5-9
+from N samples per class with each method. ``"full"`` is the dissertation's protocol
+(CIFAR-10/100 and STL-10 at the published N values, 30 seeds, 200 epochs, ResNet-32 source
+trained on Tiny ImageNet or the L2T-ww reference checkpoint); ``"smoke"`` exercises the
+code in seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from .._checks import check_choice
+from ..nb import SCALES, artifacts_dir
+from .transfer_analysis import (  # noqa: F401  (re-exported for the notebooks)
+    gamma_array,
+    gamma_frame,
+    lambda_w_frame,
+    pairs_table,
+    published_comparison,
+    verdict,
+    weight_trajectories,
+)
+
+__all__ = [
+    "DATASETS",
+    "EXPERIMENTS",
+    "TRANSFER_SETTINGS",
+    "dataset_split",
+    "experiment_grid",
+    "fixed_settings",
+    "gamma_array",
+    "gamma_frame",
+    "lambda_w_frame",
+    "pairs_table",
+    "published_comparison",
+    "run_experiment",
+    "run_transfer_config",
+    "source_network",
+    "sweep_run",
+    "target_data",
+    "transfer_settings",
+    "verdict",
+    "weight_trajectories",
+]
+
+DATASETS = ("digits", "stl10", "cifar10", "cifar100")
+_TRAIN = {
+    "batch_size": 32,
+    "meta_lr": 1e-3,
+    "val_per_class": 10,
+    "source_classes": (0, 1, 2, 3, 4),
+    "target_classes": (5, 6, 7, 8, 9),
+    "pad": 4,
+    "flip": False,
+    # target weights recorded per epoch for the ablation (Figure 36)
+    "weights": (
+        ("features.0.weight", (4, 2, 2, 0)),
+        ("features.0.weight", (1, 0, 1, 1)),
+        ("features.4.weight", (0, 0, 1, 1)),
+        ("classifier.weight", (0, 0)),
+    ),
+}
+#: Settings per scale. ``n_values``: samples per class of the limited-data sweep per
+#: dataset; ``imbalanced``: dataset, N of the large classes, the small class and its n;
+#: ``ablation``: dataset, N, seed and epochs of the same-initialisation runs (Figures 35-36);
+#: ``snapshot_sweep``: record γ/λ/w/weights per epoch in every sweep run (then the ablation
+#: reuses the sweep's runs when its settings coincide).
+TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        **_TRAIN,
+        "datasets": ("digits",),
+        "n_values": {"digits": (5, 10)},
+        "seeds": (0,),
+        "epochs": 1,
+        "source": {"dataset": "digits", "width": 0.25, "epochs": 1},
+        "target_width": 0.0625,
+        "imbalanced": {"dataset": "digits", "n": 5, "small_class": 3, "n_small": 1},
+        "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
+        "ablation": {"dataset": "digits", "n": 5, "seed": 0, "epochs": 1},
+        "snapshot_sweep": True,
+    },
+    "embedded": {
+        **_TRAIN,
+        "datasets": ("digits",),
+        "n_values": {"digits": (5, 10, 20)},
+        "seeds": (0, 1, 2),
+        "epochs": 10,
+        "source": {"dataset": "digits", "width": 0.25, "epochs": 15},
+        "target_width": 0.125,
+        "imbalanced": {"dataset": "digits", "n": 20, "small_class": 0, "n_small": 2},
+        "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
+        "ablation": {"dataset": "digits", "n": 10, "seed": 0, "epochs": 10},
+        "snapshot_sweep": True,
+    },
+    "full": {
+        **_TRAIN,
+        "batch_size": 128,
+        "meta_lr": 1e-4,
+        "flip": True,
+        "datasets": ("stl10", "cifar10", "cifar100"),
+        "n_values": {
+            "stl10": (5, 10, 30, 50, 100),
+            "cifar10": (10, 30, 50, 100, 150),
+            "cifar100": (5, 10, 20, 30, 50),
+        },
+        "seeds": tuple(range(30)),
+        "epochs": 200,
+        "source": {"dataset": "tiny_imagenet", "width": 1.0, "epochs": 200},
+        "target_width": 1.0,
+        "imbalanced": {"dataset": "stl10", "n": 100, "small_class": 0, "n_small": 10},
+        "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
+        "ablation": {"dataset": "stl10", "n": 100, "seed": 0, "epochs": 200},
+        "snapshot_sweep": False,
+    },
+}
+EXPERIMENTS = ("limited", "imbalanced", "ablation")
+METHODS = ("scratch", "ufm", "l2t_ww", "l2t_www")
+
+
+def transfer_settings(scale: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A deep copy of ``TRANSFER_SETTINGS[scale]`` updated with ``overrides`` (known keys)."""
+    check_choice("scale", scale, SCALES)
+    out = copy.deepcopy(TRANSFER_SETTINGS[scale])
+    for key, value in (overrides or {}).items():
+        if key not in out:
+            raise KeyError(f"unknown transfer setting {key!r}; expected one of {sorted(out)}")
+        out[key] = copy.deepcopy(value)
+    out["scale"] = scale
+    return out
+
+
+# ------------------------------------------------------------------------------- data
+@functools.lru_cache(maxsize=8)
+def dataset_split(name: str, split: str, data_dir: str | None = None, size: int = 32):
+    """One split (``"train"``/``"test"``) of a dataset, cached per process.
+
+    ``digits`` ships with scikit-learn; the others are read from ``data_dir`` (Tiny ImageNet's
+    ``val`` split stands in for ``test``).
+    """
+    from .. import data
+
+    check_choice("dataset", name, [*DATASETS, "tiny_imagenet"])
+    if name == "digits":
+        return data.digits(split, size=size)
+    if data_dir is None:
+        raise ValueError(f"dataset {name!r} is read from DATA_DIR, which is None; set it")
+    if name == "tiny_imagenet":
+        return data.tiny_imagenet(data_dir, "val" if split == "test" else "train", size=size)
+    return getattr(data, name)(data_dir, split)
+
+
+def _augment(settings: Mapping[str, Any]):
+    from ..data.classification import Augment
+
+    return Augment(pad=int(settings["pad"]), flip=bool(settings["flip"]))
+
+
+def target_data(
+    settings: Mapping[str, Any],
+    dataset: str,
+    n: int,
+    seed: int,
+    *,
+    data_dir: str | None = None,
+    imbalanced: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """``{"train", "val", "test"}`` of one run: N samples per class drawn with ``seed``.
+
+    Digits use the target classes (5-9, relabelled 0-4). With ``imbalanced``
+    (``small_class``, ``n_small``) that class gets ``n_small`` training samples and
+    ``test`` holds only that class, so ``test_acc`` is the accuracy on the small class.
+    """
+    from ..data import imbalanced_subset, per_class_subset
+
+    pool, test = dataset_split(dataset, "train", data_dir), dataset_split(dataset, "test", data_dir)
+    if dataset == "digits":
+        classes = list(settings["target_classes"])
+        pool, test = pool.select_classes(classes), test.select_classes(classes)
+    vpc = int(settings["val_per_class"])
+    if imbalanced is None:
+        train, val = per_class_subset(pool, int(n), rng=int(seed), val_per_class=vpc)
+    else:
+        small = int(imbalanced["small_class"])
+        train, val = imbalanced_subset(
+            pool, int(n), small_class=small, n_small=int(imbalanced["n_small"]),
+            rng=int(seed), val_per_class=vpc,
+        )  # fmt: skip
+        test = test.subset(np.flatnonzero(test.labels.numpy() == small))
+    return {"train": train.with_transform(_augment(settings)), "val": val, "test": test}
+
+
+# ----------------------------------------------------------------------------- source
+def source_network(
+    settings: Mapping[str, Any],
+    *,
+    data_dir: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    retrain: bool = False,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> tuple[nn.Module, Path, dict[str, Any]]:
+    """The frozen source ResNet-32: pre-trained once and cached, or imported.
+
+    Returns ``(model, path, info)``; ``path`` is a file :func:`~cnnexplore_nb.transfer.
+    load_l2tww_source` reads (workers load it from there) and ``info`` says how it was made.
+    ``checkpoint`` imports the L2T-ww reference file instead of training. ``threads``:
+    torch threads while training (1 is fastest on a shared 2-core CPU; None keeps torch's).
+    """
+    from ..io import load_checkpoint, save_checkpoint
+    from ..transfer import load_l2tww_source, run
+
+    src = settings["source"]
+    if checkpoint is not None:
+        model = load_l2tww_source(checkpoint)
+        return model, Path(checkpoint), {"source": "reference checkpoint", "path": str(checkpoint)}
+    name = f"resnet32_w{src['width']}_{src['dataset']}_e{src['epochs']}"
+    path = artifacts_dir("transfer", str(settings.get("scale", "custom"))) / f"source_{name}.pt"
+    if path.is_file() and not retrain:
+        blob = load_checkpoint(path)
+        model = load_l2tww_source(path, width=float(src["width"]))
+        return model, path, {"source": name, "cached": True, "test_acc": blob["test_acc"]}
+    pool, test = (
+        dataset_split(src["dataset"], "train", data_dir),
+        dataset_split(src["dataset"], "test", data_dir),
+    )
+    if src["dataset"] == "digits":
+        pool = pool.select_classes(list(settings["source_classes"]))
+        test = test.select_classes(list(settings["source_classes"]))
+    rng = np.random.default_rng(0)
+    hold = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(pool.labels.numpy() == c))[:10]
+            for c in range(pool.num_classes)
+        ]
+    )
+    mask = np.ones(len(pool), bool)
+    mask[hold] = False
+    data = {
+        "train": pool.subset(np.flatnonzero(mask)).with_transform(_augment(settings)),
+        "val": pool.subset(hold),
+        "test": test,
+    }
+    rec = run(
+        "scratch", source=None, target="resnet32", data=data, epochs=int(src["epochs"]), seed=0,
+        batch_size=32, target_kwargs={"width": float(src["width"])}, return_model=True,
+        progress=progress, num_threads=threads,
+    )  # fmt: skip
+    model = rec["model"].eval()
+    state = {"state_dict": model.state_dict(), "num_classes": pool.num_classes,
+             "test_acc": float(rec["test_acc"]), "width": float(src["width"])}  # fmt: skip
+    save_checkpoint(state, path)
+    return model, path, {"source": name, "cached": False, "test_acc": float(rec["test_acc"])}
+
+
+@functools.lru_cache(maxsize=2)
+def _load_source(path: str, width: float, mtime: float) -> nn.Module:
+    from ..transfer import load_l2tww_source
+
+    return load_l2tww_source(path, width=width) if width != 1.0 else load_l2tww_source(path)
+
+
+# ----------------------------------------------------------------------------- runs
+def run_transfer_config(
+    config: Mapping[str, Any], *, source_path: str, data_dir: str | None = None
+) -> dict[str, Any]:
+    """Run one sweep configuration (picklable through :func:`sweep_run`).
+
+    ``config`` holds ``dataset, n, method, seed`` and the fixed settings ``epochs,
+    target_width, batch_size, meta_lr, val_per_class, pad, flip, target_classes,
+    source_width`` plus, optionally, ``small_class``/``n_small`` (imbalanced) and
+    ``snapshot``. Returns a JSON-serialisable record (no model).
+    """
+    from ..transfer import run
+
+    imb = None
+    if config.get("n_small") is not None:
+        imb = {"small_class": config["small_class"], "n_small": config["n_small"]}
+    data = target_data(
+        config, config["dataset"], config["n"], config["seed"], data_dir=data_dir, imbalanced=imb
+    )
+    source = None
+    if config["method"] != "scratch":
+        source = _load_source(
+            str(source_path), float(config["source_width"]), os.path.getmtime(source_path)
+        )
+    rec = run(
+        config["method"], source=source, target="vgg9_bn", data=data,
+        epochs=int(config["epochs"]), seed=int(config["seed"]),
+        batch_size=int(config["batch_size"]), meta_lr=float(config["meta_lr"]),
+        target_kwargs={"width": float(config["target_width"])},
+        snapshot=bool(config.get("snapshot", False)),
+        snapshot_weights=tuple((w, tuple(i)) for w, i in config.get("weights", ()))
+        or (("features.0.weight", (4, 2, 2, 0)),),
+        progress=False, num_threads=int(config.get("threads", 1)),
+    )  # fmt: skip
+    out = {k: v for k, v in rec.items() if k not in ("method", "seed", "epochs", "model")}
+    out["val_curve"] = [h["val_acc"] for h in out.pop("history")]
+    if imb is not None:
+        out["small_class_acc"] = out.pop("test_acc")
+    return out
+
+
+def sweep_run(source_path: str | os.PathLike, data_dir: str | None = None):
+    """The picklable ``run(config)`` for :func:`~cnnexplore_nb.experiments.run_sweep`."""
+    return functools.partial(run_transfer_config, source_path=str(source_path), data_dir=data_dir)
+
+
+def fixed_settings(settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """The settings every configuration of a sweep shares (part of each run's key)."""
+    keys = ("epochs", "batch_size", "meta_lr", "val_per_class", "pad", "flip", "target_width")
+    out: dict[str, Any] = {k: settings[k] for k in keys}
+    out["target_classes"] = list(settings["target_classes"])
+    out["source_width"] = float(settings["source"]["width"])
+    src = settings["source"]
+    out["source"] = src.get("id") or f"resnet32_w{src['width']}_{src['dataset']}_e{src['epochs']}"
+    out["snapshot"] = bool(settings["snapshot_sweep"])
+    out["weights"] = [[name, list(index)] for name, index in settings["weights"]]
+    out.update(extra)
+    return out
+
+
+def experiment_grid(
+    settings: Mapping[str, Any], experiment: str
+) -> tuple[dict[str, list], dict[str, Any]]:
+    """``(grid, fixed)`` of one experiment for :func:`~cnnexplore_nb.experiments.run_sweep`.
+
+    ``"limited"``: N x method x seed for the single dataset of ``settings["datasets"]``
+    (datasets have different N values: :func:`run_experiment` loops over them);
+    ``"imbalanced"``: the imbalanced methods x seeds; ``"ablation"``: scratch, L2T-ww and
+    L2T-www from one seed (same initialisation) with snapshots.
+    """
+    check_choice("experiment", experiment, EXPERIMENTS)
+    if experiment == "limited":
+        ds = settings["datasets"][0] if len(settings["datasets"]) == 1 else None
+        if ds is None:
+            raise ValueError("several datasets: use experiment_grid(dict(settings, datasets=[d]))")
+        grid = {"dataset": [ds], "n": list(settings["n_values"][ds]),
+                "method": list(METHODS), "seed": list(settings["seeds"])}  # fmt: skip
+        return grid, fixed_settings(settings)
+    if experiment == "imbalanced":
+        imb = settings["imbalanced"]
+        grid = {"dataset": [imb["dataset"]], "n": [imb["n"]],
+                "method": list(settings["imbalanced_methods"]), "seed": list(settings["seeds"])}  # fmt: skip
+        extra = {"small_class": imb["small_class"], "n_small": imb["n_small"]}
+        return grid, fixed_settings(settings, **extra)
+    abl = settings["ablation"]
+    grid = {"dataset": [abl["dataset"]], "n": [abl["n"]],
+            "method": ["scratch", "l2t_ww", "l2t_www"], "seed": [abl["seed"]]}  # fmt: skip
+    return grid, fixed_settings(settings, epochs=abl["epochs"], snapshot=True)
+
+
+def run_experiment(
+    settings: Mapping[str, Any],
+    experiment: str,
+    source_path: str | os.PathLike,
+    *,
+    data_dir: str | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    client: Any = None,
+    store: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run (or resume) one experiment through :func:`~cnnexplore_nb.experiments.run_sweep`.
+
+    The result store defaults to ``artifacts_dir("transfer", scale, "runs")`` (shared by the
+    experiments: identical configurations are run once). The limited-data experiment loops
+    over ``settings["datasets"]`` and concatenates the sweeps.
+    """
+    from ..experiments import run_sweep
+
+    store = store or artifacts_dir("transfer", str(settings.get("scale", "custom")), "runs")
+    run = sweep_run(source_path, data_dir)
+    kw = dict(executor=executor, workers=workers, client=client, progress=progress)
+    if experiment == "limited":
+        frames = []
+        for ds in settings["datasets"]:
+            grid, fixed = experiment_grid({**settings, "datasets": (ds,)}, experiment)
+            frames.append(run_sweep(grid, run, store, fixed=fixed, **kw))
+        return pd.concat(frames, ignore_index=True)
+    grid, fixed = experiment_grid(settings, experiment)
+    return run_sweep(grid, run, store, fixed=fixed, **kw)

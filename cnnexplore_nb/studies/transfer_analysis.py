@@ -1,0 +1,174 @@
+"""Tables and frames of the L2T-www study: pairs and shapes, γ / λ / w snapshots, weight
+trajectories, the comparison with the dissertation's numbers and the verdict.
+
+Pure functions of models and run records (see :mod:`cnnexplore_nb.studies.transfer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+__all__ = [
+    "gamma_array",
+    "gamma_frame",
+    "lambda_w_frame",
+    "pairs_table",
+    "published_comparison",
+    "verdict",
+    "weight_trajectories",
+]
+
+
+# ------------------------------------------------------------------------ inspection
+@torch.no_grad()
+def pairs_table(
+    source: nn.Module, target: nn.Module, x: torch.Tensor, pairs: Sequence | None = None
+) -> pd.DataFrame:
+    """One row per (source tap, target tap) pair with both maps' shapes for input ``x``.
+
+    Columns: ``pair, source_module, source_shape (C, H, W), target_module, target_shape,
+    regressor (1x1 conv C_t -> C_s), gamma_shape (C_s, H_t, W_t)``.
+    """
+    from ..transfer import parse_pairs, tap_features
+
+    s_info, t_info = source.feature_info, target.feature_info
+    parsed = parse_pairs(pairs, n_source=len(s_info), n_target=len(t_info))
+    was = target.training
+    target.eval()
+    _, s_maps = tap_features(source.eval(), x, sorted({s for s, _ in parsed}))
+    _, t_maps = tap_features(target, x, sorted({t for _, t in parsed}))
+    target.train(was)
+    s_shape = dict(zip(sorted({s for s, _ in parsed}), (tuple(m.shape[1:]) for m in s_maps)))
+    t_shape = dict(zip(sorted({t for _, t in parsed}), (tuple(m.shape[1:]) for m in t_maps)))
+    rows = []
+    for s, t in parsed:
+        (cs, _, _), (ct, ht, wt) = s_shape[s], t_shape[t]
+        rows.append({
+            "pair": f"{s}-{t}", "source_module": s_info[s]["module"], "source_shape": s_shape[s],
+            "target_module": t_info[t]["module"], "target_shape": t_shape[t],
+            "regressor": f"1x1 conv {ct} -> {cs}", "gamma_shape": (cs, ht, wt),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def gamma_frame(record: Mapping[str, Any]) -> pd.DataFrame:
+    """Long frame of the snapshot γ values: ``epoch, pair, channel, i, j, gamma``.
+
+    ``record`` is a :func:`~cnnexplore_nb.transfer.run` result of ``l2t_www`` with
+    ``snapshot=True`` (γ averaged over a fixed probe batch, 3x3 per channel).
+    """
+    snaps = record.get("snapshots") or []
+    if not snaps or "gamma" not in snaps[0]:
+        raise ValueError("the record has no γ snapshots: run l2t_www with snapshot=True")
+    rows = []
+    for snap in snaps:
+        for pair, g in zip(record["pairs"], snap["gamma"]):
+            arr = np.asarray(g, dtype=float)
+            c, i, j = np.meshgrid(*map(np.arange, arr.shape), indexing="ij")
+            rows.append(pd.DataFrame({
+                "epoch": snap["epoch"], "pair": pair, "channel": c.ravel(), "i": i.ravel(),
+                "j": j.ravel(), "gamma": arr.ravel(),
+            }))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
+
+
+def gamma_array(record: Mapping[str, Any], pair: str, epoch: int = -1) -> np.ndarray:
+    """γ of one pair at one snapshot (default: the last), shape ``(C_s, 3, 3)``."""
+    pairs = list(record["pairs"])
+    if pair not in pairs:
+        raise KeyError(f"pair {pair!r} not in the record's pairs {pairs}")
+    return np.asarray(record["snapshots"][epoch]["gamma"][pairs.index(pair)], dtype=float)
+
+
+def lambda_w_frame(record: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """λ and w over the snapshots of an L2T run.
+
+    Returns ``(lam, w)``: ``lam`` wide (``epoch`` + one column per pair, the mean λ);
+    ``w`` long (``epoch, pair, channel, w``).
+    """
+    snaps = record.get("snapshots") or []
+    if not snaps or "lam" not in snaps[0]:
+        raise ValueError("the record has no λ/w snapshots: run an L2T method with snapshot=True")
+    lam = pd.DataFrame(
+        [{"epoch": s["epoch"], **dict(zip(record["pairs"], s["lam"]))} for s in snaps]
+    )
+    w = pd.DataFrame(
+        [
+            {"epoch": s["epoch"], "pair": p, "channel": c, "w": v}
+            for s in snaps
+            for p, ws in zip(record["pairs"], s["w"])
+            for c, v in enumerate(ws)
+        ]
+    )
+    return lam, w
+
+
+def weight_trajectories(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Snapshot values of the chosen target weights per method: ``epoch, method, weight, value``."""
+    rows = []
+    for method, rec in records.items():
+        for snap in rec.get("snapshots") or []:
+            for key, value in snap.items():
+                if "[" in key:
+                    rows.append(
+                        {"epoch": snap["epoch"], "method": method, "weight": key, "value": value}
+                    )
+    if not rows:
+        raise ValueError("no weight snapshots in the records: run with snapshot=True")
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- results
+def published_comparison(measured: pd.DataFrame, value: str = "test_acc") -> pd.DataFrame:
+    """Measured cells next to the dissertation's at the same N (samples per class).
+
+    ``measured`` holds runs (``dataset, n, method, value``). Cells of a published dataset are
+    aligned directly; the embedded ``digits`` cells are put next to every published dataset
+    that has the same N (column ``published_dataset``), which only allows comparing the
+    ordering of the methods, not the numbers.
+    """
+    from ..experiments import dissertation_results, side_by_side, summarize
+
+    ref = dissertation_results()
+    ref = ref[ref["experiment"] == "limited_data"]
+    summary = summarize(measured, ["dataset", "n", "method"], value)
+    parts = []
+    for ds in sorted(set(ref["dataset"])):
+        mine = summary[summary["dataset"] == ds] if ds in set(summary["dataset"]) else summary
+        if mine.empty:
+            continue
+        pub = ref[ref["dataset"] == ds]
+        both = side_by_side(mine.drop(columns="dataset"), pub.drop(columns="dataset"),
+                            on=("n", "method"), how="inner")  # fmt: skip
+        if not both.empty:
+            both.insert(0, "published_dataset", ds)
+            both.insert(0, "measured_dataset", ",".join(sorted(set(mine["dataset"]))))
+            parts.append(both)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def verdict(df: pd.DataFrame, value: str = "test_acc") -> pd.DataFrame:
+    """Per (dataset, N): the methods ordered by mean, and whether L2T-www beats each other.
+
+    Columns ``dataset, n, order, www_minus_ww, www_minus_ufm, www_minus_scratch`` (percentage
+    points; NaN where a method is missing).
+    """
+    from ..experiments import summarize
+
+    s = summarize(df, ["dataset", "n", "method"], value)
+    rows = []
+    for (ds, n), part in s.groupby(["dataset", "n"], sort=True):
+        means = dict(zip(part["method"], part["mean"]))
+        order = " > ".join(m for m in sorted(means, key=means.get, reverse=True))
+        row = {"dataset": ds, "n": n, "order": order}
+        for other in ("l2t_ww", "ufm", "scratch"):
+            short = other.replace("l2t_", "")
+            row[f"www_minus_{short}"] = means.get("l2t_www", np.nan) - means.get(other, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)

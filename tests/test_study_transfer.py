@@ -1,0 +1,182 @@
+"""The L2T-www study: settings, data of one run, the sweep run function, frames, verdict."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cnnexplore_nb.experiments import config_key, expand_grid, run_sweep
+from cnnexplore_nb.models import create_model
+from cnnexplore_nb.studies import transfer as st
+
+
+@pytest.fixture
+def smoke():
+    return st.transfer_settings("smoke")
+
+
+def test_settings_per_scale_and_overrides(smoke):
+    full = st.transfer_settings("full")
+    assert full["seeds"] == tuple(range(30)) and full["epochs"] == 200
+    assert full["n_values"]["stl10"] == (5, 10, 30, 50, 100)
+    assert full["n_values"]["cifar10"] == (10, 30, 50, 100, 150)
+    assert full["n_values"]["cifar100"] == (5, 10, 20, 30, 50)
+    assert (full["imbalanced"]["n"], full["imbalanced"]["n_small"]) == (100, 10)
+    changed = st.transfer_settings("smoke", {"epochs": 3})
+    assert changed["epochs"] == 3 and smoke["epochs"] == 1
+    assert st.TRANSFER_SETTINGS["smoke"]["epochs"] == 1  # the table is not mutated
+    with pytest.raises(KeyError, match="unknown transfer setting 'epoch'"):
+        st.transfer_settings("smoke", {"epoch": 3})
+    with pytest.raises(ValueError, match="scale"):
+        st.transfer_settings("huge")
+
+
+def test_target_data_draws_n_per_class_of_the_target_digits(smoke):
+    data = st.target_data(smoke, "digits", 5, seed=1)
+    assert data["train"].class_counts().tolist() == [5] * 5
+    assert data["val"].class_counts().tolist() == [smoke["val_per_class"]] * 5
+    assert data["train"].transform is not None and data["val"].transform is None
+    # digits 5-9 relabelled 0-4: the test images are exactly sklearn's digits 5-9 of the split
+    full_test = st.dataset_split("digits", "test")
+    want = np.isin(full_test.labels.numpy(), [5, 6, 7, 8, 9]).sum()
+    assert len(data["test"]) == want and set(data["test"].labels.tolist()) == set(range(5))
+    # train / val disjoint, seeded
+    tr = {bytes(x.numpy()) for x in data["train"].images}
+    va = {bytes(x.numpy()) for x in data["val"].images}
+    assert not tr & va
+    again = st.target_data(smoke, "digits", 5, seed=1)
+    assert torch.equal(again["train"].images, data["train"].images)
+    other = st.target_data(smoke, "digits", 5, seed=2)
+    assert not torch.equal(other["train"].images, data["train"].images)
+
+
+def test_imbalanced_data_tests_only_the_small_class(smoke):
+    imb = {"small_class": 2, "n_small": 1}
+    data = st.target_data(smoke, "digits", 4, seed=0, imbalanced=imb)
+    assert data["train"].class_counts().tolist() == [4, 4, 1, 4, 4]
+    assert set(data["test"].labels.tolist()) == {2}
+    with pytest.raises(ValueError, match="samples"):
+        st.target_data(smoke, "digits", 1000, seed=0)
+
+
+def test_grids_and_shared_keys(smoke):
+    grid, fixed = st.experiment_grid(smoke, "limited")
+    assert grid["method"] == ["scratch", "ufm", "l2t_ww", "l2t_www"]
+    assert grid["n"] == [5, 10] and grid["seed"] == [0]
+    json.dumps(fixed)  # every fixed setting is part of a JSON key
+    igrid, ifixed = st.experiment_grid(smoke, "imbalanced")
+    assert ifixed["n_small"] == 1 and igrid["method"] == ["scratch", "l2t_ww", "l2t_www"]
+    agrid, afixed = st.experiment_grid(smoke, "ablation")
+    # smoke: the ablation runs are configurations of the limited-data sweep (reused runs)
+    limited = {config_key(c) for c in expand_grid(grid, fixed)}
+    ablation = {config_key(c) for c in expand_grid(agrid, afixed)}
+    assert ablation <= limited
+    with pytest.raises(ValueError, match="experiment"):
+        st.experiment_grid(smoke, "bogus")
+
+
+@pytest.fixture(scope="module")
+def source_path(tmp_path_factory):
+    # a tiny random source in the format source_network caches (no training needed)
+    model = create_model("resnet32", width=0.25, num_classes=5)
+    path = tmp_path_factory.mktemp("src") / "source.pt"
+    torch.save({"state_dict": model.state_dict(), "num_classes": 5}, path)
+    return path
+
+
+def test_run_function_is_picklable_and_reproducible(smoke, source_path, tmp_path):
+    run = st.sweep_run(source_path)
+    run2 = pickle.loads(pickle.dumps(run))
+    grid, fixed = st.experiment_grid(smoke, "ablation")
+    fixed = {**fixed, "source_width": 0.25, "target_width": 0.0625}
+    cfg = {**expand_grid(grid, fixed)[2], "n": 2}  # l2t_www
+    a, b = run(cfg), run2(cfg)
+    assert a["test_acc"] == b["test_acc"] and a["snapshots"] == b["snapshots"]
+    json.dumps(a)
+    assert 0.0 <= a["test_acc"] <= 1.0 and a["n_train"] == 10 and len(a["pairs"]) == 15
+    # epoch 0 snapshot: gamma = 1 and w = 1/C exactly (zero-initialised f and h); lambda is
+    # ReLU6 of a linear map with bias 1 and random weights: within [0, 6]
+    g = st.gamma_frame(a)
+    first = g[g["epoch"] == 0]["gamma"].to_numpy()
+    np.testing.assert_allclose(first, 1.0, atol=1e-6)
+    assert g["epoch"].max() == fixed["epochs"] and len(first) == 9 * 5 * (4 + 8 + 16)
+    lam, w = st.lambda_w_frame(a)
+    lam0 = lam.drop(columns="epoch").iloc[0].to_numpy(float)
+    assert lam0.shape == (15,) and ((lam0 >= 0) & (lam0 <= 6)).all()
+    w0 = w[w["epoch"] == 0]
+    sizes = w0.groupby("pair")["channel"].count()
+    np.testing.assert_allclose(w0["w"].to_numpy(), 1.0 / w0["pair"].map(sizes).to_numpy())
+    assert st.gamma_array(a, "14-4").shape == (16, 3, 3)  # 64 * 0.25 channels at tap 14
+    assert st.gamma_array(a, "4-0", epoch=0).shape == (4, 3, 3)
+
+
+def test_same_seed_gives_the_same_initial_target_weights(smoke, source_path, tmp_path):
+    grid, fixed = st.experiment_grid(smoke, "ablation")
+    fixed = {**fixed, "source_width": 0.25, "target_width": 0.125}  # 8 maps: w[0][4] exists
+    df = run_sweep({**grid, "n": [2]}, st.sweep_run(source_path), tmp_path / "store",
+                   fixed=fixed, executor="inline", progress=False)  # fmt: skip
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    recs = {row["method"]: {"snapshots": row["snapshots"]} for _, row in df.iterrows()}
+    traj = st.weight_trajectories(recs)
+    start = traj[traj["epoch"] == 0].pivot(index="weight", columns="method", values="value")
+    assert start.shape == (4, 3)
+    for w in start.index:  # same seed -> same initialisation for all three methods
+        assert start.loc[w].nunique() == 1
+    # a rerun reuses the stored runs (no new run)
+    again = run_sweep({**grid, "n": [2]}, st.sweep_run(source_path), tmp_path / "store",
+                      fixed=fixed, executor="inline", progress=False)  # fmt: skip
+    assert again["started"].tolist() == df["started"].tolist()
+
+
+def test_pairs_table_shapes():
+    src = create_model("resnet32", width=0.25, num_classes=5)
+    tgt = create_model("vgg9_bn", width=0.125, num_classes=5)
+    table = st.pairs_table(src, tgt, torch.zeros(2, 3, 32, 32))
+    assert len(table) == 15 and table["pair"].iloc[0] == "4-0"
+    row = table.set_index("pair").loc["14-0"]
+    assert row["source_shape"] == (16, 8, 8) and row["target_shape"] == (8, 32, 32)
+    assert row["gamma_shape"] == (16, 32, 32) and row["regressor"] == "1x1 conv 8 -> 16"
+    assert table.set_index("pair").loc["9-4", "target_shape"] == (64, 2, 2)
+
+
+def _runs(values: dict) -> pd.DataFrame:
+    rows = [
+        {"dataset": "digits", "n": n, "method": m, "seed": s, "test_acc": v, "status": "ok"}
+        for (n, m), accs in values.items()
+        for s, v in enumerate(accs)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_verdict_and_published_comparison():
+    df = _runs(
+        {
+            (5, "scratch"): [0.2, 0.3, 0.4],
+            (5, "ufm"): [0.25, 0.25, 0.25],
+            (5, "l2t_ww"): [0.5, 0.5, 0.5],
+            (5, "l2t_www"): [0.6, 0.7, 0.8],
+            (10, "scratch"): [0.9, 0.9, 0.9],
+            (10, "l2t_www"): [0.5, 0.5, 0.5],
+        }
+    )
+    v = st.verdict(df).set_index("n")
+    assert v.loc[5, "order"] == "l2t_www > l2t_ww > scratch > ufm"
+    assert v.loc[5, "www_minus_ww"] == pytest.approx(20.0)
+    assert v.loc[10, "www_minus_scratch"] == pytest.approx(-40.0)
+    assert np.isnan(v.loc[10, "www_minus_ww"])
+    comp = st.published_comparison(df)
+    # N = 5 exists in STL-10 and CIFAR-100, N = 10 in all three published datasets
+    assert set(comp["published_dataset"]) == {"stl10", "cifar10", "cifar100"}
+    cell = comp[(comp["published_dataset"] == "cifar100") & (comp["n"] == 5)]
+    cell = cell.set_index("method")
+    assert cell.loc["l2t_www", "mean_measured"] == pytest.approx(70.0)
+    assert cell.loc["l2t_www", "mean_published"] == pytest.approx(14.22)
+    assert (
+        not (comp["published_dataset"] == "cifar10").any()
+        or (comp[comp["published_dataset"] == "cifar10"]["n"] == 10).all()
+    )
