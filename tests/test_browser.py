@@ -230,6 +230,14 @@ def test_slider_redraws_plot_in_jupyterlab(tmp_path):
         _wait(lambda: _idle(driver), 60, "the kernel to finish the notebook")
         time.sleep(2)  # let BokehJS finish drawing the canvas
         _assert_no_widget_error(driver)
+        # a figure changed by a cell is re-sent in full when the cell ends (its element is
+        # replaced), so take the figure's element again now that the notebook has finished
+        plot_area = driver.find_elements(By.XPATH, figure)[0]
+        _wait(
+            lambda: plot_area.size["width"] > 100 and plot_area.size["height"] > 100,
+            30,
+            "the Bokeh figure to get a size",
+        )
         before = plot_area.screenshot_as_png
         driver.save_screenshot(str(shots / "cnnexplore_browser_before.png"))
         handle.click()
@@ -274,10 +282,37 @@ def test_load_now_runs_deferred_loads_at_once():
     assert bundle["application/javascript"] == js  # the input is not modified
 
 
+def _map_titles(client, nb) -> list[str]:
+    """Titles of the MapBrowser figures in the widget state saved so far (what a view created
+    now, or the saved notebook, starts from)."""
+    import json
+
+    client.set_widgets_metadata()
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    found = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+        elif isinstance(obj, str) and obj.startswith("conv · map "):
+            found.append(obj)
+
+    for widget in state.values():
+        if widget["model_name"] == "BokehModel":
+            walk(json.loads(widget["state"]["render_bundle"]))
+    return found
+
+
 @pytest.mark.slow
 def test_setup_notebook_loads_bokehjs_synchronously():
     """In a real kernel the setup cell's output holds the full inline BokehJS bundle with its
-    load run at once (also after an earlier hv.extension, whose own loader is deferred)."""
+    load run at once (also after an earlier hv.extension, whose own loader is deferred); a
+    panel whose state is set from Python before or after it is displayed shows that state
+    in the saved widget state (what a view created later starts from)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.v4.new_notebook()
@@ -286,13 +321,27 @@ def test_setup_notebook_loads_bokehjs_synchronously():
         "display_name": "Python 3",
         "language": "python",
     }
+    maps = "np.arange(8 * 6 * 6, dtype=float).reshape(1, 8, 6, 6) ** 1.5"
     nb.cells = [
         nbformat.v4.new_code_cell('import holoviews as hv\nhv.extension("bokeh", inline=True)'),
         nbformat.v4.new_code_cell(
             "from cnnexplore_nb.widgets import setup_notebook\nsetup_notebook()"
         ),
+        nbformat.v4.new_code_cell(
+            "import numpy as np\nfrom cnnexplore_nb.widgets import MapBrowser\n"
+            f"browser = MapBrowser({{'conv': {maps}}}, grid=0)\n"
+            "browser.map_index = 5\nbrowser"
+        ),
+        nbformat.v4.new_code_cell("browser.map_index = 6"),
     ]
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3")
+    titles = []
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+            if index >= 2:
+                titles.append(_map_titles(client, nb))
+    assert titles == [["conv · map 5 · image 0"], ["conv · map 6 · image 0"]]
     first, setup = nb.cells[0].outputs, nb.cells[1].outputs
     scripts = [
         o["data"]["application/javascript"]

@@ -8,9 +8,11 @@ patches to the browser (no figure rebuild, zoom is kept).
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,64 @@ def load_now(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _CellSync:
+    """Re-send the whole figure of Bokeh widgets that a notebook cell changed.
+
+    ``jupyter_bokeh`` forwards document changes as patches to the widget's *existing* views;
+    a view created later (the panel is displayed after ``panel.map_index = 5`` in the same
+    cell, or a "Run All" outruns the browser) starts from the bundle made when the widget
+    was built and shows a stale figure. So widgets patched while a cell runs get a fresh
+    render bundle when the cell ends (also what the saved widget state holds). Slider moves
+    in the browser run outside cells and keep the cheap patch path.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.dirty: weakref.WeakSet = weakref.WeakSet()
+        self.shell: Any = None
+
+    def watch(self) -> None:
+        """Follow cell executions of the running IPython shell (once per shell)."""
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - IPython is a dependency
+            return
+        shell = get_ipython()
+        if shell is None or shell is self.shell:
+            return
+        # run_cell events: ipykernel also fires pre/post_execute around comm messages
+        shell.events.register("pre_run_cell", self._pre)
+        shell.events.register("post_run_cell", self._post)
+        self.shell, self.active = shell, True  # we are inside a cell right now
+
+    def _pre(self, *_: Any) -> None:
+        self.active = True
+
+    def _post(self, *_: Any) -> None:
+        self.active = False
+        changed, self.dirty = list(self.dirty), weakref.WeakSet()
+        for widget in changed:
+            widget.update_from_model(widget._model)
+
+
+_SYNC = _CellSync()
+
+
+@functools.cache
+def _model_class() -> type:
+    from jupyter_bokeh import BokehModel
+
+    class SyncedBokehModel(BokehModel):
+        """A ``BokehModel`` remembering patches made while a cell runs (see ``_CellSync``)."""
+
+        def _document_patched(self, event: Any) -> None:
+            super()._document_patched(event)
+            if _SYNC.active:
+                _SYNC.dirty.add(self)
+
+    return SyncedBokehModel
+
+
 class BokehView:
     """A HoloViews object rendered once with Bokeh and shown as an ipywidget.
 
@@ -85,15 +145,16 @@ class BokehView:
     plot : holoviews plot
         The live HoloViews Bokeh plot (``plot.handles["source"]`` holds the drawn data).
     widget : ipywidgets.Widget
-        The ``jupyter_bokeh.BokehModel`` showing ``plot.state``.
+        The ``jupyter_bokeh.BokehModel`` showing ``plot.state``; changes made from Python in
+        a notebook cell are fully re-sent when the cell ends, so the panel shows them even
+        if it is displayed later.
     """
 
     def __init__(self, obj: Any) -> None:
-        from jupyter_bokeh import BokehModel
-
+        _SYNC.watch()
         self.obj = obj
         self.plot = hv.renderer("bokeh").get_plot(obj)
-        self.widget = BokehModel(self.plot.state)
+        self.widget = _model_class()(self.plot.state)
 
     def replace(self, obj: Any) -> None:
         """Show another HoloViews object in the same widget (used for structural changes)."""
