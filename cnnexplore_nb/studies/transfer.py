@@ -29,6 +29,7 @@ from ..nb import SCALES, artifacts_dir
 from .transfer_analysis import (  # noqa: F401  (re-exported for the notebooks)
     gamma_array,
     gamma_frame,
+    gamma_maps,
     lambda_w_frame,
     pairs_table,
     published_comparison,
@@ -45,6 +46,7 @@ __all__ = [
     "fixed_settings",
     "gamma_array",
     "gamma_frame",
+    "gamma_maps",
     "lambda_w_frame",
     "pairs_table",
     "published_comparison",
@@ -93,19 +95,21 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
         "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
         "ablation": {"dataset": "digits", "n": 5, "seed": 0, "epochs": 1},
         "snapshot_sweep": True,
+        "executor": "inline",
     },
     "embedded": {
         **_TRAIN,
         "datasets": ("digits",),
-        "n_values": {"digits": (5, 10, 20)},
+        "n_values": {"digits": (5, 10, 15)},
         "seeds": (0, 1, 2),
         "epochs": 10,
         "source": {"dataset": "digits", "width": 0.25, "epochs": 15},
         "target_width": 0.125,
-        "imbalanced": {"dataset": "digits", "n": 20, "small_class": 0, "n_small": 2},
+        "imbalanced": {"dataset": "digits", "n": 10, "small_class": 0, "n_small": 2},
         "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
         "ablation": {"dataset": "digits", "n": 10, "seed": 0, "epochs": 10},
         "snapshot_sweep": True,
+        "executor": "local",
     },
     "full": {
         **_TRAIN,
@@ -126,6 +130,7 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
         "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
         "ablation": {"dataset": "stl10", "n": 100, "seed": 0, "epochs": 200},
         "snapshot_sweep": False,
+        "executor": "local",
     },
 }
 EXPERIMENTS = ("limited", "imbalanced", "ablation")

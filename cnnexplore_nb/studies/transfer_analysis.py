@@ -17,6 +17,7 @@ from torch import nn
 __all__ = [
     "gamma_array",
     "gamma_frame",
+    "gamma_maps",
     "lambda_w_frame",
     "pairs_table",
     "published_comparison",
@@ -84,6 +85,17 @@ def gamma_array(record: Mapping[str, Any], pair: str, epoch: int = -1) -> np.nda
     if pair not in pairs:
         raise KeyError(f"pair {pair!r} not in the record's pairs {pairs}")
     return np.asarray(record["snapshots"][epoch]["gamma"][pairs.index(pair)], dtype=float)
+
+
+def gamma_maps(
+    record: Mapping[str, Any], pair: str, size: tuple[int, int], epoch: int = -1
+) -> np.ndarray:
+    """γ of one pair as the loss sees it: the 3x3 weights resized bilinearly to the target
+    map's ``size`` (H, W); shape ``(C_s, H, W)``."""
+    from ..transfer.meta import expand_gamma
+
+    g = torch.as_tensor(gamma_array(record, pair, epoch), dtype=torch.float32)[None]
+    return expand_gamma(g, tuple(int(v) for v in size))[0].numpy()
 
 
 def lambda_w_frame(record: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
