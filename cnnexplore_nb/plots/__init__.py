@@ -16,8 +16,10 @@ from .correlation import (
     percent_bars,
 )
 from .export import FORMATS, export, static_view
+from .fundamentals import grid_of, line_curves, matrix_heatmap, sequence_bars, value_grid
 from .general import embedding_scatter, errorbar_curves, segmentation_figure, training_history
 from .maps import kernel_grid, map_grid, map_image, map_pair
+from .vessels import layer_map_rows
 
 __all__ = [
     "FORMATS",
@@ -26,6 +28,12 @@ __all__ = [
     "correlation_image",
     "embedding_scatter",
     "ensure_backends",
+    "grid_of",
+    "line_curves",
+    "layer_map_rows",
+    "matrix_heatmap",
+    "sequence_bars",
+    "value_grid",
     "errorbar_curves",
     "export",
     "kernel_grid",
