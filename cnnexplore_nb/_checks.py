@@ -17,6 +17,8 @@ import numpy as np
 
 __all__ = [
     "as_rng",
+    "check_keys",
+    "check_real",
     "check_choice",
     "check_finite",
     "check_fraction",
@@ -64,6 +66,30 @@ def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0
     if not (low <= v <= high) or math.isnan(v):
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
     return v
+
+
+def check_real(name: str, value: Any) -> float:
+    """Check that ``value`` is a finite real number and return it as float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
+def check_keys(kind: str, keys: str | Sequence[str] | None, mapping: Any) -> list[str]:
+    """Return ``keys`` (None: all keys of ``mapping``; a string: one key) after checking that
+    each is in ``mapping``; an unknown key raises ``KeyError`` listing the closest ones."""
+    if keys is None:
+        return list(mapping)
+    if isinstance(keys, str):
+        keys = [keys]
+    for key in keys:
+        if key not in mapping:
+            raise KeyError(unknown_name_message(kind, key, list(mapping)))
+    return list(keys)
 
 
 def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:

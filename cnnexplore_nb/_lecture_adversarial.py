@@ -6,7 +6,6 @@ Re-exported by :mod:`cnnexplore_nb.fundamentals`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,19 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int, seed_everything
+from ._checks import check_positive_int, check_real, seed_everything
 
 __all__ = ["accuracy_vs_epsilon", "digits_classifier", "fgsm"]
-
-
-def _finite(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
 
 
 class _DigitsNet(nn.Module):
@@ -120,7 +109,7 @@ def fgsm(
     Tensor
         The perturbed inputs (detached).
     """
-    epsilon = _finite("epsilon", epsilon)
+    epsilon = check_real("epsilon", epsilon)
     if epsilon < 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     was = model.training

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_fraction, check_positive_int
+from ._checks import check_choice, check_fraction, check_keys, check_positive_int
 
 __all__ = ["PruningStudy", "pruning_curve"]
 
@@ -83,9 +83,9 @@ class PruningStudy:
         evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
         progress: bool = True,
     ) -> None:
-        from .prune import _block, _check_layers, _constant, _similarity
+        from .prune import _block, _constant, _similarity
 
-        self.layers = _check_layers(maps, layers)
+        self.layers = check_keys("layer", layers, maps)
         for layer in self.layers:
             _block(model, layer)  # raises for a non-prunable model or layer
         self.criteria = [check_choice("criterion", c, ["correlation", "l1"]) for c in criteria]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._checks import as_rng, check_choice, check_positive_int
+from ._checks import as_rng, check_choice, check_keys, check_positive_int
 
 __all__ = ["cka_matrix", "map_embedding"]
 
@@ -199,8 +199,8 @@ def cka_matrix(
 
     maps_a = _checked(maps_a, "maps_a")
     maps_b = maps_a if maps_b is None else _checked(maps_b, "maps_b")
-    la = _pick(maps_a, layers_a, "layers_a")
-    lb = _pick(maps_b, layers_b, "layers_b")
+    la = check_keys("layer in layers_a", layers_a, maps_a)
+    lb = check_keys("layer in layers_b", layers_b, maps_b)
     na, nb = next(iter(maps_a.values())).shape[0], next(iter(maps_b.values())).shape[0]
     if na != nb:
         raise ValueError(f"maps_a and maps_b must hold the same N images, got {na} and {nb}")
@@ -215,16 +215,3 @@ def cka_matrix(
     return pd.DataFrame(
         out, index=pd.Index(la, name="layer_a"), columns=pd.Index(lb, name="layer_b")
     )
-
-
-def _pick(maps: Mapping[str, Any], layers: Sequence[str] | None, name: str) -> list[str]:
-    from ._checks import unknown_name_message
-
-    if layers is None:
-        return list(maps)
-    if isinstance(layers, str):
-        layers = [layers]
-    for layer in layers:
-        if layer not in maps:
-            raise KeyError(unknown_name_message(f"layer in {name}", layer, list(maps)))
-    return list(layers)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice, check_positive_int
+from ._checks import check_choice, check_positive_int, check_real
 
 __all__ = [
     "LECTURE_FILTER",
@@ -60,16 +60,6 @@ MIN_POOL_EXAMPLE = np.array(
 )
 #: Sobel kernel for horizontal gradients (responds to vertical edges); ``SOBEL_X.T`` is Gy.
 SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-
-
-def _finite(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
 
 
 ConvKind = Literal["standard", "pointwise", "depthwise", "depthwise_separable", "grouped"]
@@ -296,7 +286,7 @@ def batchnorm_steps(
     c = x.shape[1]
     if x.shape[0] * x.shape[2] * x.shape[3] < 2:
         raise ValueError("x needs more than one value per channel for batch statistics")
-    eps = _finite("eps", eps)
+    eps = check_real("eps", eps)
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     g = torch.ones(c, dtype=x.dtype) if gamma is None else torch.as_tensor(gamma, dtype=x.dtype)

@@ -25,7 +25,13 @@ import torch
 from torch import nn
 
 from ._ablation import map_means, mean_ablation
-from ._checks import check_choice, check_fraction, check_positive_int, unknown_name_message
+from ._checks import (
+    check_choice,
+    check_fraction,
+    check_keys,
+    check_positive_int,
+    unknown_name_message,
+)
 from ._prune_chain import (
     Block,
     check_ids,
@@ -179,7 +185,7 @@ def select_redundant(
         are included.
     """
     threshold = check_fraction("threshold", threshold)
-    layers = _check_layers(maps, layers)
+    layers = check_keys("layer", layers, maps)
     out = {}
     for layer in layers:
         x = maps[layer]
@@ -238,17 +244,6 @@ def l1_smallest(model: nn.Module, layer: str, k: int) -> list[int]:
         raise ValueError(f"k must be <= {len(norms)} maps of {layer!r}, got {k}")
     order = np.argsort(norms, kind="stable")
     return sorted(int(i) for i in order[:k])
-
-
-def _check_layers(maps: Mapping[str, Any], layers: Sequence[str] | None) -> list[str]:
-    if layers is None:
-        return list(maps)
-    if isinstance(layers, str):
-        layers = [layers]
-    for layer in layers:
-        if layer not in maps:
-            raise KeyError(unknown_name_message("layer", layer, list(maps)))
-    return list(layers)
 
 
 def _block(model: nn.Module, layer: str) -> Block:
