@@ -9,7 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"
 RETRAIN = False  # True: train the vessel CNN6 again even if it is cached in artifacts/
-DATA_DIR = None  # folder with images/ and masks/ (required at SCALE = "full")
+DATA_DIR = None  # folder with images/ and masks/, required at full scale
 
 # %% [markdown]
 # # 00 · Fundamentals: convolution, pooling, BatchNorm, receptive fields, adversarial examples

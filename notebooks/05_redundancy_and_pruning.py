@@ -9,7 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"
 RETRAIN = False  # True: train CNN6/CNN10 again even if cached in artifacts/ (notebook 02)
-DATA_DIR = None  # folder with images/ and masks/ (required at SCALE = "full")
+DATA_DIR = None  # folder with images/ and masks/, required at full scale
 
 # %% [markdown]
 # # 05 · From redundant maps to a smaller network (and beyond the thesis)
