@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 
 from ._style import STYLE, as_array, fonts, styled
@@ -53,16 +54,35 @@ def errorbar_curves(
         _need_columns(df, [err], "errorbar_curves err")
         agg = df[[by, x, y, err]].rename(columns={err: "err"})
     curves = []
-    for key in dict.fromkeys(agg[by]):
+    keys = list(dict.fromkeys(agg[by]))
+    palette = hv.Cycle.default_cycles["default_colors"]
+    xvals = np.unique(agg[x].to_numpy(float))
+    # dodge the series sideways so their error bars do not hide one another
+    step = np.min(np.diff(xvals)) if len(xvals) > 1 else 1.0
+    width = 0.25 * step if not logx else 0.0
+    for i, key in enumerate(keys):
+        color = palette[i % len(palette)]
         sub = agg[agg[by] == key].sort_values(x)
         xs, ys, es = (sub[c].to_numpy(float) for c in (x, y, "err"))
+        xs = xs + (width * (i / max(len(keys) - 1, 1) - width / 2) if len(keys) > 1 else 0.0)
         curve = hv.Curve((xs, ys), kdims=[x], vdims=[y], label=str(key))
+        dots = hv.Scatter((xs, ys), kdims=[x], vdims=[y], label=str(key))
         bars = hv.ErrorBars((xs, ys, es), kdims=[x], vdims=[y, "err"], label=str(key))
-        curves += [styled(curve, {}, bokeh={"tools": ["hover"]}), bars]
+        curves += [
+            styled(curve, {"color": color}, bokeh={"tools": ["hover"]}),
+            styled(dots, {"color": color}, bokeh={"size": 6}, mpl={"s": 25}),
+            styled(bars, {"color": color}, mpl={"edgecolor": color, "capsize": 3}),
+        ]
     w, h = STYLE["plot_px"]
     return styled(
         hv.Overlay(curves),
-        {"title": title, "logx": logx, "legend_position": "bottom_right", **fonts()},
+        {
+            "title": title,
+            "logx": logx,
+            "legend_position": "bottom_right",
+            "padding": 0.08,
+            **fonts(),
+        },
         bokeh={"width": w + 80, "height": h},
         mpl={"fig_inches": STYLE["plot_inches"]},
     )
