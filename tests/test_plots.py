@@ -214,6 +214,9 @@ def test_errorbar_curves_mean_and_std():
     ww = errs[0]
     np.testing.assert_allclose(ww.dimension_values("acc"), [2.0, 5.0])
     np.testing.assert_allclose(ww.dimension_values("err"), [1.0, np.std([4.0, 6.0], ddof=1)])
+    # two series dodged symmetrically by a quarter of the x spacing (5): -0.625 and +0.625
+    np.testing.assert_allclose(ww.dimension_values("n"), [5 - 0.625, 10 - 0.625])
+    np.testing.assert_allclose(errs[1].dimension_values("n"), [5 + 0.625])
     sem = plots.errorbar_curves(df, "n", "acc", "method", err="sem")
     www = [e for e in sem if isinstance(e, hv.ErrorBars)][1]
     np.testing.assert_allclose(
