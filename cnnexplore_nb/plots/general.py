@@ -64,7 +64,8 @@ def errorbar_curves(
         color = palette[i % len(palette)]
         sub = agg[agg[by] == key].sort_values(x)
         xs, ys, es = (sub[c].to_numpy(float) for c in (x, y, "err"))
-        xs = xs + (width * (i / max(len(keys) - 1, 1) - width / 2) if len(keys) > 1 else 0.0)
+        if len(keys) > 1:
+            xs = xs + width * i / (len(keys) - 1) - width / 2
         curve = hv.Curve((xs, ys), kdims=[x], vdims=[y], label=str(key))
         dots = hv.Scatter((xs, ys), kdims=[x], vdims=[y], label=str(key))
         bars = hv.ErrorBars((xs, ys, es), kdims=[x], vdims=[y, "err"], label=str(key))
