@@ -243,3 +243,4 @@ def test_training_history_segmentation_embedding():
     emb = pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0], "layer": ["a", "b"]})
     pts = plots.embedding_scatter(emb)
     assert list(pts.dimension_values("layer")) == ["a", "b"]
+    assert [el.label for el in pts] == ["a", "b"]  # one labelled legend entry per layer

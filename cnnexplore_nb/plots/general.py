@@ -196,22 +196,28 @@ def embedding_scatter(
     *,
     hover: Sequence[str] = (),
     title: str = "",
-) -> hv.Points:
-    """2-D embedding (e.g. UMAP/t-SNE of maps) as points coloured by ``by``."""
+) -> hv.Overlay:
+    """2-D embedding (e.g. PCA/UMAP of maps) as points coloured by ``by``, one labelled
+    legend entry per group (in order of first appearance)."""
     _need_columns(df, [x, y, by, *hover], "embedding_scatter")
     data = df[[x, y, by, *hover]].copy()
     data[by] = data[by].astype(str)
-    pts = hv.Points(data, kdims=[x, y], vdims=[by, *hover])
+    palette = hv.Cycle.default_cycles["default_colors"]
     w, h = STYLE["plot_px"]
+    layers = []
+    for i, key in enumerate(dict.fromkeys(data[by])):
+        pts = hv.Points(data[data[by] == key], kdims=[x, y], vdims=[by, *hover], label=key)
+        layers.append(
+            styled(
+                pts,
+                {"color": palette[i % len(palette)]},
+                bokeh={"size": 6, "tools": ["hover"]},
+                mpl={"s": 12},
+            )
+        )
     return styled(
-        pts,
-        {"color": by, "cmap": STYLE["categorical_cmap"], "title": title, **fonts()},
-        bokeh={
-            "width": w + 120,
-            "height": h,
-            "size": 6,
-            "tools": ["hover"],
-            "legend_position": "right",
-        },
-        mpl={"fig_inches": STYLE["plot_inches"], "s": 12, "legend_position": "right"},
+        hv.Overlay(layers),
+        {"title": title, "legend_position": "right", **fonts()},
+        bokeh={"width": w + 120, "height": h},
+        mpl={"fig_inches": STYLE["plot_inches"]},
     )
