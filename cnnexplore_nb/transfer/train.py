@@ -65,14 +65,14 @@ def build_step(
     source: nn.Module | None,
     target: nn.Module,
     *,
-    pairs: Sequence[PairSpec] | None = None,
-    beta: float | None = None,
-    inner_steps: int = 2,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    meta_lr: float = 1e-4,
-    meta_weight_decay: float = 1e-4,
+    pairs: Sequence[PairSpec] | None = DEFAULTS["pairs"],
+    beta: float | None = DEFAULTS["beta"],
+    inner_steps: int = DEFAULTS["inner_steps"],
+    lr: float = DEFAULTS["lr"],
+    momentum: float = DEFAULTS["momentum"],
+    weight_decay: float = DEFAULTS["weight_decay"],
+    meta_lr: float = DEFAULTS["meta_lr"],
+    meta_weight_decay: float = DEFAULTS["meta_weight_decay"],
 ) -> TransferStep:
     """A :class:`TransferStep` with pairs checked against both networks' ``feature_info``.
 
