@@ -27,9 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cnnexplore_nb.moments import Moments
-from cnnexplore_nb.similarity import similarity_matrix
-from cnnexplore_nb.tables import correlation_tables
+from cnnexplore_nb.similarity import correlation_tables, similarity_matrix
+from cnnexplore_nb.similarity.moments import Moments
 
 
 def _best_time(fn, repeat: int) -> float:

@@ -1,39 +1,15 @@
 """cnnexplore_nb: look inside convolutional networks from a notebook.
 
-The core verbs are importable from the package root; ``cnnexplore_nb.plots`` and
-``cnnexplore_nb.widgets`` (which pull in HoloViews, Bokeh and ipywidgets) are imported
-explicitly, so ``import cnnexplore_nb`` stays light.
+The core verbs are importable from the package root and the subpackages are attributes of it
+(``cnnexplore_nb.similarity``, ``cnnexplore_nb.prune``...). Everything is loaded on first
+use: ``import cnnexplore_nb`` imports neither torch nor HoloViews, Bokeh or ipywidgets, and
+``__init__.pyi`` lists the public names for editors and type checkers (scikit-image's
+pattern, with ``lazy_loader``).
 """
 
-from __future__ import annotations
-
-from ._lazy import lazy_exports
+import lazy_loader as _lazy
 
 __version__ = "0.1.0"
 
-# public name -> defining module; resolved lazily on first access
-_EXPORTS = {
-    "list_layers": "layers",
-    "resolve_layers": "layers",
-    "select_layers": "layers",
-    "ActivationRecorder": "extract",
-    "extract_activations": "extract",
-    "kernels": "extract",
-    "create_model": "models",
-    "list_models": "models",
-    "register_model": "models",
-    "feature_layers": "models",
-    "Moments": "moments",
-    "similarity_matrix": "similarity",
-    "correlation_tables": "tables",
-    "CorrelationTables": "tables",
-    "save_tables": "tables",
-    "load_tables": "tables",
-    "receptive_fields": "receptive",
-    "effective_receptive_field": "receptive",
-    "seed_everything": "_checks",
-}
-
-__all__ = sorted(_EXPORTS) + ["__version__"]
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)
+__all__ = [*__all__, "__version__"]

@@ -31,7 +31,9 @@ __all__ = [
 def closest(given: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` entries of ``choices`` closest to ``given`` (difflib ratio)."""
     choices = [str(c) for c in choices]
-    hits = difflib.get_close_matches(str(given), choices, n=n, cutoff=0.4)
+    lower = {c.lower(): c for c in choices}
+    hits = [lower[h] for h in difflib.get_close_matches(str(given).lower(), list(lower), n=n,
+                                                         cutoff=0.4)]  # fmt: skip
     if not hits:
         # fall back on prefix / substring matches, which difflib misses for short names
         hits = [c for c in choices if str(given) in c or c in str(given)][:n]

@@ -13,7 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "check_writable_dir", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "atomic_path",
+    "check_writable_dir",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, corrupt or unsafe to load (the message names it)."""
 
 
 def check_writable_dir(directory: str | os.PathLike, *, create: bool = True) -> Path:
@@ -81,10 +91,34 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CheckpointError
+        If the file is truncated or corrupt, or holds objects that are unsafe to unpickle;
+        the message names the file and why.
+    """
+    import pickle
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refusing to load {str(path)!r}: it holds Python objects other than tensors, "
+            f"numbers, strings, lists and dicts, and unpickling them could run code "
+            f"(weights_only=True; {str(exc).splitlines()[0]}). Load it with torch.load(..., "
+            "weights_only=False) only if you trust where it came from."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r}: it is truncated or not a torch checkpoint "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None

@@ -16,7 +16,7 @@ DATA_DIR = None  # folder with images/ and masks/, required at full scale
 #
 # The lecture material behind the thesis (SPEC part C; lecture notes in Portuguese, thesis
 # chapter 2), computed on real tensors: every number below comes from
-# `cnnexplore_nb.fundamentals` or from torch itself, and the lectures' worked examples are
+# `cnnexplore_nb.lecture` or from torch itself, and the lectures' worked examples are
 # reproduced with their exact numbers (the 3×3 patch · vertical-edge filter = 32.64; the
 # matched filter w = (3, 7, 5); the 4×4 min-pooling example).
 #
@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnexplore_nb import create_model, extract_activations, kernels
-from cnnexplore_nb import fundamentals as fu
+from cnnexplore_nb import lecture as fu
 from cnnexplore_nb.data import retina_image
-from cnnexplore_nb.nb import figures_dir, scale_settings
+from cnnexplore_nb.inspect import effective_receptive_field
+from cnnexplore_nb.notebook import figures_dir, scale_settings
 from cnnexplore_nb.plots import export, kernel_grid, map_image
 from cnnexplore_nb.plots.fundamentals import grid_of, line_curves, sequence_bars, value_grid
-from cnnexplore_nb.receptive import effective_receptive_field
 from cnnexplore_nb.studies.vessels import (
     stack_images,
     trained_vessel_model,

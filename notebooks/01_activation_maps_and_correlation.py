@@ -56,20 +56,19 @@ from cnnexplore_nb import (
 )
 from cnnexplore_nb.data import normalize_intensity, retina_image, retina_pseudo_label
 from cnnexplore_nb.models import feature_layers
-from cnnexplore_nb.nb import artifacts_dir, figures_dir, scale_settings
+from cnnexplore_nb.notebook import artifacts_dir, figures_dir, scale_settings
 from cnnexplore_nb.plots import (
     correlation_hist,
     correlation_image,
     export,
     kernel_grid,
-    layer_columns,
     layer_heatmap,
     map_grid,
     percent_bars,
     segmentation_figure,
 )
 from cnnexplore_nb.studies.vessels import trained_vessel_model
-from cnnexplore_nb.train import predict_masks
+from cnnexplore_nb.training import predict_masks
 from cnnexplore_nb.widgets import CorrelationPanel, LayerPicker, MapBrowser, setup_notebook
 
 setup_notebook()  # BokehJS inline (offline) + the panels' ipywidgets bridge
@@ -170,16 +169,16 @@ kgrid
 tables = correlation_tables(maps, names=("CNN6", "CNN6"), threshold=THRESHOLD, progress=False)
 written = save_tables(tables, TABLES)
 print(f"{len(tables.pairs):,} pairs; wrote", ", ".join(p.name for p in written))
-tables.stats.round(3)
+tables.explorer("stats").round(3)
 
 # %%
 reloaded = load_tables(TABLES)
 same = all(
     getattr(reloaded, t).shape == getattr(tables, t).shape
-    for t in ("pairs", "max", "min", "stats", "partners")
+    for t in ("pairs", "maxima", "minima", "stats", "partners")
 )
 print(f"tables read back from {TABLES}: same shapes {same}")
-tables.max.head()
+tables.explorer("max").head()
 
 # %%
 key = (layer, layer)
@@ -195,8 +194,12 @@ within
 
 # %%
 summary = (
-    layer_heatmap(tables.stats, "percent", title=f"% maps with max |r| ≥ {THRESHOLD}")
-    + percent_bars(tables.stats, title=f"within a layer: % max |r| ≥ {THRESHOLD}")
+    layer_heatmap(
+        tables.stats, "percent", title=f"% maps with max |r| ≥ {THRESHOLD}", names=tables.names
+    )
+    + percent_bars(
+        tables.stats, title=f"within a layer: % max |r| ≥ {THRESHOLD}", names=tables.names
+    )
 ).cols(2)
 export(summary, FIG / "layer_pairs_summary")
 summary
@@ -249,9 +252,8 @@ panel.export(FIG / "panel_correlation")
 # cell below computes the verdict from this run's tables.
 
 # %%
-la, lb = layer_columns(tables.stats)
-diag = tables.stats[tables.stats[la].astype(str) == tables.stats[lb].astype(str)]
-percent = diag.set_index(diag[la].astype(str))["percent"].reindex(layers).fillna(0.0)
+diag = tables.stats[tables.stats["A_layer"].astype(str) == tables.stats["B_layer"].astype(str)]
+percent = diag.set_index(diag["A_layer"].astype(str))["percent"].reindex(layers).fillna(0.0)
 print(percent.round(1).to_string())
 rising = bool(np.all(np.diff(percent.to_numpy()) >= 0))
 print(

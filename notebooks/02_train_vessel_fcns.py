@@ -46,7 +46,7 @@ import holoviews as hv
 import pandas as pd
 
 from cnnexplore_nb.data import synthetic_vessels
-from cnnexplore_nb.nb import figures_dir
+from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import export, segmentation_figure, training_history
 from cnnexplore_nb.plots.vessels import layer_map_rows
 from cnnexplore_nb.studies.vessels import (
@@ -60,7 +60,7 @@ from cnnexplore_nb.studies.vessels import (
     vessel_data,
     vessel_settings,
 )
-from cnnexplore_nb.train import predict_masks
+from cnnexplore_nb.training import predict_masks
 
 hv.extension("bokeh", inline=True)
 settings = vessel_settings(SCALE)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from cnnexplore_nb import create_model, save_tables, seed_everything
-from cnnexplore_nb.nb import artifacts_dir, figures_dir
+from cnnexplore_nb.notebook import artifacts_dir, figures_dir
 from cnnexplore_nb.plots import (
     correlation_hist,
     correlation_image,
@@ -101,7 +101,7 @@ for n in models:
         save_tables(t, TABLES / f"{n}_image{i}")
         tables[n, i] = t
 summaries = {key: layer_pair_summary(t) for key, t in tables.items()}
-tables["cnn6", 0].stats.round(3)  # the thesis's stats table (maps with max |r| >= 0.8)
+tables["cnn6", 0].explorer("stats").round(3)  # the thesis's stats table (maps with max |r| >= 0.8)
 
 # %%
 heatmaps = hv.Layout(

@@ -29,7 +29,7 @@ import holoviews as hv
 import pandas as pd
 
 from cnnexplore_nb import create_model, save_tables, seed_everything
-from cnnexplore_nb.nb import artifacts_dir, figures_dir
+from cnnexplore_nb.notebook import artifacts_dir, figures_dir
 from cnnexplore_nb.plots import export, layer_heatmap
 from cnnexplore_nb.studies.vessel_correlation import (
     aggregate_correlation,

@@ -36,9 +36,7 @@ import pandas as pd
 import torch
 
 from cnnexplore_nb import correlation_tables, feature_layers
-from cnnexplore_nb.embedding import cka_matrix, map_embedding
-from cnnexplore_nb.merge import merge_curve, merge_maps
-from cnnexplore_nb.nb import figures_dir, scale_settings
+from cnnexplore_nb.notebook import figures_dir, scale_settings
 from cnnexplore_nb.plots import embedding_scatter, export, layer_heatmap
 from cnnexplore_nb.plots.fundamentals import line_curves, matrix_heatmap
 from cnnexplore_nb.prune import (
@@ -47,9 +45,12 @@ from cnnexplore_nb.prune import (
     count_params,
     map_means,
     mean_ablation,
+    merge_curve,
+    merge_maps,
     prune_maps,
     prune_report,
 )
+from cnnexplore_nb.similarity import cka_matrix, map_embedding
 from cnnexplore_nb.studies.vessel_correlation import layer_maps
 from cnnexplore_nb.studies.vessels import (
     stack_images,
@@ -57,7 +58,7 @@ from cnnexplore_nb.studies.vessels import (
     vessel_data,
     vessel_settings,
 )
-from cnnexplore_nb.train import evaluate_segmentation, train_segmentation
+from cnnexplore_nb.training import evaluate_segmentation, train_segmentation
 from cnnexplore_nb.widgets.teaching import threshold_explorer
 
 hv.extension("bokeh", inline=True)
@@ -137,7 +138,7 @@ report.round(3)
 # %% [markdown]
 # ## 3 · IoU and clDice: before, mean-ablated, pruned, merged, fine-tuned — correlation vs L1
 # Two ways to remove a map: **mean folding** (above: the map becomes a constant) and
-# **merging** (`cnnexplore_nb.merge`: the removed map is replaced by the linear fit
+# **merging** (`cnnexplore_nb.prune.merge`: the removed map is replaced by the linear fit
 # a·m_rep + b on its most correlated kept map, folded into the next conv's weights, so a
 # near-copy loses almost nothing). Each with two selections removing the same number of maps
 # per layer: the correlation tables, and the L1 baseline (smallest filter L1 norms). Then a

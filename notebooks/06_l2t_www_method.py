@@ -50,7 +50,7 @@ import pandas as pd
 import torch
 
 from cnnexplore_nb.models import create_model
-from cnnexplore_nb.nb import figures_dir
+from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import export, map_grid, map_image, training_history
 from cnnexplore_nb.studies.transfer import (
     gamma_frame,

@@ -64,7 +64,7 @@ from cnnexplore_nb.experiments import (
     side_by_side,
     summarize,
 )
-from cnnexplore_nb.nb import figures_dir
+from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import errorbar_curves, export, training_history
 from cnnexplore_nb.studies.transfer import (
     gamma_frame,

@@ -63,7 +63,7 @@ ensure_chromium() {
 case "$task" in
   notebooks)
     setup
-    python -m cnnexplore_nb.run_notebooks --scale "${SCALE:-embedded}" "$@"
+    python -m cnnexplore_nb.notebook --scale "${SCALE:-embedded}" "$@"
     ;;
   tests)
     setup

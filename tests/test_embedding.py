@@ -1,4 +1,4 @@
-"""Tests of cnnexplore_nb.embedding: PCA map embedding and layer-by-layer linear CKA."""
+"""Tests of cnnexplore_nb.similarity.embedding: PCA map embedding and layer-by-layer linear CKA."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from cnnexplore_nb.embedding import cka_matrix, map_embedding
+from cnnexplore_nb.similarity import cka_matrix, map_embedding
 
 
 def toy_maps(seed=0, n=2, size=6):

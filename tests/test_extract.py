@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnexplore_nb import ActivationRecorder, create_model, extract_activations, kernels
-from cnnexplore_nb.extract import InPlaceOverwriteError, LayerNotExecutedError
+from cnnexplore_nb.inspect import InPlaceOverwriteError, LayerNotExecutedError
 
 
 def all_hooks(model: nn.Module) -> int:
@@ -284,10 +284,10 @@ def test_extract_dataset_and_single_image(cnn):
     ("images", "layers", "exc", "match"),
     [
         (torch.zeros(0, 1, 4, 4), None, ValueError, "empty"),
-        (torch.zeros(4, 4), None, ValueError, r"\(N, C, H, W\).*got \(4, 4\)"),
-        (torch.zeros(1, 1, 1, 4, 4), None, ValueError, "got \\(1, 1, 1, 4, 4\\)"),
-        ([], None, ValueError, "empty dataset"),
-        ("img.png", None, TypeError, "Tensor/array"),
+        (torch.zeros(4, 4), None, ValueError, r"\(N, C, H, W\).*got shape \(4, 4\)"),
+        (torch.zeros(1, 1, 1, 4, 4), None, ValueError, "got shape \\(1, 1, 1, 4, 4\\)"),
+        ([], None, ValueError, "empty list"),
+        ("img.png", None, TypeError, "torch.Tensor, a numpy array or a list of images"),
         (torch.zeros(1, 1, 4, 4), "conv_module9", ValueError, "unknown layer 'conv_module9'"),
     ],
 )

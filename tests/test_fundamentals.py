@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnexplore_nb import fundamentals as fu
-from cnnexplore_nb.receptive import receptive_fields
+from cnnexplore_nb import lecture as fu
+from cnnexplore_nb.inspect import receptive_fields
 
 
 # ------------------------------------------------------------------ convolution arithmetic

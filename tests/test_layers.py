@@ -74,11 +74,11 @@ def test_list_layers_bad_inputs():
     model = create_model("cnn1")
     with pytest.raises(TypeError, match="torch.nn.Module"):
         list_layers("cnn1", torch.zeros(1, 1, 4, 4))
-    with pytest.raises(ValueError, match=r"\(C, H, W\) or \(N, C, H, W\), got shape \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) or \(C, H, W\), got shape \(4, 4\)"):
         list_layers(model, torch.zeros(4, 4))
     with pytest.raises(TypeError, match="torch.Tensor"):
-        list_layers(model, [[0.0]])
-    with pytest.raises(RuntimeError):  # wrong channel count: the model's own error
+        list_layers(model, "image.png")
+    with pytest.raises(ValueError, match=r"3 channel\(s\).*'conv_module1.conv' expects 1"):
         list_layers(model, torch.zeros(1, 3, 4, 4))
     assert all(len(m._forward_hooks) + len(m._forward_pre_hooks) == 0 for m in model.modules())
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from cnnexplore_nb import extract_activations
-from cnnexplore_nb.merge import merge_curve, merge_fits, merge_maps
 from cnnexplore_nb.models.fcn import FCN
-from cnnexplore_nb.prune import count_params, prune_maps
+from cnnexplore_nb.prune import count_params, merge_curve, merge_fits, merge_maps, prune_maps
 
 LAYERS = ["conv_module1", "conv_module2", "conv_module3"]
 

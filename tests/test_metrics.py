@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnexplore_nb import metrics
-from cnnexplore_nb.metrics import (
+from cnnexplore_nb.training.metrics import (
     cldice,
     confusion_counts,
     dice,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnexplore_nb.moments import Moments, full_fp32_precision
+from cnnexplore_nb.similarity.moments import Moments, full_fp32_precision
 
 
 def _flat(x: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnexplore_nb.run_notebooks import list_notebooks, run_notebook
+from cnnexplore_nb.notebook import list_notebooks, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = list_notebooks(ROOT)

@@ -130,8 +130,8 @@ def _stats(layers_a, layers_b, seed=0):
         for b in layers_b:
             rows.append(
                 {
-                    "M(1)_layer": a,
-                    "M(2)_layer": b,
+                    "A_layer": a,
+                    "B_layer": b,
                     "count": int(rng.integers(0, 64)),
                     "mean": rng.uniform(0.8, 1),
                     "median": 0.9,
@@ -149,8 +149,8 @@ def test_layer_heatmap_cells_follow_layer_order():
     overlay = plots.layer_heatmap(stats, "mean")
     heat = overlay.Image.I
     for _, row in stats.iterrows():
-        i = layers.index(row["M(1)_layer"])
-        j = layers.index(row["M(2)_layer"])
+        i = layers.index(row["A_layer"])
+        j = layers.index(row["B_layer"])
         assert heat[j, i] == pytest.approx(row["mean"])
     assert heat.opts.get("plot", backend="bokeh").kwargs["yticks"] == list(enumerate(layers))
     labels = overlay.Labels.I
@@ -163,7 +163,7 @@ def test_percent_bars_diagonal_and_pairs():
     layers = ["l1", "l2", "l3"]
     stats = _stats(layers, layers)
     bars = plots.percent_bars(stats)
-    diag = stats[stats["M(1)_layer"] == stats["M(2)_layer"]]
+    diag = stats[stats["A_layer"] == stats["B_layer"]]
     np.testing.assert_allclose(bars.dimension_values("percent"), diag["percent"].to_numpy())
     assert list(bars.dimension_values(0)) == layers
     allbars = plots.percent_bars(stats, diagonal_only=False)

@@ -146,7 +146,7 @@ def test_select_redundant_flags_dead_maps():
 
 
 def test_choose_redundant_from_correlation_tables():
-    from cnnexplore_nb.tables import correlation_tables
+    from cnnexplore_nb.similarity import correlation_tables
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 6, 6, 6, generator=g)
@@ -440,7 +440,7 @@ def test_pruning_curve_counts_cache_and_l1_baseline():
 
 def test_pruning_curve_default_segmentation_metrics_and_fine_tuning():
     from cnnexplore_nb.data.vessels import synthetic_vessels
-    from cnnexplore_nb.train import evaluate_segmentation, train_segmentation
+    from cnnexplore_nb.training import evaluate_segmentation, train_segmentation
 
     images, masks = synthetic_vessels(3, 24, rng=0)
     data = (images, masks)

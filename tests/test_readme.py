@@ -16,7 +16,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102
     tables = namespace["tables"]
-    assert list(tables.stats.columns)[:2] == ["CNN6(1)_layer", "CNN6(2)_layer"]
+    assert list(tables.stats.columns)[:2] == ["A_layer", "B_layer"]
+    assert list(tables.explorer("stats").columns)[:2] == ["CNN6(1)_layer", "CNN6(2)_layer"]
     assert namespace["r"].shape == (64, 64)
     assert any((tmp_path / "artifacts" / "readme_example").iterdir())
     assert "conv_module6" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cnnexplore_nb import create_model, effective_receptive_field, receptive_fields
-from cnnexplore_nb.receptive import erf_radius
+from cnnexplore_nb.inspect import erf_radius
 
 
 def ones_(model: nn.Module) -> nn.Module:

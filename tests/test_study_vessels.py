@@ -14,7 +14,7 @@ from cnnexplore_nb import metrics
 from cnnexplore_nb.models.fcn import FCN
 from cnnexplore_nb.studies import vessel_correlation as vc
 from cnnexplore_nb.studies import vessels as sv
-from cnnexplore_nb.train import predict_masks
+from cnnexplore_nb.training import predict_masks
 
 TINY = {
     "size": 16,
@@ -235,10 +235,10 @@ def test_layer_pair_summary_matches_numpy(tiny_net):
     assert vc.selected_layers(model) == ["conv_module1", "conv_module2", "conv_module4"]
     tables = vc.correlation_study(model, x[0], names=("N", "N"), threshold=0.5)
     summ = vc.layer_pair_summary(tables)
-    assert len(summ) == 9 and list(summ.columns[:2]) == ["N(1)_layer", "N(2)_layer"]
+    assert len(summ) == 9 and list(summ.columns[:2]) == ["A_layer", "B_layer"]
     maps = _maps_by_hand(model, x[:1])
     for _, row in summ.iterrows():
-        la, lb = str(row["N(1)_layer"]), str(row["N(2)_layer"])
+        la, lb = str(row["A_layer"]), str(row["B_layer"])
         a = maps[la][0].reshape(5, -1).double().numpy()
         b = maps[lb][0].reshape(5, -1).double().numpy()
         best = _max_abs_r(a, b, la == lb)
@@ -273,7 +273,7 @@ def test_cross_network_study_and_aggregation(tiny_net):
     maps_a, maps_b = vc.layer_maps(model, x), vc.layer_maps(other, x)
     single = vc.correlation_study(model, x[2], other, names=("A", "B"), threshold=0.6)
     from_maps = vc.image_tables(maps_a, 2, maps_b, names=("A", "B"), threshold=0.6)
-    pd.testing.assert_frame_equal(single.max, from_maps.max)
+    pd.testing.assert_frame_equal(single.maxima, from_maps.maxima)
     with pytest.raises(ValueError, match="number of images must be an integer >= 2"):
         vc.aggregate_correlation(model, x[:1], progress=False)
 
@@ -377,7 +377,7 @@ def test_layer_values_and_block_summary(tiny_net):
     rng = np.random.default_rng(0)
     base = rng.normal(size=(3, 64))
     maps = np.stack([base[0], 2 * base[0] + 1, -base[0], base[1], base[2]]).reshape(1, 5, 8, 8)
-    from cnnexplore_nb.tables import correlation_tables
+    from cnnexplore_nb.similarity import correlation_tables
 
     t = correlation_tables({"conv_module1": maps}, names=("H", "H"), progress=False)
     row = vc.block_summary(t, 0.99).iloc[0]

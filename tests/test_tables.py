@@ -10,9 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-import cnnexplore_nb.tables_io as tables_io
-from cnnexplore_nb.similarity import similarity_matrix, zero_flags
-from cnnexplore_nb.tables import correlation_tables, load_tables, save_tables
+import cnnexplore_nb.similarity.tables_io as tables_io
+from cnnexplore_nb.similarity import (
+    correlation_tables,
+    load_tables,
+    save_tables,
+    similarity_matrix,
+    zero_flags,
+)
 
 
 def _maps(seed: int = 0, k: int = 64, n: int = 2, hw: int = 4) -> dict[str, np.ndarray]:
@@ -41,24 +46,26 @@ def _slow_extreme(mat: np.ndarray, exclude_diag: bool, largest: bool):
 def test_self_comparison_counts_names_and_zero_flags():
     maps = _maps()
     t = correlation_tables(maps, names=("CNN6", "CNN6"), progress=False)
-    assert len(t.pairs) == 16_384 and len(t.max) == len(t.min) == 256
+    assert len(t.pairs) == 16_384 and len(t.maxima) == len(t.minima) == 256
     assert list(t.pairs.columns) == [
+        "A_map_id", "B_map_id", "correlation", "A_zero_flag",
+        "B_zero_flag", "A_layer", "B_layer", "signed_correlation",
+    ]  # fmt: skip
+    assert list(t.explorer("pairs").columns) == [
         "CNN6(1)_map_id", "CNN6(2)_map_id", "correlation", "CNN6(1)_zero_flag",
         "CNN6(2)_zero_flag", "CNN6(1)_layer", "CNN6(2)_layer", "signed_correlation",
     ]  # fmt: skip
-    assert list(t.pairs["CNN6(1)_layer"].cat.categories) == ["conv_module1", "conv_module2"]
-    flags = t.pairs.groupby(["CNN6(1)_layer", "CNN6(1)_map_id"], observed=True)[
-        "CNN6(1)_zero_flag"
-    ].first()
+    assert list(t.pairs["A_layer"].cat.categories) == ["conv_module1", "conv_module2"]
+    flags = t.pairs.groupby(["A_layer", "A_map_id"], observed=True)["A_zero_flag"].first()
     np.testing.assert_array_equal(flags["conv_module1"], zero_flags(maps["conv_module1"]))
     assert flags["conv_module1"][3] == 1 and flags.sum() == 1
-    same = t.pairs[t.pairs["CNN6(1)_layer"] == t.pairs["CNN6(2)_layer"]]
+    same = t.pairs[t.pairs["A_layer"] == t.pairs["B_layer"]]
     np.testing.assert_array_equal(same["correlation"], same["signed_correlation"].abs())
     ref = similarity_matrix(maps["conv_module2"], maps["conv_module1"])
     np.testing.assert_allclose(t.matrices[("conv_module2", "conv_module1")], ref, atol=1e-6)
     assert correlation_tables(maps, progress=False).names == ("A(1)", "A(2)")
     other = correlation_tables(maps, _maps(1), names=("X", "Y"), progress=False)
-    assert other.names == ("X", "Y") and "X_map_id" in other.pairs
+    assert other.names == ("X", "Y") and "X_map_id" in other.explorer("pairs")
 
 
 @pytest.mark.parametrize("self_cmp", [True, False])
@@ -66,15 +73,15 @@ def test_max_min_match_slow_reference_with_self_exclusion(self_cmp):
     maps = _maps(k=6, hw=3)
     maps_b = None if self_cmp else {k: v.copy() for k, v in maps.items()}
     t = correlation_tables(maps, maps_b, names=("M", "M"), progress=False)
-    a, b = t.names
+    a, b = "A", "B"
     for (la, lb), mat in t.matrices.items():
         excl = self_cmp and la == lb
-        for table, largest in ((t.max, True), (t.min, False)):
+        for table, largest in ((t.maxima, True), (t.minima, False)):
             rows = table[(table[f"{a}_layer"] == la) & (table[f"{b}_layer"] == lb)]
             ref = _slow_extreme(mat, excl, largest)
             np.testing.assert_array_equal(rows[f"{b}_map_id"], [j for j, _ in ref])
             np.testing.assert_allclose(rows["correlation"], [v for _, v in ref])
-    same = t.max[(t.max[f"{a}_layer"] == t.max[f"{b}_layer"])]
+    same = t.maxima[(t.maxima["A_layer"] == t.maxima["B_layer"])]
     own = same[f"{a}_map_id"] == same[f"{b}_map_id"]
     # a map is excluded only against itself in a self-comparison; its copy in B is not
     if self_cmp:
@@ -85,12 +92,12 @@ def test_max_min_match_slow_reference_with_self_exclusion(self_cmp):
 
 def test_nan_never_chosen_and_no_partner_rows():
     t = correlation_tables(_maps(k=8), progress=False)
-    dead = t.max["A(1)_layer"].eq("conv_module1") & t.max["A(1)_map_id"].eq(3)
-    for table in (t.max, t.min):
+    dead = t.maxima["A_layer"].eq("conv_module1") & t.maxima["A_map_id"].eq(3)
+    for table in (t.maxima, t.minima):
         nan = table["correlation"].isna()
-        np.testing.assert_array_equal(nan, table["A(2)_map_id"] == -1)
+        np.testing.assert_array_equal(nan, table["B_map_id"] == -1)
         np.testing.assert_array_equal(nan, dead)  # only the constant map lacks partners
-        partner_is_dead = table["A(2)_layer"].eq("conv_module1") & table["A(2)_map_id"].eq(3)
+        partner_is_dead = table["B_layer"].eq("conv_module1") & table["B_map_id"].eq(3)
         assert not partner_is_dead.any()  # its NaN correlations are never chosen
 
 
@@ -102,12 +109,11 @@ def test_percent_is_per_layer_pair_and_matches_hand_count():
     maps = {"l1": l1, "l2": -3 * l1[:, ::-1] + 2}
     t = correlation_tables(maps, threshold=0.8, progress=False)
     assert (t.stats["percent"] == 100.0).all()  # the original reported 200 % here
-    assert t.stats.groupby("A(1)_layer", observed=True)["percent"].sum().max() == 200.0
+    assert t.stats.groupby("A_layer", observed=True)["percent"].sum().max() == 200.0
     t2 = correlation_tables(_maps(k=16), threshold=0.5, progress=False)
     for _, row in t2.stats.iterrows():
-        sel = t2.max[
-            (t2.max["A(1)_layer"] == row["A(1)_layer"])
-            & (t2.max["A(2)_layer"] == row["A(2)_layer"])
+        sel = t2.maxima[
+            (t2.maxima["A_layer"] == row["A_layer"]) & (t2.maxima["B_layer"] == row["B_layer"])
         ]
         hits = [v for v in sel["correlation"] if v >= 0.5]
         assert row["count"] == len(hits) and row["n_maps"] == 16
@@ -125,15 +131,15 @@ def test_with_threshold_and_partners():
     pd.testing.assert_frame_equal(t3.stats, fresh.stats)
     assert t3.threshold == 0.3 and t.threshold == 0.8
     pd.testing.assert_frame_equal(t.stats_at(0.3), fresh.stats)
-    valid = t.max[t.max["A(2)_map_id"] >= 0]
-    counts = valid.groupby(["A(1)_layer", "A(2)_layer", "A(2)_map_id"], observed=True).size()
-    got = t.partners.set_index(["A(1)_layer", "A(2)_layer", "A(2)_map_id"])["frequency"]
+    valid = t.maxima[t.maxima["B_map_id"] >= 0]
+    counts = valid.groupby(["A_layer", "B_layer", "B_map_id"], observed=True).size()
+    got = t.partners.set_index(["A_layer", "B_layer", "B_map_id"])["frequency"]
     pd.testing.assert_series_equal(got.sort_index(), counts.sort_index(), check_names=False)
     assert (
-        t.partners.groupby(["A(1)_layer", "A(2)_layer"], observed=True)["frequency"]
+        t.partners.groupby(["A_layer", "B_layer"], observed=True)["frequency"]
         .sum()
         .eq(
-            t.max.groupby(["A(1)_layer", "A(2)_layer"], observed=True)["A(2)_map_id"].apply(
+            t.maxima.groupby(["A_layer", "B_layer"], observed=True)["B_map_id"].apply(
                 lambda s: int((s >= 0).sum())
             )
         )
@@ -151,7 +157,7 @@ def test_save_load_round_trip_with_several_layer_pairs(tmp_path, fmt):
     written = save_tables(t, tmp_path / "out", format=fmt)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
     back = load_tables(tmp_path / "out")
-    for name in ("pairs", "max", "min", "stats", "partners"):
+    for name in ("pairs", "maxima", "minima", "stats", "partners"):
         pd.testing.assert_frame_equal(getattr(back, name), getattr(t, name), check_exact=True)
     assert back.names == t.names and back.threshold == t.threshold
     assert list(back.matrices) == list(t.matrices)
@@ -189,7 +195,7 @@ def _net_maps(seed: int) -> dict[str, torch.Tensor]:
 def test_same_seed_gives_bit_identical_tables(tmp_path):
     t1 = correlation_tables(_net_maps(7), progress=False)
     t2 = correlation_tables(_net_maps(7), progress=False)
-    for name in ("pairs", "max", "min", "stats", "partners"):
+    for name in ("pairs", "maxima", "minima", "stats", "partners"):
         pd.testing.assert_frame_equal(getattr(t1, name), getattr(t2, name), check_exact=True)
     save_tables(t1, tmp_path / "a")
     save_tables(t2, tmp_path / "b")
@@ -220,13 +226,13 @@ BAD = [
     ("Inf maps", lambda p: correlation_tables({"l": _inf_maps()}, progress=False), ValueError,
      r"must be finite, got NaN/Inf in channel\(s\) \[0\]"),
     ("0 images", lambda p: similarity_matrix(np.zeros((0, 3, 4, 4))), ValueError,
-     r"non-empty.*got shape \(0, 3, 4, 4\)"),
+     r"a is empty.*got shape \(0, 3, 4, 4\)"),
     ("0 channels", lambda p: similarity_matrix(X, np.zeros((2, 0, 4, 4))), ValueError,
-     r"b must be non-empty.*got shape \(2, 0, 4, 4\)"),
+     r"b is empty.*got shape \(2, 0, 4, 4\)"),
     ("0 pixels", lambda p: zero_flags(np.zeros((3, 0, 4))), ValueError,
-     r"non-empty.*got shape \(1, 3, 0, 4\)"),
+     r"maps is empty.*got shape \(1, 3, 0, 4\)"),
     ("wrong ndim", lambda p: similarity_matrix(np.zeros((4, 4))), ValueError,
-     r"shape \(C, H, W\) or \(N, C, H, W\), got ndim=2 with shape \(4, 4\)"),
+     r"a must have shape \(N, C, H, W\) or \(C, H, W\), got shape \(4, 4\)"),
     ("H x W mismatch", lambda p: similarity_matrix(X, np.zeros((2, 3, 5, 6))), ValueError,
      r"a \(4, 4\) vs b \(5, 6\); pass resample='bilinear-down'.*'bilinear-up'.*\(H, W\)"),
     ("layers H x W mismatch",

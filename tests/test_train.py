@@ -11,14 +11,10 @@ import torch.nn.functional as F
 from cnnexplore_nb import create_model
 from cnnexplore_nb.data import VesselArrays, normalize_intensity, synthetic_vessels
 from cnnexplore_nb.io import load_checkpoint
-from cnnexplore_nb.metrics import iou
-from cnnexplore_nb.train import (
-    HISTORY_COLUMNS,
-    _loss,
-    evaluate_segmentation,
-    predict_masks,
-    train_segmentation,
-)
+from cnnexplore_nb.training import evaluate_segmentation, predict_masks, train_segmentation
+from cnnexplore_nb.training.evaluate import _loss
+from cnnexplore_nb.training.metrics import iou
+from cnnexplore_nb.training.train import HISTORY_COLUMNS
 
 
 @pytest.fixture(scope="module")

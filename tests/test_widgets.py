@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnexplore_nb.tables import correlation_tables
+from cnnexplore_nb.similarity import correlation_tables
 from cnnexplore_nb.widgets import CorrelationPanel, LayerPicker, MapBrowser
 
 
@@ -141,10 +141,10 @@ def test_threshold_updates_stats_heatmap_bars_without_recomputing(corr_maps):
     compute, calls = counted()
     panel = CorrelationPanel(corr_maps, names=("M", "M"), compute=compute, threshold=0.8)
     reference = correlation_tables(corr_maps, names=("M", "M"), progress=False)
-    col_a, col_b = "M(1)_layer", "M(2)_layer"
+    col_a, col_b = "A_layer", "B_layer"
     diag = (panel.stats[col_a].astype(str) == "l1") & (panel.stats[col_b].astype(str) == "l1")
     count_08 = int(panel.stats.loc[diag, "count"].iloc[0])
-    mx = reference.max
+    mx = reference.maxima
     sel = (mx[col_a].astype(str) == "l1") & (mx[col_b].astype(str) == "l1")
     expected = lambda t: int((mx.loc[sel, "correlation"] >= t).sum())  # noqa: E731
     assert count_08 == expected(0.8) and expected(0.9) < expected(0.8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cnnexplore_nb.fundamentals import output_size
+from cnnexplore_nb.lecture import output_size
 from cnnexplore_nb.widgets.teaching import output_size_explorer, threshold_explorer
 
 

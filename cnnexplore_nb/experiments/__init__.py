@@ -8,29 +8,35 @@ JSON record per run in ``store``; ``summarize``, ``compare_methods`` and
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
+from .reference import dissertation_comparisons, dissertation_results, side_by_side
+from .stats import (
+    compare_methods,
+    dissertation_table,
+    holm,
+    min_attainable_p,
+    summarize,
+    vargha_delaney_a12,
+)
+from .store import CorruptRecordWarning, ResultStore, config_key
+from .sweep import SweepStatus, expand_grid, load_results, records_to_frame, run_sweep, sweep_status
 
-_EXPORTS = {
-    "run_sweep": "sweep",
-    "load_results": "sweep",
-    "sweep_status": "sweep",
-    "expand_grid": "sweep",
-    "records_to_frame": "sweep",
-    "SweepStatus": "sweep",
-    "config_key": "store",
-    "ResultStore": "store",
-    "CorruptRecordWarning": "store",
-    "summarize": "stats",
-    "compare_methods": "stats",
-    "dissertation_table": "stats",
-    "holm": "stats",
-    "vargha_delaney_a12": "stats",
-    "min_attainable_p": "stats",
-    "dissertation_results": "reference",
-    "dissertation_comparisons": "reference",
-    "side_by_side": "reference",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [
+    "CorruptRecordWarning",
+    "ResultStore",
+    "SweepStatus",
+    "compare_methods",
+    "config_key",
+    "dissertation_comparisons",
+    "dissertation_results",
+    "dissertation_table",
+    "expand_grid",
+    "holm",
+    "load_results",
+    "min_attainable_p",
+    "records_to_frame",
+    "run_sweep",
+    "side_by_side",
+    "summarize",
+    "sweep_status",
+    "vargha_delaney_a12",
+]

@@ -3,12 +3,15 @@
 Every registered model is an ``nn.Module`` carrying ``feature_info``: a list of dicts
 ``{"module": path, "num_chs": C, "reduction": r}`` naming the modules whose outputs are
 its feature taps (by ``named_modules()`` path), so extraction and transfer never parse
-module names.
+module names. The registry imports no model family: ``cnnexplore_nb.models`` imports them,
+and their ``@register_model`` decorators fill it.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,16 +38,27 @@ def register_model(fn: F | None = None, *, name: str | None = None) -> Any:
     return deco(fn) if fn is not None else deco
 
 
-def _load_builtin() -> None:
-    # importing the modules runs their @register_model decorators
-    from . import fcn  # noqa: F401
+def _accepted_keywords(factory: Callable[..., nn.Module]) -> list[str] | None:
+    """Keyword arguments the model class behind ``factory`` accepts (None if unknown)."""
+    try:
+        cls = typing.get_type_hints(factory).get("return")
+        params = inspect.signature(cls.__init__ if isinstance(cls, type) else factory).parameters
+    except Exception:  # noqa: BLE001 - unresolvable annotations: no check
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_POSITIONAL]
 
-    for mod in ("unet", "resnet_cifar", "vgg"):
-        try:
-            __import__(f"{__package__}.{mod}")
-        except ModuleNotFoundError as exc:  # a family not written yet must not hide the others
-            if exc.name != f"{__package__}.{mod}":
-                raise
+
+def _check_keywords(name: str, factory: Callable[..., nn.Module], kwargs: dict) -> None:
+    accepted = _accepted_keywords(factory)
+    if accepted is None:
+        return
+    for key in kwargs:
+        if key not in accepted:
+            raise TypeError(
+                unknown_name_message(f"keyword argument of model {name!r}:", key, accepted)
+            )
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -55,7 +69,6 @@ def list_models(pattern: str | None = None) -> list[str]:
     >>> list_models("cnn*")
     ['cnn1', 'cnn10', 'cnn6']
     """
-    _load_builtin()
     names = sorted(_MODELS)
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -63,10 +76,18 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the registered model ``name`` with keyword options ``kwargs``."""
-    _load_builtin()
+    """Build the registered model ``name`` with keyword options ``kwargs``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the models and the closest ones).
+    TypeError
+        For a keyword the model does not take (the message lists those it takes).
+    """
     if name not in _MODELS:
         raise ValueError(unknown_name_message("model", name, sorted(_MODELS)))
+    _check_keywords(name, _MODELS[name], kwargs)
     model = _MODELS[name](**kwargs)
     model.model_name = name
     return model

@@ -26,13 +26,22 @@ __all__ = [
 
 
 def layer_columns(df: pd.DataFrame) -> tuple[str, str]:
-    """The ``({A}_layer, {B}_layer)`` column names of a tables DataFrame."""
-    cols = [c for c in df.columns if str(c).endswith("_layer")]
-    if len(cols) != 2:
+    """The ``(A_layer, B_layer)`` columns of a tables DataFrame (checked)."""
+    missing = [c for c in ("A_layer", "B_layer") if c not in df.columns]
+    if missing:
         raise ValueError(
-            f"expected a table with two '<name>_layer' columns, got columns {list(df.columns)}"
+            f"expected a correlation table with columns 'A_layer' and 'B_layer', got columns "
+            f"{list(df.columns)}"
         )
-    return str(cols[0]), str(cols[1])
+    return "A_layer", "B_layer"
+
+
+def _layer_dims(names: tuple[str, str] | None) -> tuple[hv.Dimension, hv.Dimension]:
+    """Key dimensions of the two layer axes, labelled with the model names."""
+    na, nb = names or ("A", "B")
+    return hv.Dimension("A_layer", label=f"{na} layer"), hv.Dimension(
+        "B_layer", label=f"{nb} layer"
+    )
 
 
 def _block_mean(mat: np.ndarray, fy: int, fx: int) -> np.ndarray:
@@ -114,13 +123,14 @@ def layer_heatmap(
     rows: Sequence[str] | None = None,
     cols: Sequence[str] | None = None,
     title: str = "",
+    names: tuple[str, str] | None = None,
 ) -> hv.Overlay:
     """Heatmap of one statistic per (layer of A, layer of B), e.g. the mean max-|r|.
 
     Parameters
     ----------
     stats : DataFrame
-        ``CorrelationTables.stats`` (columns ``{A}_layer``, ``{B}_layer`` and ``value``).
+        ``CorrelationTables.stats`` (columns ``A_layer``, ``B_layer`` and ``value``).
     value : str
         Column shown as colour (``"mean"``, ``"median"``, ``"percent"``, ``"count"``...).
     labels : bool
@@ -128,8 +138,11 @@ def layer_heatmap(
     rows, cols : sequence of str, optional
         Order of the layers of A (rows, top to bottom) and of B (columns, left to right);
         default: order of first appearance in ``stats``. Cell (x=j, y=i) is (cols[j], rows[i]).
+    names : (str, str), optional
+        Model names for the axis labels (e.g. ``tables.names``).
     """
     la, lb = layer_columns(stats)
+    dim_a, dim_b = _layer_dims(names)
     check_choice("stats column", value, [str(c) for c in stats.columns if c not in (la, lb)])
     names_a, names_b = stats[la].astype(str), stats[lb].astype(str)
     order_a = [str(r) for r in rows] if rows is not None else list(dict.fromkeys(names_a))
@@ -143,7 +156,10 @@ def layer_heatmap(
     ny, nx = grid.shape
     # integer cells (x = column j of B, y = row i of A, row 0 at the top) with layer-name ticks
     heat = hv.Image(
-        np.flipud(grid), bounds=(-0.5, -0.5, nx - 0.5, ny - 0.5), kdims=[lb, la], vdims=[value]
+        np.flipud(grid),
+        bounds=(-0.5, -0.5, nx - 0.5, ny - 0.5),
+        kdims=[dim_b, dim_a],
+        vdims=[value],
     )
     finite = grid[np.isfinite(grid)]
     top = 1.0 if value in ("mean", "median", "max", "min") else float(finite.max(initial=0) or 1)
@@ -169,7 +185,7 @@ def layer_heatmap(
     fmt = "{:.0f}" if value in ("count", "n_maps") else "{:.2f}"
     jj, ii = np.meshgrid(np.arange(nx), np.arange(ny))
     text = [fmt.format(v) if np.isfinite(v) else "" for v in grid.ravel()]
-    lab = hv.Labels((jj.ravel(), ii.ravel(), text), kdims=[lb, la], vdims=["text"])
+    lab = hv.Labels((jj.ravel(), ii.ravel(), text), kdims=[dim_b, dim_a], vdims=["text"])
     lab = styled(
         lab,
         {},
@@ -185,6 +201,7 @@ def percent_bars(
     *,
     diagonal_only: bool = True,
     title: str = "",
+    names: tuple[str, str] | None = None,
 ) -> hv.Bars:
     """Bar chart of the % of well-correlated maps per layer (``value`` column of ``stats``).
 
@@ -192,6 +209,7 @@ def percent_bars(
     layer); otherwise one bar per (layer of A, layer of B).
     """
     la, lb = layer_columns(stats)
+    dim_a, dim_b = _layer_dims(names)
     check_choice("stats column", value, [str(c) for c in stats.columns if c not in (la, lb)])
     df = stats.copy()
     df[la], df[lb] = df[la].astype(str), df[lb].astype(str)
@@ -202,9 +220,11 @@ def percent_bars(
                 "diagonal_only=True needs rows with the same layer on both sides; "
                 "use diagonal_only=False for comparisons between different layers"
             )
-        bars = hv.Bars(df[[la, value]].astype({value: float}), kdims=[la], vdims=[value])
+        bars = hv.Bars(df[[la, value]].astype({value: float}), kdims=[dim_a], vdims=[value])
     else:
-        bars = hv.Bars(df[[la, lb, value]].astype({value: float}), kdims=[la, lb], vdims=[value])
+        bars = hv.Bars(
+            df[[la, lb, value]].astype({value: float}), kdims=[dim_a, dim_b], vdims=[value]
+        )
     w, h = STYLE["plot_px"]
     return styled(
         bars,

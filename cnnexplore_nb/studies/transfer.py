@@ -25,7 +25,7 @@ import pandas as pd
 from torch import nn
 
 from .._checks import check_choice
-from ..nb import SCALES, artifacts_dir
+from ..notebook.scales import SCALES, artifacts_dir
 from .transfer_analysis import (  # noqa: F401  (re-exported for the notebooks)
     gamma_array,
     gamma_frame,

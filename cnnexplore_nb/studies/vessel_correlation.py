@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
+from .._arrays import stack_images
 from .._checks import as_rng, check_choice, check_fraction, check_positive_int
-from ..extract import extract_activations
-from ..layers import select_layers
+from ..inspect.extract import extract_activations
+from ..inspect.layers import select_layers
 from ..models import feature_layers
-from ..tables import CorrelationTables, correlation_tables
+from ..similarity.groups import correlation_groups
+from ..similarity.tables import CorrelationTables, correlation_tables
 
 __all__ = [
     "aggregate_correlation",
@@ -58,14 +59,7 @@ def selected_layers(model: nn.Module) -> list[str]:
 
 
 def _as_images(images: Any) -> torch.Tensor:
-    if isinstance(images, Dataset):
-        return torch.stack([images[i][0] for i in range(len(images))]).float()
-    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
-    if x.dim() == 3:
-        x = x[None]
-    if x.dim() != 4:
-        raise ValueError(f"images must have shape (N, C, H, W) or (C, H, W), got {tuple(x.shape)}")
-    return x.float()
+    return stack_images(images).float()
 
 
 def layer_maps(
@@ -127,21 +121,20 @@ def layer_pair_summary(tables: CorrelationTables) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``{A}_layer``, ``{B}_layer`` (as in ``tables.stats``), ``mean_max`` and
+        ``A_layer``, ``B_layer`` (as in ``tables.stats``), ``mean_max`` and
         ``median_max`` (over all non-constant maps of A, no threshold), ``percent`` and
         ``count`` (maps with max |r| >= ``tables.threshold``), ``n_maps``, and the module
         numbers ``module_a``, ``module_b``.
     """
     every = tables.stats_at(0.0)
-    la, lb = every.columns[0], every.columns[1]
-    out = every[[la, lb]].copy()
+    out = every[["A_layer", "B_layer"]].copy()
     out["mean_max"] = every["mean"].to_numpy()
     out["median_max"] = every["median"].to_numpy()
     out["percent"] = tables.stats["percent"].to_numpy()
     out["count"] = tables.stats["count"].to_numpy()
     out["n_maps"] = tables.stats["n_maps"].to_numpy()
-    out["module_a"] = [module_number(v) for v in out[la].astype(str)]
-    out["module_b"] = [module_number(v) for v in out[lb].astype(str)]
+    out["module_a"] = [module_number(v) for v in out["A_layer"].astype(str)]
+    out["module_b"] = [module_number(v) for v in out["B_layer"].astype(str)]
     return out
 
 
@@ -171,7 +164,7 @@ def aggregate_correlation(
     per_image : DataFrame
         :func:`layer_pair_summary` rows with an ``image`` column.
     summary : DataFrame
-        Per layer pair: ``{A}_layer``, ``{B}_layer``, ``module_a``, ``module_b``,
+        Per layer pair: ``A_layer``, ``B_layer``, ``module_a``, ``module_b``,
         ``mean_max_mean``, ``mean_max_std``, ``percent_mean``, ``percent_std`` (std with
         ddof=1 across images) and ``n_images``.
     """
@@ -195,8 +188,7 @@ def aggregate_correlation(
             bar.update()
     bar.close()
     per_image = pd.concat(frames, ignore_index=True)
-    la, lb = per_image.columns[1], per_image.columns[2]
-    keys = [la, lb, "module_a", "module_b"]
+    keys = ["A_layer", "B_layer", "module_a", "module_b"]
     grouped = per_image.groupby(keys, observed=True, sort=False)
     summary = grouped.agg(
         mean_max_mean=("mean_max", "mean"),
@@ -291,16 +283,7 @@ def map_blocks(matrix: Any, threshold: float = 0.8) -> tuple[np.ndarray, np.ndar
         A permutation grouping the maps by block, largest block first (for a reordered
         correlation image).
     """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    check_fraction("threshold", threshold)
-    r = np.abs(np.asarray(matrix, dtype=float))
-    if r.ndim != 2 or r.shape[0] != r.shape[1]:
-        raise ValueError(f"matrix must be square (K, K), got shape {r.shape}")
-    adj = np.nan_to_num(r, nan=0.0) >= threshold
-    np.fill_diagonal(adj, False)
-    _, labels = connected_components(csr_matrix(adj), directed=False)
+    labels = correlation_groups(matrix, threshold)
     sizes = np.bincount(labels)
     order = np.lexsort((np.arange(labels.size), labels, -sizes[labels]))
     return labels, order
@@ -352,9 +335,8 @@ def layer_values(
     if kind == "pairs":
         mat = np.abs(tables.matrices[key])
         return mat[np.triu_indices(mat.shape[0], 1)]
-    mx = tables.max
-    la, lb = mx.columns[0], mx.columns[2]
-    sel = (mx[la].astype(str) == layer) & (mx[lb].astype(str) == layer)
+    mx = tables.maxima
+    sel = (mx["A_layer"].astype(str) == layer) & (mx["B_layer"].astype(str) == layer)
     return mx.loc[sel, "correlation"].to_numpy(float)
 
 

@@ -36,8 +36,9 @@ from ..data import (
 )
 from ..io import atomic_path, load_checkpoint
 from ..models import create_model
-from ..nb import SCALES, artifacts_dir
-from ..train import evaluate_segmentation, train_segmentation
+from ..notebook.scales import SCALES, artifacts_dir
+from ..training.evaluate import evaluate_segmentation
+from ..training.train import train_segmentation
 
 __all__ = [
     "DISPLAY_NAMES",

@@ -6,27 +6,34 @@ network with one of ``scratch``, ``ufm``, ``l2t_ww``, ``l2t_www``, ``attention``
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
+from .checkpoint import load_l2tww_source
+from .l2t import METHODS, TransferStep, sgd_momentum_step, unrolled_sgd
+from .matching import (
+    attention_loss,
+    default_pairs,
+    pair_loss,
+    parse_pairs,
+    tap_features,
+    weighted_matching_loss,
+)
+from .meta import MetaNetworks
+from .train import DEFAULTS, build_step, evaluate, run
 
-_EXPORTS = {
-    "run": "train",
-    "build_step": "train",
-    "evaluate": "train",
-    "DEFAULTS": "train",
-    "TransferStep": "l2t",
-    "METHODS": "l2t",
-    "unrolled_sgd": "l2t",
-    "sgd_momentum_step": "l2t",
-    "MetaNetworks": "meta",
-    "parse_pairs": "matching",
-    "default_pairs": "matching",
-    "weighted_matching_loss": "matching",
-    "pair_loss": "matching",
-    "attention_loss": "matching",
-    "tap_features": "matching",
-    "load_l2tww_source": "checkpoint",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [
+    "DEFAULTS",
+    "METHODS",
+    "MetaNetworks",
+    "TransferStep",
+    "attention_loss",
+    "build_step",
+    "default_pairs",
+    "evaluate",
+    "load_l2tww_source",
+    "pair_loss",
+    "parse_pairs",
+    "run",
+    "sgd_momentum_step",
+    "tap_features",
+    "unrolled_sgd",
+    "weighted_matching_loss",
+]

@@ -90,7 +90,7 @@ class LayerPicker:
     @classmethod
     def from_model(cls, model: Any, example: Any, **kwargs: Any) -> LayerPicker:
         """Picker over the layers of ``model`` (catalogued by ``list_layers``)."""
-        from ..layers import list_layers
+        from ..inspect.layers import list_layers
 
         return cls(list_layers(model, example), **kwargs)
 

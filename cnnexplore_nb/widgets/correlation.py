@@ -78,12 +78,20 @@ class CorrelationPanel(PanelBase):
         self._current = base.with_threshold(t)
         self.rows = [str(x) for x in base.layers_a]
         self.cols = [str(x) for x in base.layers_b]
-        measures = list(_MEASURES) if self.maps_a is not None else [base.measure]
-        # -- controls ----------------------------------------------------------------------
+        self._build_controls(t, base.measure)
+        self._build_views(t, base.measure)
+        self._wire()
+        self._update_stats_html()
+        self.widget = self._layout()
+
+    # -- construction steps ----------------------------------------------------------------
+    def _build_controls(self, threshold: float, measure: str) -> None:
+        measures = list(_MEASURES) if self.maps_a is not None else [measure]
         self._threshold = ipw.FloatSlider(
-            value=t, min=0.0, max=1.0, step=0.01, description="threshold", readout_format=".2f"
-        )
-        self._measure = ipw.Dropdown(options=measures, value=base.measure, description="measure")
+            value=threshold, min=0.0, max=1.0, step=0.01, description="threshold",
+            readout_format=".2f",
+        )  # fmt: skip
+        self._measure = ipw.Dropdown(options=measures, value=measure, description="measure")
         self._value = ipw.Dropdown(options=list(_HEAT_VALUES), value="mean", description="heatmap")
         self._la = ipw.Dropdown(options=self.rows, description="layer A")
         self._lb = ipw.Dropdown(options=self.cols, description="layer B")
@@ -94,8 +102,9 @@ class CorrelationPanel(PanelBase):
             value=0, min=0, max=self._n_maps("b", self.cols[0]) - 1, description="map B"
         )
         self.stats_html = ipw.HTML()
-        # -- views -------------------------------------------------------------------------
-        self.view_stream = _View(threshold=t, measure=base.measure, value="mean")
+
+    def _build_views(self, threshold: float, measure: str) -> None:
+        self.view_stream = _View(threshold=threshold, measure=measure, value="mean")
         heat = hv.DynamicMap(self._draw_heatmap, streams=[self.view_stream])
         self.tap = Tap(source=heat, x=None, y=None)
         self.tap.add_subscriber(self._on_tap)
@@ -107,6 +116,8 @@ class CorrelationPanel(PanelBase):
         self._pair: BokehView | None = None
         if self.maps_a is not None:
             self._pair = BokehView(hv.DynamicMap(self._draw_pair, streams=[self.pair_stream]))
+
+    def _wire(self) -> None:
         for w, fn in (
             (self._threshold, self._on_threshold),
             (self._measure, self._on_measure),
@@ -115,13 +126,14 @@ class CorrelationPanel(PanelBase):
             w.observe(fn, names="value")
         for w in (self._la, self._lb, self._ma, self._mb):
             w.observe(self._on_pair_control, names="value")
-        self._update_stats_html()
+
+    def _layout(self) -> ipw.VBox:
         pair_row = (
             [self._pair.widget]
             if self._pair is not None
             else [ipw.HTML("<i>pass maps_a to see map pairs</i>")]
         )
-        self.widget = ipw.VBox(
+        return ipw.VBox(
             [
                 ipw.HBox([self._measure, self._threshold, self._value]),
                 self.status,
@@ -148,7 +160,7 @@ class CorrelationPanel(PanelBase):
                 raise self._fail(ValueError(unknown_name_message("measure", measure, _MEASURES)))
             compute = self._compute
             if compute is None:
-                from ..tables import correlation_tables as compute
+                from ..similarity.tables import correlation_tables as compute
             same = self.maps_b is self.maps_a
             self._cache[measure] = compute(
                 self.maps_a,
@@ -173,6 +185,7 @@ class CorrelationPanel(PanelBase):
             value,
             rows=self.rows,
             cols=self.cols,
+            names=self._current.names,
             title=f"{value} of max |r| ≥ {threshold:.2f} ({measure})"
             if value in ("mean", "median")
             else f"{value} at threshold {threshold:.2f} ({measure})",
@@ -183,8 +196,9 @@ class CorrelationPanel(PanelBase):
         la, lb = plots.layer_columns(stats)
         diagonal = bool((stats[la].astype(str) == stats[lb].astype(str)).any())
         return plots.percent_bars(
-            stats, diagonal_only=diagonal, title=f"% maps with max |r| ≥ {threshold:.2f}"
-        )
+            stats, diagonal_only=diagonal, title=f"% maps with max |r| ≥ {threshold:.2f}",
+            names=self._current.names,
+        )  # fmt: skip
 
     def _draw_pair(self, layer_a: str, map_a: int, layer_b: str, map_b: int) -> hv.Layout:
         a = self.maps_a[layer_a][self.image, map_a]
@@ -319,16 +333,14 @@ class CorrelationPanel(PanelBase):
 
     def select_layers(self, layer_a: str, layer_b: str) -> tuple[str, int, str, int]:
         """Show the most correlated pair of maps between two layers (what a heatmap click does)."""
-        mx = self._current.max
-        ca, cb = plots.layer_columns(mx)
-        ida, idb = ca.replace("_layer", "_map_id"), cb.replace("_layer", "_map_id")
-        rows = mx[(mx[ca].astype(str) == layer_a) & (mx[cb].astype(str) == layer_b)]
+        mx = self._current.maxima
+        rows = mx[(mx["A_layer"].astype(str) == layer_a) & (mx["B_layer"].astype(str) == layer_b)]
         rows = rows[np.isfinite(rows["correlation"].to_numpy(float))]
         if rows.empty:
             ma = mb = 0
         else:
             best = rows.iloc[int(np.argmax(rows["correlation"].to_numpy(float)))]
-            ma, mb = int(best[ida]), int(best[idb])
+            ma, mb = int(best["A_map_id"]), int(best["B_map_id"])
         self.pair = (layer_a, ma, layer_b, mb)
         return self.pair
 

@@ -13,7 +13,7 @@ __all__ = ["output_size_explorer", "threshold_explorer"]
 
 
 def _output_size_text(w: int, k: int, p: int, s: int, d: int) -> str:
-    from ..fundamentals import effective_kernel, output_size
+    from ..lecture.fundamentals import effective_kernel, output_size
 
     k_eff = effective_kernel(k, d)
     try:

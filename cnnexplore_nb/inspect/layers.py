@@ -9,14 +9,17 @@ paths with helpful errors; :func:`select_layers` implements the thesis selection
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from ._checks import unknown_name_message
+from .._checks import unknown_name_message
+from .._hooks import check_module
+from ..models import feature_layers
+from ._trace import trace_forward
 
 __all__ = ["list_layers", "resolve_layers", "select_layers"]
 
@@ -37,48 +40,9 @@ LAYER_COLUMNS = [
 ]
 
 
-def _check_module(model: Any) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
-def _first_tensor(obj: Any) -> torch.Tensor | None:
-    """The first tensor found depth-first in a tensor / tuple / list / dict output."""
-    if isinstance(obj, torch.Tensor):
-        return obj
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    if isinstance(obj, (tuple, list)):
-        for item in obj:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    return None
-
-
-def _as_batch(example: Any, name: str = "example") -> torch.Tensor:
-    """An example input as a (N, C, H, W)-like tensor (a (C, H, W) image gets N = 1)."""
-    if isinstance(example, np.ndarray):
-        example = torch.from_numpy(example)
-    if not isinstance(example, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor or numpy array, got {type(example).__name__}"
-        )
-    if example.dim() == 3:
-        example = example.unsqueeze(0)
-    if example.dim() < 3:
-        raise ValueError(
-            f"{name} must have shape (C, H, W) or (N, C, H, W), got shape {tuple(example.shape)}"
-        )
-    if example.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(example.shape)})")
-    return example
-
-
 def layer_paths(model: nn.Module) -> list[str]:
     """All hookable module paths of ``model`` (``named_modules()`` order, root excluded)."""
-    return [p for p, _ in _check_module(model).named_modules() if p]
+    return [p for p, _ in check_module(model).named_modules() if p]
 
 
 def resolve_layers(model: nn.Module, layers: str | Iterable[str] | None = None) -> list[str]:
@@ -103,10 +67,8 @@ def resolve_layers(model: nn.Module, layers: str | Iterable[str] | None = None) 
     TypeError
         For a path that is not a string.
     """
-    _check_module(model)
+    check_module(model)
     if layers is None:
-        from .models import feature_layers
-
         layers = feature_layers(model)
     if isinstance(layers, str):
         layers = [layers]
@@ -185,9 +147,7 @@ def list_layers(
         ``start`` in input pixels (see :func:`cnnexplore_nb.receptive.receptive_fields`;
         NaN where undefined).
     """
-    from .receptive import trace_forward
-
-    _check_module(model)
+    check_module(model)
     rows = trace_forward(model, example)
     modules = dict(model.named_modules())
     records = []

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ._checks import check_choice
+from .._checks import check_choice
 
 __all__ = ["SCALES", "artifacts_dir", "figures_dir", "project_root", "scale_settings"]
 

@@ -1,7 +1,4 @@
-"""Mean ablation of activation maps: dataset means and a hook context manager.
-
-Re-exported by :mod:`cnnexplore_nb.prune`.
-"""
+"""Mean ablation of activation maps: dataset means and a hook context manager."""
 
 from __future__ import annotations
 
@@ -12,8 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._checks import check_positive_int, unknown_name_message
-from ._prune_chain import as_batches, check_ids
+from .._arrays import iter_batches, model_input
+from .._checks import check_positive_int, unknown_name_message
+from .._hooks import Hooks
+from .chain import check_ids
 
 __all__ = ["map_means", "mean_ablation"]
 
@@ -50,10 +49,6 @@ def map_means(
     batch_size = check_positive_int("batch_size", batch_size)
     if isinstance(layers, str):
         layers = [layers]
-    modules = dict(model.named_modules())
-    for layer in layers:
-        if layer not in modules or layer == "":
-            raise KeyError(unknown_name_message("layer", layer, [n for n in modules if n]))
     sums: dict[str, torch.Tensor] = {}
     counts = dict.fromkeys(layers, 0)
 
@@ -66,17 +61,12 @@ def map_means(
 
         return hook
 
-    was_training = model.training
-    handles = [modules[n].register_forward_hook(hook_for(n)) for n in layers]
-    try:
-        model.eval()
-        device = next(model.parameters()).device
-        for batch in tqdm(as_batches(images, batch_size), disable=not progress, desc="means"):
-            model(batch.to(device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    n, batches = iter_batches(images, batch_size, three_d="NHW")
+    with Hooks(model, mode="eval", grad=False) as hooks:
+        for name in layers:
+            hooks.forward(name, hook_for(name))
+        for batch in tqdm(batches, total=-(-n // batch_size), disable=not progress, desc="means"):
+            model(model_input(batch, model))
     if not sums:
         raise ValueError("images is empty: no map means can be computed")
     return {n: (sums[n] / counts[n]).float().cpu() for n in layers}
@@ -131,11 +121,7 @@ def mean_ablation(
 
         return hook
 
-    handles = []
-    try:
+    with Hooks(model) as hooks:
         for layer, ids, mean in plans:
-            handles.append(modules[layer].register_forward_hook(hook_for(ids, mean)))
+            hooks.forward(layer, hook_for(ids, mean))
         yield model
-    finally:
-        for h in handles:
-            h.remove()

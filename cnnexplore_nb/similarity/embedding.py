@@ -4,7 +4,7 @@
   UMAP when the optional ``umap-learn`` is installed), for a scatter coloured by layer.
 * :func:`cka_matrix` compares every layer of one network with every layer of another by
   linear CKA (Kornblith et al. 2019) with pixels as samples, beside the thesis's max-|r|
-  heatmaps (it uses :func:`cnnexplore_nb.similarity.layer_cka`).
+  heatmaps (it uses :func:`cnnexplore_nb.similarity.measures.layer_cka`).
 """
 
 from __future__ import annotations
@@ -16,26 +16,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._checks import as_rng, check_choice, check_keys, check_positive_int
+from .._arrays import resample as resample_maps
+from .._checks import as_rng, check_choice, check_keys, check_positive_int
+from .measures import common_grid, layer_cka
 
 __all__ = ["cka_matrix", "map_embedding"]
 
 
-def _grid(shapes: list[tuple[int, int]], resample: Any) -> tuple[int, int]:
-    from .similarity import common_grid
-
-    return common_grid(shapes, resample)
-
-
 def _on_grid(x: Any, grid: tuple[int, int]) -> torch.Tensor:
-    import torch.nn.functional as F
-
     t = torch.as_tensor(x).detach().cpu()
-    t = t.double() if t.dtype == torch.float64 else t.float()
-    if tuple(t.shape[-2:]) != grid:
-        shrink = grid[0] < t.shape[-2] or grid[1] < t.shape[-1]
-        t = F.interpolate(t, size=grid, mode="bilinear", align_corners=False, antialias=shrink)
-    return t
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    return resample_maps(t, grid)
 
 
 def _checked(maps: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -99,7 +91,7 @@ def map_embedding(
     n_components = check_positive_int("n_components", n_components)
     max_features = check_positive_int("max_features", max_features)
     maps = _checked(maps, "maps")
-    grid = _grid([tuple(int(s) for s in x.shape[-2:]) for x in maps.values()], resample)
+    grid = common_grid([tuple(int(s) for s in x.shape[-2:]) for x in maps.values()], resample)
     gen = as_rng(rng)
     n = next(iter(maps.values())).shape[0]
     dim = n * grid[0] * grid[1]
@@ -191,12 +183,10 @@ def cka_matrix(
     With X (n pixels x K_a) and Y (n x K_b) the maps as columns, pixels of all images as
     rows, each column centred: ``CKA = ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)`` (Kornblith et al.,
     "Similarity of neural network representations revisited", ICML 2019). Computed by
-    :func:`cnnexplore_nb.similarity.layer_cka` (float64 sums of float32 products: values
+    :func:`cnnexplore_nb.similarity.measures.layer_cka` (float64 sums of float32 products: values
     are good to about 1e-7). Invariant to orthogonal transforms and isotropic scaling of the
     channels; 1 for identical layers.
     """
-    from .similarity import layer_cka
-
     maps_a = _checked(maps_a, "maps_a")
     maps_b = maps_a if maps_b is None else _checked(maps_b, "maps_b")
     la = check_keys("layer in layers_a", layers_a, maps_a)
@@ -206,7 +196,7 @@ def cka_matrix(
         raise ValueError(f"maps_a and maps_b must hold the same N images, got {na} and {nb}")
     shapes = [tuple(int(s) for s in maps_a[n].shape[-2:]) for n in la]
     shapes += [tuple(int(s) for s in maps_b[n].shape[-2:]) for n in lb]
-    grid = _grid(shapes, resample)
+    grid = common_grid(shapes, resample)
     out = np.full((len(la), len(lb)), np.nan)
     for i, a in enumerate(la):
         xa = _on_grid(maps_a[a], grid)

@@ -1,7 +1,4 @@
-"""Receptive-field growth, theoretical vs effective, per layer (lecture fundamentals).
-
-Re-exported by :mod:`cnnexplore_nb.fundamentals`.
-"""
+"""Receptive-field growth, theoretical vs effective, per layer (lecture fundamentals)."""
 
 from __future__ import annotations
 
@@ -12,6 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from .._checks import check_fraction
+from .._hooks import Hooks
+from ..inspect.receptive import effective_receptive_field, erf_radius, receptive_fields
 
 __all__ = ["effective_side", "receptive_growth"]
 
@@ -45,13 +46,11 @@ def receptive_growth(
     -------
     DataFrame
         ``layer, depth`` (1, 2, ...), ``theoretical`` (side in input pixels), ``jump``,
-        ``effective_radius`` (Euclidean, :func:`cnnexplore_nb.receptive.erf_radius` around
+        ``effective_radius`` (Euclidean, :func:`cnnexplore_nb.inspect.receptive.erf_radius` around
         the central unit's input position), ``effective`` (:func:`effective_side`: side of
         the centred square holding ``mass`` of the ERF, comparable with ``theoretical``)
         and ``ratio`` = effective / theoretical.
     """
-    from .receptive import effective_receptive_field, erf_radius, receptive_fields
-
     if layers is None:
         layers = [f["module"] for f in getattr(model, "feature_info", [])]
         if not layers:
@@ -94,8 +93,6 @@ def effective_side(
     (default ``(H // 2, W // 2)``); the side is ``2 d + 1`` with d the distance of the last
     pixel needed. A map whose mass fills a K x K square centred on a pixel gives K.
     """
-    from ._checks import check_fraction
-
     mass = check_fraction("mass", mass)
     arr = np.asarray(erf_map, dtype=np.float64)
     if arr.ndim != 2 or np.any(arr < 0) or not np.all(np.isfinite(arr)) or arr.sum() <= 0:
@@ -109,25 +106,17 @@ def effective_side(
     return float(2 * dist[order][min(idx, len(order) - 1)] + 1)
 
 
-@torch.no_grad()
 def _output_sides(model: nn.Module, x: torch.Tensor, layers: list[str]) -> dict:
-    modules = dict(model.named_modules())
     sides: dict[str, tuple[int, int]] = {}
-    handles = []
-    for layer in layers:
-        if layer not in modules:
-            raise KeyError(f"layer {layer!r} is not a module path of the model")
 
-        def hook(_m, _a, out, layer=layer):
+    def hook_for(layer: str):
+        def hook(_m, _a, out):
             sides[layer] = (int(out.shape[2]), int(out.shape[3]))
 
-        handles.append(modules[layer].register_forward_hook(hook))
-    was = model.training
-    try:
-        model.eval()
+        return hook
+
+    with Hooks(model, mode="eval", grad=False) as hooks:
+        for layer in layers:
+            hooks.forward(layer, hook_for(layer))
         model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
     return sides

@@ -1,10 +1,8 @@
-"""Size and speed reports: parameters, multiply-accumulates, measured inference time.
-
-Re-exported by :mod:`cnnexplore_nb.prune`.
-"""
+"""Size and speed reports: parameters, multiply-accumulates, measured inference time."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from typing import Any, Literal
@@ -13,7 +11,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_positive_int
+from .._checks import check_choice, check_positive_int
+from .._hooks import Hooks
 
 __all__ = ["count_flops", "count_params", "prune_report", "speedup"]
 
@@ -24,7 +23,6 @@ def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-@torch.no_grad()
 def count_flops(
     model: nn.Module, example: torch.Tensor, *, unit: Literal["macs", "flops"] = "macs"
 ) -> int:
@@ -60,20 +58,13 @@ def count_flops(
     def linear_hook(mod, _inp, out):
         total[0] += out.numel() * mod.in_features
 
-    handles = []
-    was_training = model.training
-    try:
+    with Hooks(model, mode="eval", grad=False) as hooks:
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
-                handles.append(m.register_forward_hook(conv_hook))
+                hooks.forward(m, conv_hook)
             elif isinstance(m, nn.Linear):
-                handles.append(m.register_forward_hook(linear_hook))
-        model.eval()
+                hooks.forward(m, linear_hook)
         model(example)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
     return int(total[0] * (2 if unit == "flops" else 1))
 
 
@@ -81,10 +72,9 @@ def _timings(
     models: list[nn.Module], example: torch.Tensor, repeats: int, warmup: int
 ) -> list[list[float]]:
     times: list[list[float]] = [[] for _ in models]
-    states = [m.training for m in models]
-    try:
+    with contextlib.ExitStack() as stack:
         for m in models:
-            m.eval()
+            stack.enter_context(Hooks(m, mode="eval"))
         with torch.inference_mode():
             for _ in range(warmup):
                 for m in models:
@@ -94,9 +84,6 @@ def _timings(
                     t0 = time.perf_counter()
                     m(example)
                     times[i].append(time.perf_counter() - t0)
-    finally:
-        for m, s in zip(models, states, strict=True):
-            m.train(s)
     return times
 
 

@@ -1,7 +1,4 @@
-"""Adversarial perturbations (FGSM) on a tiny digits classifier (lecture fundamentals).
-
-Re-exported by :mod:`cnnexplore_nb.fundamentals`.
-"""
+"""Adversarial perturbations (FGSM) on a tiny digits classifier (lecture fundamentals)."""
 
 from __future__ import annotations
 
@@ -13,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int, check_real, seed_everything
+from .._checks import check_positive_int, check_real, seed_everything
+from .._hooks import Hooks
 
 __all__ = ["accuracy_vs_epsilon", "digits_classifier", "fgsm"]
 
@@ -112,14 +110,10 @@ def fgsm(
     epsilon = check_real("epsilon", epsilon)
     if epsilon < 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-    was = model.training
-    model.eval()
-    try:
+    with Hooks(model, mode="eval"):
         xg = x.detach().clone().requires_grad_(True)
         loss = F.cross_entropy(model(xg), y)
         (grad,) = torch.autograd.grad(loss, xg)
-    finally:
-        model.train(was)
     out = x.detach() + epsilon * grad.sign()
     return out.clamp(*clamp) if clamp is not None else out
 

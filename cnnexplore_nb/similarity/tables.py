@@ -2,12 +2,14 @@
 
 :func:`correlation_tables` compares every layer of a model A with every layer of a model B
 (or of A itself) and returns a :class:`CorrelationTables` with five tidy DataFrames.
-With column prefixes ``A`` and ``B`` (e.g. ``"CNN6(1)"`` and ``"CNN6(2)"``):
+Columns are neutral (``A_*`` for model A, ``B_*`` for model B); the CNN Explorer names,
+with the model names as prefixes (``CNN6(1)_map_id``), are produced by
+:meth:`CorrelationTables.explorer` and in saved files:
 
 ``pairs``
     one row per map pair per layer pair: ``A_map_id, B_map_id, correlation`` (= |r|),
     ``A_zero_flag, B_zero_flag`` (0/1), ``A_layer, B_layer, signed_correlation`` (r).
-``max`` / ``min``
+``maxima`` / ``minima`` (files ``max`` / ``min``)
     for each map of A and each layer of B, the map of B with the highest (lowest) |r|:
     ``A_layer, A_map_id, B_layer, B_map_id, correlation, signed_correlation``. A map is
     excluded only against itself (self-comparison, same layer, same id). NaN values
@@ -26,60 +28,24 @@ Layer columns are pandas Categoricals whose categories keep the order of the inp
 The zero flag marks constant maps (std 0 over all pooled pixels), whose correlation is NaN.
 Each table is built on first access and cached, so asking only for ``pairs`` (as the
 original tool did) costs no max/min/stats work. Saving and loading live in
-:mod:`.tables_io` (also importable from here).
+:mod:`.tables_io`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from ._checks import check_choice, check_fraction
-from .similarity import Resample, stream_moments
+from .._checks import check_choice, check_fraction
+from ._schema import SCHEMA, TABLES, explorer_columns, frame
+from .measures import Resample, stream_moments
 
-__all__ = ["FORMATS", "CorrelationTables", "correlation_tables", "load_tables", "save_tables"]
+__all__ = ["TABLE_MEASURES", "CorrelationTables", "correlation_tables"]
 
-FORMATS = ("csv", "json", "parquet")
 TABLE_MEASURES = ("pearson", "cosine")
-_TABLES = ("pairs", "max", "min", "stats", "partners")
-# column kinds per table; "A"/"B" stand for the two prefixes
-_SCHEMA: dict[str, list[tuple[str, str]]] = {
-    "pairs": [("A_map_id", "int"), ("B_map_id", "int"), ("correlation", "float"),
-              ("A_zero_flag", "int"), ("B_zero_flag", "int"), ("A_layer", "la"),
-              ("B_layer", "lb"), ("signed_correlation", "float")],
-    "max": [("A_layer", "la"), ("A_map_id", "int"), ("B_layer", "lb"), ("B_map_id", "int"),
-            ("correlation", "float"), ("signed_correlation", "float")],
-    "stats": [("A_layer", "la"), ("B_layer", "lb"), ("count", "int"), ("mean", "float"),
-              ("median", "float"), ("std", "float"), ("percent", "float"), ("n_maps", "int")],
-    "partners": [("A_layer", "la"), ("B_layer", "lb"), ("B_map_id", "int"),
-                 ("frequency", "int")],
-}  # fmt: skip
-_SCHEMA["min"] = _SCHEMA["max"]
-
-
-def _col(name: str, names: tuple[str, str]) -> str:
-    for key, prefix in (("A_", names[0]), ("B_", names[1])):
-        if name.startswith(key):
-            return f"{prefix}_{name[2:]}"
-    return name
-
-
-def _cat(values: Any, layers: list[str]) -> pd.Categorical:
-    """Layer column as a Categorical keeping the given layer order."""
-    dtype = pd.CategoricalDtype(pd.Index(list(layers), dtype=object))
-    values = np.asarray(values)
-    if values.dtype.kind in "iu":  # already codes into ``layers``
-        return pd.Categorical.from_codes(values, dtype=dtype)
-    codes = dtype.categories.get_indexer(values.astype(object))
-    if (codes < 0).any():
-        unknown = sorted({str(v) for v in values[codes < 0]})
-        raise ValueError(f"layer names {unknown} are not among the known layers {list(layers)}")
-    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 class _Table:
@@ -105,7 +71,8 @@ class CorrelationTables:
     Attributes
     ----------
     names : tuple of str
-        Column prefixes of A and B, e.g. ``("CNN6(1)", "CNN6(2)")``.
+        Names of A and B, the prefixes of CNN Explorer's columns, e.g.
+        ``("CNN6(1)", "CNN6(2)")``.
     threshold : float
         Threshold of ``stats`` (max |r| >= threshold counts as "well correlated").
     measure : str
@@ -115,13 +82,13 @@ class CorrelationTables:
     zero_flags_a, zero_flags_b : dict of layer -> ndarray of bool, shape (K,)
     self_comparison : bool
         True when A was compared with itself (a map is then excluded against itself).
-    pairs, max, min, stats, partners : DataFrame
-        Built from ``matrices`` on first access unless given.
+    pairs, maxima, minima, stats, partners : DataFrame
+        Neutral columns; built from ``matrices`` on first access unless given.
     """
 
     pairs = _Table()
-    max = _Table()
-    min = _Table()
+    maxima = _Table()
+    minima = _Table()
     stats = _Table()
     partners = _Table()
 
@@ -134,18 +101,16 @@ class CorrelationTables:
         zero_flags_a: dict[str, np.ndarray],
         zero_flags_b: dict[str, np.ndarray],
         self_comparison: bool,
-        pairs: pd.DataFrame | None = None,
-        max: pd.DataFrame | None = None,
-        min: pd.DataFrame | None = None,
-        stats: pd.DataFrame | None = None,
-        partners: pd.DataFrame | None = None,
+        frames: Mapping[str, pd.DataFrame | None] | None = None,
     ) -> None:
         self.names, self.threshold, self.measure = names, threshold, measure
         self.matrices, self.self_comparison = matrices, self_comparison
         self.zero_flags_a, self.zero_flags_b = zero_flags_a, zero_flags_b
-        self._frames: dict[str, pd.DataFrame | None] = {
-            "pairs": pairs, "max": max, "min": min, "stats": stats, "partners": partners,
-        }  # fmt: skip
+        self._frames: dict[str, pd.DataFrame | None] = dict.fromkeys(TABLES.values())
+        for key, value in (frames or {}).items():
+            if key not in self._frames:
+                raise KeyError(f"unknown table {key!r}; expected one of {list(self._frames)}")
+            self._frames[key] = value
 
     def __repr__(self) -> str:
         return (
@@ -162,42 +127,47 @@ class CorrelationTables:
     def layers_b(self) -> list[str]:
         return list(self.zero_flags_b)
 
+    def explorer(self, table: str) -> pd.DataFrame:
+        """A table with CNN Explorer's columns (``"pairs"``, ``"max"``, ``"min"``,
+        ``"stats"`` or ``"partners"``): the model names as prefixes (``CNN6(1)_map_id``)."""
+        check_choice("table", table, list(TABLES))
+        df = getattr(self, TABLES[table])
+        return df.rename(columns=explorer_columns(df.columns, self.names))
+
     def stats_at(self, threshold: float) -> pd.DataFrame:
-        """The ``stats`` table at another threshold in [0, 1], from the cached max table."""
+        """The ``stats`` table at another threshold in [0, 1], from the cached maxima."""
         t = check_fraction("threshold", threshold)
-        return _stats(self.max, t, self.names, self.layers_a, self.layers_b)
+        return _stats(self.maxima, t, self.layers_a, self.layers_b)
 
     def with_threshold(self, threshold: float) -> CorrelationTables:
         """A copy whose ``threshold`` and ``stats`` are recomputed (other tables shared)."""
         t = check_fraction("threshold", threshold)
-        frames = {k: self._frames[k] for k in ("pairs", "max", "min", "partners")}
+        frames = {k: v for k, v in self._frames.items() if k != "stats"}
+        frames["stats"] = self.stats_at(t)
         return CorrelationTables(
             self.names, t, self.measure, self.matrices, self.zero_flags_a, self.zero_flags_b,
-            self.self_comparison, stats=self.stats_at(t), **frames,
+            self.self_comparison, frames,
         )  # fmt: skip
 
     # ----------------------------------------------------------- lazy builders
     def _build_pairs(self) -> None:
         self.pairs = _pairs(
-            self.matrices, self.zero_flags_a, self.zero_flags_b, self.names, self.layers_a,
-            self.layers_b,
-        )  # fmt: skip
-
-    def _build_max(self) -> None:  # builds max and min together (either may be given)
-        mx, mn = _extremes(
-            self.matrices, self.names, self.layers_a, self.layers_b, self.self_comparison
+            self.matrices, self.zero_flags_a, self.zero_flags_b, self.layers_a, self.layers_b
         )
-        for name, frame in (("max", mx), ("min", mn)):
-            if self._frames[name] is None:
-                self._frames[name] = frame
 
-    _build_min = _build_max
+    def _build_maxima(self) -> None:  # builds maxima and minima together (either may be given)
+        mx, mn = _extremes(self.matrices, self.layers_a, self.layers_b, self.self_comparison)
+        for name, table in (("maxima", mx), ("minima", mn)):
+            if self._frames[name] is None:
+                self._frames[name] = table
+
+    _build_minima = _build_maxima
 
     def _build_stats(self) -> None:
-        self.stats = _stats(self.max, self.threshold, self.names, self.layers_a, self.layers_b)
+        self.stats = _stats(self.maxima, self.threshold, self.layers_a, self.layers_b)
 
     def _build_partners(self) -> None:
-        self.partners = _partners(self.max, self.names, self.layers_a, self.layers_b)
+        self.partners = _partners(self.maxima, self.layers_a, self.layers_b)
 
 
 def _check_maps(maps: Any, name: str) -> dict[str, Any]:
@@ -281,22 +251,8 @@ def correlation_tables(
     return CorrelationTables(prefixes, t, measure, mats, za, zb, self_cmp)
 
 
-def _frame(cols: dict[str, Any], table: str, names, la_list, lb_list) -> pd.DataFrame:
-    out = {}
-    for key, kind in _SCHEMA[table]:
-        v = cols[key]
-        if kind == "int":
-            v = np.asarray(v, dtype=np.int64)
-        elif kind == "float":
-            v = np.asarray(v, dtype=np.float64)
-        else:
-            v = _cat(v, la_list if kind == "la" else lb_list)
-        out[_col(key, names)] = v
-    return pd.DataFrame(out)
-
-
-def _pairs(mats, za, zb, names, la_list, lb_list) -> pd.DataFrame:
-    cols: dict[str, list] = {k: [] for k, _ in _SCHEMA["pairs"]}
+def _pairs(mats, za, zb, la_list, lb_list) -> pd.DataFrame:
+    cols: dict[str, list] = {k: [] for k, _ in SCHEMA["pairs"]}
     for (la, lb), r in mats.items():
         k_a, k_b = r.shape
         cols["A_map_id"].append(np.repeat(np.arange(k_a), k_b))
@@ -307,13 +263,13 @@ def _pairs(mats, za, zb, names, la_list, lb_list) -> pd.DataFrame:
         cols["A_layer"].append(np.full(k_a * k_b, la_list.index(la)))
         cols["B_layer"].append(np.full(k_a * k_b, lb_list.index(lb)))
         cols["signed_correlation"].append(r.ravel())
-    return _frame({k: np.concatenate(v) for k, v in cols.items()}, "pairs", names, la_list, lb_list)
+    return frame({k: np.concatenate(v) for k, v in cols.items()}, "pairs", la_list, lb_list)
 
 
-def _extremes(mats, names, la_list, lb_list, self_cmp) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _extremes(mats, la_list, lb_list, self_cmp) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables = []
     for pick, fill in ((np.argmax, -np.inf), (np.argmin, np.inf)):
-        cols: dict[str, list] = {k: [] for k, _ in _SCHEMA["max"]}
+        cols: dict[str, list] = {k: [] for k, _ in SCHEMA["max"]}
         for (la, lb), r in mats.items():
             mag = np.abs(r)
             if self_cmp and la == lb:
@@ -329,14 +285,14 @@ def _extremes(mats, names, la_list, lb_list, self_cmp) -> tuple[pd.DataFrame, pd
             cols["correlation"].append(np.where(has, mag[rows, j], np.nan))
             cols["signed_correlation"].append(np.where(has, r[rows, j], np.nan))
         merged = {k: np.concatenate(v) for k, v in cols.items()}
-        tables.append(_frame(merged, "max", names, la_list, lb_list))
+        tables.append(frame(merged, "max", la_list, lb_list))
     return tables[0], tables[1]
 
 
-def _groups(mx: pd.DataFrame, names, la_list, lb_list):
+def _groups(mx: pd.DataFrame, la_list, lb_list):
     """Yield (la, lb, rows of mx) for every layer pair, in layer order."""
-    ca = np.asarray(mx[_col("A_layer", names)].cat.codes)
-    cb = np.asarray(mx[_col("B_layer", names)].cat.codes)
+    ca = np.asarray(mx["A_layer"].cat.codes)
+    cb = np.asarray(mx["B_layer"].cat.codes)
     key = ca.astype(np.int64) * len(lb_list) + cb
     order = np.argsort(key, kind="stable")
     bounds = np.searchsorted(key[order], np.arange(len(la_list) * len(lb_list) + 1))
@@ -348,10 +304,10 @@ def _groups(mx: pd.DataFrame, names, la_list, lb_list):
         )
 
 
-def _stats(mx: pd.DataFrame, threshold: float, names, la_list, lb_list) -> pd.DataFrame:
+def _stats(mx: pd.DataFrame, threshold: float, la_list, lb_list) -> pd.DataFrame:
     corr = mx["correlation"].to_numpy()
-    cols: dict[str, list] = {k: [] for k, _ in _SCHEMA["stats"]}
-    for la, lb, idx in _groups(mx, names, la_list, lb_list):
+    cols: dict[str, list] = {k: [] for k, _ in SCHEMA["stats"]}
+    for la, lb, idx in _groups(mx, la_list, lb_list):
         v = corr[idx]
         v = v[~np.isnan(v) & (v >= threshold)]
         cols["A_layer"].append(la)
@@ -362,13 +318,13 @@ def _stats(mx: pd.DataFrame, threshold: float, names, la_list, lb_list) -> pd.Da
         cols["std"].append(v.std(ddof=1) if v.size > 1 else np.nan)
         cols["percent"].append(100.0 * v.size / idx.size if idx.size else np.nan)
         cols["n_maps"].append(idx.size)
-    return _frame(cols, "stats", names, la_list, lb_list)
+    return frame(cols, "stats", la_list, lb_list)
 
 
-def _partners(mx: pd.DataFrame, names, la_list, lb_list) -> pd.DataFrame:
-    ids = mx[_col("B_map_id", names)].to_numpy()
-    cols: dict[str, list] = {k: [] for k, _ in _SCHEMA["partners"]}
-    for la, lb, idx in _groups(mx, names, la_list, lb_list):
+def _partners(mx: pd.DataFrame, la_list, lb_list) -> pd.DataFrame:
+    ids = mx["B_map_id"].to_numpy()
+    cols: dict[str, list] = {k: [] for k, _ in SCHEMA["partners"]}
+    for la, lb, idx in _groups(mx, la_list, lb_list):
         j = ids[idx]
         freq = np.bincount(j[j >= 0]) if (j >= 0).any() else np.zeros(0, np.int64)
         hit = np.flatnonzero(freq)
@@ -378,23 +334,4 @@ def _partners(mx: pd.DataFrame, names, la_list, lb_list) -> pd.DataFrame:
         cols["B_map_id"].append(hit)
         cols["frequency"].append(freq[hit])
     merged = {k: np.concatenate(v) for k, v in cols.items()}
-    return _frame(merged, "partners", names, la_list, lb_list)
-
-
-# ---------------------------------------------------------------------- save / load
-def save_tables(
-    tables: CorrelationTables,
-    directory: str | os.PathLike,
-    format: Literal["csv", "json", "parquet"] = "csv",
-) -> list[Path]:
-    """Write the tables and ``metadata.json`` atomically; see :func:`.tables_io.save_tables`."""
-    from .tables_io import save_tables as save
-
-    return save(tables, directory, format)
-
-
-def load_tables(directory: str | os.PathLike) -> CorrelationTables:
-    """Read tables written by :func:`save_tables`; see :func:`.tables_io.load_tables`."""
-    from .tables_io import load_tables as load
-
-    return load(directory)
+    return frame(merged, "partners", la_list, lb_list)

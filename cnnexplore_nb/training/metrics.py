@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._checks import check_choice
+from .._checks import check_choice
 
 __all__ = [
     "cldice",

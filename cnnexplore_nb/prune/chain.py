@@ -1,15 +1,14 @@
-"""Structure checks and small helpers for :mod:`cnnexplore_nb.prune`.
+"""Which models can be pruned, and their blocks.
 
 A model is prunable when its children are ``Conv2d -> [BatchNorm2d] -> activation``
 Sequential blocks followed by one final ``Conv2d`` (the head), and its ``forward`` calls
 them once each, in order, each on the previous one's output (a traced forward proves it, so
-skip connections or extra operations between children are detected). Also: id checks, batch
-iteration, and the conv / BatchNorm surgery used by ``prune_maps``.
+skip connections or extra operations between children are detected). Also: map-id checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,18 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = [
-    "Block",
-    "Head",
-    "as_batches",
-    "check_ids",
-    "next_conv",
-    "prunable_chain",
-    "set_module",
-    "slice_bn",
-    "slice_conv",
-    "update_feature_info",
-]
+from .._checks import unknown_name_message
+from .._hooks import Hooks, model_device, model_dtype
+
+__all__ = ["Block", "Head", "block_of", "check_ids", "next_conv", "prunable_chain"]
 
 _ELEMENTWISE = (
     nn.ReLU,
@@ -82,7 +73,7 @@ def _check_conv(path: str, conv: nn.Conv2d) -> None:
         )
 
 
-def _block(path: str, module: nn.Module) -> Block:
+def _parse_block(path: str, module: nn.Module) -> Block:
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"{_CHAIN_HELP}; unsupported layer {path!r} ({type(module).__name__})")
     names = list(module._modules)
@@ -111,7 +102,7 @@ def prunable_chain(model: nn.Module, *, trace: bool = True) -> tuple[list[Block]
     if len(children) < 2:
         raise TypeError(f"{_CHAIN_HELP}; {type(model).__name__} has {len(children)} children")
     *body, (head_name, head) = children
-    blocks = [_block(name, mod) for name, mod in body]
+    blocks = [_parse_block(name, mod) for name, mod in body]
     if not isinstance(head, nn.Conv2d):
         raise TypeError(
             f"{_CHAIN_HELP}; unsupported layer {head_name!r} ({type(head).__name__}) "
@@ -131,7 +122,6 @@ def prunable_chain(model: nn.Module, *, trace: bool = True) -> tuple[list[Block]
     return blocks, Head(head_name, head)
 
 
-@torch.no_grad()
 def _trace(model: nn.Module, order: list[str]) -> None:
     """Run one 16x16 forward and check that children are called as a plain chain."""
     calls: list[tuple[str, Any, Any]] = []
@@ -144,17 +134,12 @@ def _trace(model: nn.Module, order: list[str]) -> None:
 
     first = model.get_submodule(order[0])
     conv = first if isinstance(first, nn.Conv2d) else first[0]
-    p = next(model.parameters())
-    x = torch.zeros(1, conv.in_channels, 16, 16, device=p.device, dtype=p.dtype)
-    handles = [model.get_submodule(n).register_forward_hook(hook_for(n)) for n in order]
-    was_training = model.training
-    try:
-        model.eval()
+    shape = (1, conv.in_channels, 16, 16)
+    x = torch.zeros(shape, device=model_device(model), dtype=model_dtype(model))
+    with Hooks(model, mode="eval", grad=False) as hooks:
+        for n in order:
+            hooks.forward(n, hook_for(n))
         y = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
     names = [c[0] for c in calls]
     if names != order:
         raise TypeError(f"{_CHAIN_HELP}; forward calls children as {names}, expected {order}")
@@ -189,108 +174,15 @@ def check_ids(layer: str, ids: Sequence[int], n: int, *, allow_all: bool = False
     return sorted(vals)
 
 
-def as_batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
-    """Yield float (B, C, H, W) batches from a tensor/array (N,[C,]H,W) or a Dataset."""
-    if isinstance(images, (torch.Tensor, np.ndarray)):
-        x = torch.as_tensor(images)
-        if x.ndim == 3:
-            x = x[:, None]
-        if x.ndim != 4:
-            raise ValueError(f"images must have shape (N, C, H, W) or (N, H, W), got {x.shape}")
-        for i in range(0, x.shape[0], batch_size):
-            yield x[i : i + batch_size].float()
-        return
-    if not hasattr(images, "__len__") or not hasattr(images, "__getitem__"):
-        raise TypeError(f"images must be a Tensor, ndarray or Dataset, got {type(images).__name__}")
-    for i in range(0, len(images), batch_size):
-        items = []
-        for j in range(i, min(i + batch_size, len(images))):
-            item = images[j]
-            item = item[0] if isinstance(item, (tuple, list)) else item
-            t = torch.as_tensor(item).float()
-            items.append(t[None] if t.ndim == 2 else t)
-        yield torch.stack(items)
-
-
-# --------------------------------------------------------------- surgery helpers
 def next_conv(blocks: list[Block], head: Head, blk: Block) -> nn.Conv2d:
     """The conv that reads ``blk``'s maps: the next block's conv, or the head."""
     i = blocks.index(blk)
     return blocks[i + 1].conv if i + 1 < len(blocks) else head.module
 
 
-@torch.no_grad()
-def slice_conv(
-    conv: Any, out_keep: list[int] | None, in_keep: list[int] | None, carry: Any
-) -> nn.Conv2d:
-    """New conv with kept output / input channels; ``carry`` (C_out,) is added to the bias."""
-    conv = getattr(conv, "module", conv)
-    w = conv.weight.detach()
-    if in_keep is not None:
-        w = w[:, in_keep]
-    bias = conv.bias.detach().double() if conv.bias is not None else None
-    if carry is not None:
-        bias = (bias if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)) + carry
-    if out_keep is not None:
-        w = w[out_keep]
-        bias = bias[out_keep] if bias is not None else None
-    new = nn.Conv2d(
-        w.shape[1],
-        w.shape[0],
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
-        bias=bias is not None,
-        padding_mode=conv.padding_mode,
-        device=w.device,
-        dtype=w.dtype,
-    )
-    new.weight.copy_(w)
-    if bias is not None:
-        new.bias.copy_(bias.to(w.dtype))
-    new.train(conv.training)
-    return new
-
-
-@torch.no_grad()
-def slice_bn(bn: nn.BatchNorm2d, keep: list[int]) -> nn.BatchNorm2d:
-    """New BatchNorm2d over the kept features (affine parameters and running statistics)."""
-    new = nn.BatchNorm2d(
-        len(keep),
-        eps=bn.eps,
-        momentum=bn.momentum,
-        affine=bn.affine,
-        track_running_stats=bn.track_running_stats,
-        device=bn.weight.device if bn.weight is not None else None,
-        dtype=bn.weight.dtype if bn.weight is not None else None,
-    )
-    if bn.affine:
-        new.weight.copy_(bn.weight.detach()[keep])
-        new.bias.copy_(bn.bias.detach()[keep])
-    if bn.track_running_stats and bn.running_mean is not None:
-        new.running_mean.copy_(bn.running_mean[keep])
-        new.running_var.copy_(bn.running_var[keep])
-        new.num_batches_tracked.copy_(bn.num_batches_tracked)
-    new.train(bn.training)
-    return new
-
-
-def set_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Replace the submodule at ``path`` (dotted) of ``root``."""
-    parent_path, _, name = path.rpartition(".")
-    parent = root.get_submodule(parent_path) if parent_path else root
-    setattr(parent, name, module)
-
-
-def update_feature_info(model: nn.Module, blocks: list[Block]) -> None:
-    """Set ``num_chs`` of ``model.feature_info`` entries at (or inside) the blocks."""
-    info = getattr(model, "feature_info", None)
-    if not isinstance(info, list):
-        return
-    chans = {b.path: b.module.get_submodule(b.conv_name).out_channels for b in blocks}
-    for entry in info:
-        path = entry.get("module") if isinstance(entry, dict) else None
-        root = next((p for p in chans if path == p or str(path).startswith(p + ".")), None)
-        if root is not None:
-            entry["num_chs"] = chans[root]
+def block_of(model: nn.Module, layer: str) -> Block:
+    """The prunable block at path ``layer`` (``KeyError`` listing the prunable ones)."""
+    blocks = {b.path: b for b in prunable_chain(model)[0]}
+    if layer not in blocks:
+        raise KeyError(unknown_name_message("prunable layer", layer, list(blocks)))
+    return blocks[layer]

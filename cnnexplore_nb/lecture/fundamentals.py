@@ -3,8 +3,9 @@
 Convolution arithmetic (worked example, output size, padding, dilation, parameter counts of
 standard / depthwise-separable / grouped convolutions), pooling (max, average, min),
 BatchNorm step by step, Sobel edge maps, 1-D (normalised) correlation as a matched filter,
-receptive-field growth (theoretical vs effective) and FGSM adversarial perturbations on a
-tiny digits classifier. Used by notebook ``00_fundamentals``; each function is checked
+receptive-field growth (theoretical vs effective, :mod:`.receptive`) and FGSM adversarial
+perturbations on a tiny digits classifier (:mod:`.adversarial`). Used by notebook
+``00_fundamentals``; each function is checked
 against torch / scipy / the lectures' hand values in ``tests/test_fundamentals.py``.
 """
 
@@ -19,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice, check_positive_int, check_real
+from .._arrays import as_nchw
+from .._checks import check_choice, check_positive_int, check_real
 
 __all__ = [
     "LECTURE_FILTER",
@@ -28,19 +30,14 @@ __all__ = [
     "MATCHED_FILTER_W",
     "MIN_POOL_EXAMPLE",
     "SOBEL_X",
-    "accuracy_vs_epsilon",
     "batchnorm_steps",
     "conv_at",
     "conv_param_table",
     "conv_params",
-    "digits_classifier",
     "effective_kernel",
-    "effective_side",
-    "fgsm",
     "normalized_correlation",
     "output_size",
     "pool2d",
-    "receptive_growth",
     "sliding_correlation",
     "sobel_maps",
 ]
@@ -220,16 +217,10 @@ def conv_param_table(
 
 # ----------------------------------------------------------------------- pooling, BatchNorm
 def _as_4d(x: Any) -> tuple[torch.Tensor, int]:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    t = t.double() if t.dtype == torch.float64 else t.float()
-    nd = t.dim()
-    if nd not in (2, 3, 4):
-        raise ValueError(
-            f"x must have shape (H, W), (C, H, W) or (N, C, H, W), got {tuple(t.shape)}"
-        )
-    while t.dim() < 4:
-        t = t[None]
-    return t, nd
+    """x as a float (N, C, H, W) tensor and its original number of dimensions."""
+    arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
+    t = as_nchw(arr, "x", two_d=True)
+    return (t.double() if t.dtype == torch.float64 else t.float()), arr.ndim
 
 
 def pool2d(x: Any, kind: PoolKind = "max", size: int = 2, stride: int | None = None) -> Any:
@@ -364,8 +355,3 @@ def normalized_correlation(s: Any, w: Any, *, padding: int = 0) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(den > 0, (xc @ wc) / np.where(den > 0, den, 1.0), np.nan)
     return np.clip(r, -1.0, 1.0)
-
-
-# re-exports (defined in helper modules to keep this file short)
-from ._lecture_adversarial import accuracy_vs_epsilon, digits_classifier, fgsm  # noqa: E402
-from ._lecture_receptive import effective_side, receptive_growth  # noqa: E402

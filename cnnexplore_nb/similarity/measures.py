@@ -2,7 +2,7 @@
 
 Every map is a vector of pixels; with N images the pixels of all images are pooled (each
 pixel of each image is one sample). All pairs come from one streaming pass of
-:class:`~cnnexplore_nb.moments.Moments` (centre + one GEMM per chunk), never from a loop
+:class:`~cnnexplore_nb.similarity.moments.Moments` (centre + one GEMM per chunk), never from a loop
 over pairs, so memory is O(K_a K_b) plus one chunk.
 
 Maps of different H x W are compared on a common grid chosen by ``resample``:
@@ -22,24 +22,22 @@ Maps already on the target grid are never touched.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from ._checks import check_choice, check_positive_int
-
-if TYPE_CHECKING:
-    from .moments import Moments
+from .._arrays import as_nchw
+from .._arrays import resample as resample_maps
+from .._checks import check_choice, check_positive_int
+from .moments import Moments
 
 __all__ = [
     "MEASURES",
     "RESAMPLE_POLICIES",
     "SimilarityStats",
     "common_grid",
-    "full_fp32_precision",
     "layer_cka",
     "similarity_matrix",
     "similarity_stats",
@@ -47,7 +45,13 @@ __all__ = [
     "zero_flags",
 ]
 
-MEASURES = ("pearson", "abs_pearson", "cosine", "euclidean")
+#: The measures, one line each: name -> the matrix it reads off a :class:`Moments`.
+MEASURES: dict[str, Callable[[Moments], np.ndarray]] = {
+    "pearson": Moments.pearson,
+    "abs_pearson": lambda m: np.abs(m.pearson()),
+    "cosine": Moments.cosine,
+    "euclidean": Moments.euclidean,
+}
 RESAMPLE_POLICIES = ("bilinear-down", "bilinear-up")
 Measure = Literal["pearson", "abs_pearson", "cosine", "euclidean"]
 Resample = Literal["bilinear-down", "bilinear-up"] | tuple[int, int] | None
@@ -56,76 +60,10 @@ ArrayLike = Any
 _RESAMPLE_FLOATS = 1 << 23  # resampled floats held at once while streaming (32 MB)
 
 
-@contextlib.contextmanager
-def full_fp32_precision() -> Iterator[None]:
-    """Force full fp32 matmul precision in torch (no TF32/bf16) and restore it afterwards.
-
-    Uses ``torch.set_float32_matmul_precision("highest")`` (which also turns off
-    ``torch.backends.cuda.matmul.allow_tf32``); if the process mixed the legacy and the new
-    per-backend precision APIs, the per-backend ``fp32_precision`` flags are set to "ieee".
-    """
-    import torch
-
-    try:
-        old: Any = torch.get_float32_matmul_precision()
-    except RuntimeError:  # legacy and new APIs mixed: use the new per-backend flags
-        backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
-        old = [b.fp32_precision for b in backends]
-        try:
-            for b in backends:
-                b.fp32_precision = "ieee"
-            yield
-        finally:
-            for b, v in zip(backends, old):
-                b.fp32_precision = v
-        return
-    try:
-        torch.set_float32_matmul_precision("highest")
-        yield
-    finally:
-        torch.set_float32_matmul_precision(old)
-
-
 def _as4d(x: ArrayLike, name: str) -> Any:
-    """Tensor/array of shape (C, H, W) or (N, C, H, W) -> (N, C, H, W), validated."""
-    x = x.detach() if hasattr(x, "detach") else np.asarray(x)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4:
-        raise ValueError(
-            f"{name} must have shape (C, H, W) or (N, C, H, W), got ndim={x.ndim} "
-            f"with shape {tuple(x.shape)}"
-        )
-    if any(int(s) == 0 for s in x.shape):
-        raise ValueError(
-            f"{name} must be non-empty (N images, C channels, H x W pixels all > 0), "
-            f"got shape {tuple(x.shape)}"
-        )
-    return x
-
-
-def _as_blocks(x: ArrayLike | Sequence[ArrayLike], name: str) -> list[Any]:
-    """One array or a list of arrays (to be joined along channels) as a list of (N, C, P)."""
-    parts = list(x) if isinstance(x, (list, tuple)) else [x]
-    if not parts:
-        raise ValueError(f"{name} must hold at least one array, got an empty {type(x).__name__}")
-    out = [p.reshape(p.shape[0], p.shape[1], -1) for p in (_as4d(p, name) for p in parts)]
-    if len({(int(p.shape[0]), int(p.shape[2])) for p in out}) != 1:
-        shapes = [tuple(p.shape) for p in out]
-        raise ValueError(f"arrays joined in {name} must share N and H x W, got shapes {shapes}")
-    return out
-
-
-def _slab(p: Any, i0: int, i1: int, p0: int, p1: int) -> np.ndarray:
-    """Images i0:i1, pixels p0:p1 of one (N, C, P) block as a numpy array (G, C, n)."""
-    s = p[i0:i1, :, p0:p1]
-    if hasattr(s, "numpy"):
-        import torch
-
-        if s.dtype not in (torch.float32, torch.float64):
-            s = s.float()
-        s = s.cpu().numpy()
-    return s
+    """Maps of shape (C, H, W) or (N, C, H, W) as (N, C, H, W): numpy stays numpy."""
+    x = as_nchw(x, name, keep_numpy=True)
+    return x.detach() if hasattr(x, "detach") else x
 
 
 def common_grid(shapes: Sequence[tuple[int, int]], resample: Resample) -> tuple[int, int]:
@@ -150,20 +88,6 @@ def common_grid(shapes: Sequence[tuple[int, int]], resample: Resample) -> tuple[
     check_choice("resample policy", resample, [*RESAMPLE_POLICIES, "(H, W) tuple", "None"])
     pick = min if resample == "bilinear-down" else max
     return pick(h for h, _ in shapes), pick(w for _, w in shapes)
-
-
-def _resample(x: Any, grid: tuple[int, int]) -> Any:
-    """Bilinear resampling of (G, C, H, W) to ``grid`` (antialiased when shrinking)."""
-    if tuple(int(s) for s in x.shape[-2:]) == grid:
-        return x
-    import torch
-    import torch.nn.functional as F
-
-    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
-    if t.dtype not in (torch.float32, torch.float64):
-        t = t.float()
-    shrink = grid[0] < t.shape[-2] or grid[1] < t.shape[-1]
-    return F.interpolate(t, size=grid, mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def stream_moments(
@@ -194,8 +118,6 @@ def stream_moments(
     if len(n_imgs) > 1:
         raise ValueError(f"a and b must hold the same number of images N, got N in {n_imgs}")
     grid = common_grid([tuple(x.shape[-2:]) for x in layers], resample)
-    from .moments import Moments
-
     mom = Moments(within=within)
     same_grid = all(tuple(int(s) for s in x.shape[-2:]) == grid for x in layers)
     if same_grid and not progress:
@@ -206,8 +128,8 @@ def stream_moments(
     from tqdm.auto import tqdm
 
     for i0 in tqdm(range(0, n, step), desc="similarity moments", disable=not progress):
-        ga = [_resample(x[i0 : i0 + step], grid) for x in a]
-        gb = None if b is None else [_resample(x[i0 : i0 + step], grid) for x in b]
+        ga = [resample_maps(x[i0 : i0 + step], grid) for x in a]
+        gb = None if b is None else [resample_maps(x[i0 : i0 + step], grid) for x in b]
         mom.update(ga, gb)
     return mom
 
@@ -226,13 +148,7 @@ def _check_pair_grid(a: Any, b: Any | None, resample: Resample) -> None:
 
 
 def _result(mom: Moments, measure: str) -> np.ndarray:
-    if measure == "pearson":
-        return mom.pearson()
-    if measure == "abs_pearson":
-        return np.abs(mom.pearson())
-    if measure == "cosine":
-        return mom.cosine()
-    return mom.euclidean()
+    return MEASURES[measure](mom)
 
 
 def _images(x: Any) -> Iterator[Any]:

@@ -1,7 +1,4 @@
-"""Threshold -> maps removed -> metric change, with the L1 baseline; cached per removal.
-
-Re-exported by :mod:`cnnexplore_nb.prune`.
-"""
+"""Threshold -> maps removed -> metric change, with the L1 baseline; cached per removal."""
 
 from __future__ import annotations
 
@@ -13,7 +10,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_fraction, check_keys, check_positive_int
+from .._checks import check_choice, check_fraction, check_keys, check_positive_int
+from ..training.evaluate import evaluate_segmentation
+from ..training.train import train_segmentation
+from .chain import block_of
+from .flops import count_params
+from .select import constant_maps, l1_smallest, layer_similarity, redundant_maps
+from .surgery import prune_maps
 
 __all__ = ["PruningStudy", "pruning_curve"]
 
@@ -22,8 +25,6 @@ Criterion = Literal["correlation", "l1"]
 
 def _default_evaluate(eval_data: Any, batch_size: int) -> Callable[[nn.Module], dict[str, float]]:
     def evaluate(model: nn.Module) -> dict[str, float]:
-        from .train import evaluate_segmentation
-
         df = evaluate_segmentation(model, eval_data, batch_size=batch_size)
         return {"iou": float(df["iou"].mean()), "cldice": float(df["cldice"].mean())}
 
@@ -83,11 +84,9 @@ class PruningStudy:
         evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
         progress: bool = True,
     ) -> None:
-        from .prune import _block, _constant, _similarity
-
         self.layers = check_keys("layer", layers, maps)
         for layer in self.layers:
-            _block(model, layer)  # raises for a non-prunable model or layer
+            block_of(model, layer)  # raises for a non-prunable model or layer
         self.criteria = [check_choice("criterion", c, ["correlation", "l1"]) for c in criteria]
         self.fine_tune_epochs = check_positive_int("fine_tune_epochs", fine_tune_epochs, minimum=0)
         if self.fine_tune_epochs and fine_tune_data is None:
@@ -105,8 +104,8 @@ class PruningStudy:
         for layer in self.layers:
             x = torch.as_tensor(maps[layer]).detach()
             flat = x.transpose(0, 1).reshape(x.shape[1], -1).double()
-            self.similarity[layer] = _similarity(x, measure)
-            self.constant[layer] = _constant(x)
+            self.similarity[layer] = layer_similarity(x, measure)
+            self.constant[layer] = constant_maps(x)
             self.means[layer] = flat.mean(dim=1).float()
         self.before = {k: float(v) for k, v in self._evaluate(model).items()}
         self._cache: dict[tuple, dict[str, Any]] = {}
@@ -115,8 +114,6 @@ class PruningStudy:
         self, threshold: float, criterion: Criterion = "correlation"
     ) -> dict[str, list[int]]:
         """Map ids removed per layer at ``threshold`` by ``criterion``."""
-        from .prune import l1_smallest, redundant_maps
-
         threshold = check_fraction("threshold", threshold)
         check_choice("criterion", criterion, ["correlation", "l1"])
         corr = {
@@ -131,14 +128,10 @@ class PruningStudy:
 
     def pruned_model(self, threshold: float, criterion: Criterion = "correlation") -> nn.Module:
         """The pruned (not fine-tuned) model at ``threshold``."""
-        from .prune import prune_maps
-
         plan = self.removal(threshold, criterion)
         return prune_maps(self.model, plan, fold_means=self.means if self.fold else None)
 
     def _result(self, threshold: float, criterion: Criterion) -> dict[str, Any]:
-        from ._flops import count_params
-
         plan = self.removal(threshold, criterion)
         key = (criterion, tuple((k, tuple(v)) for k, v in plan.items()))
         if key not in self._cache:
@@ -146,8 +139,6 @@ class PruningStudy:
             res: dict[str, Any] = {"params": count_params(pruned)}
             res.update({f"{m}_pruned": float(v) for m, v in self._evaluate(pruned).items()})
             if self.fine_tune_epochs:
-                from .train import train_segmentation
-
                 tuned, _ = train_segmentation(
                     pruned,
                     self.fine_tune_data,

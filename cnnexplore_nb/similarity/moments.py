@@ -29,16 +29,48 @@ NaN/Inf anywhere in a map makes its float64 chunk mean non-finite and raises ``V
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
-from .similarity import _as_blocks, _slab, full_fp32_precision
+from .._arrays import as_blocks, slab
+from .._checks import check_choice, check_positive_int
 
 __all__ = ["Moments", "full_fp32_precision"]
 
 ArrayLike = Any  # numpy array or torch Tensor of shape (C, H, W) or (N, C, H, W)
+
+
+@contextlib.contextmanager
+def full_fp32_precision() -> Iterator[None]:
+    """Force full fp32 matmul precision in torch (no TF32/bf16) and restore it afterwards.
+
+    Uses ``torch.set_float32_matmul_precision("highest")`` (which also turns off
+    ``torch.backends.cuda.matmul.allow_tf32``); if the process mixed the legacy and the new
+    per-backend precision APIs, the per-backend ``fp32_precision`` flags are set to "ieee".
+    """
+    import torch
+
+    try:
+        old: Any = torch.get_float32_matmul_precision()
+    except RuntimeError:  # legacy and new APIs mixed: use the new per-backend flags
+        backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
+        old = [b.fp32_precision for b in backends]
+        try:
+            for b in backends:
+                b.fp32_precision = "ieee"
+            yield
+        finally:
+            for b, v in zip(backends, old):
+                b.fp32_precision = v
+        return
+    try:
+        torch.set_float32_matmul_precision("highest")
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old)
 
 
 def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -103,7 +135,7 @@ class _Side:
         self.m, self.su = np.empty(self.k), np.empty(self.k)
         c0 = 0
         for p in self.parts:
-            s = _slab(p, i0, i1, p0, p1)  # (G, C_j, n)
+            s = slab(p, i0, i1, p0, p1)  # (G, C_j, n)
             c1 = c0 + s.shape[1]
             if self.exact and s.dtype != np.float32:
                 s = s.astype(np.float32)
@@ -173,8 +205,6 @@ class Moments:
         chunk_pixels: int = 16384,
         dtype: Literal["float32", "float64"] = "float32",
     ) -> None:
-        from ._checks import check_choice, check_positive_int
-
         self.within = bool(within)
         self.chunk_pixels = check_positive_int("chunk_pixels", chunk_pixels)
         self.dtype = np.dtype(check_choice("dtype", dtype, ["float32", "float64"]))
@@ -204,8 +234,8 @@ class Moments:
         Moments
             ``self``. The update is all-or-nothing: on an error the sums are unchanged.
         """
-        pa = _as_blocks(a, "a")
-        pb = None if b is None else _as_blocks(b, "b")
+        pa = as_blocks(a, "a")
+        pb = None if b is None else as_blocks(b, "b")
         k_a = sum(int(p.shape[1]) for p in pa)
         k_b = k_a if pb is None else sum(int(p.shape[1]) for p in pb)
         if pb is not None and (pa[0].shape[0], pa[0].shape[2]) != (pb[0].shape[0], pb[0].shape[2]):

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_positive_int
-from .layers import _check_module, _first_tensor, resolve_layers
+from .._arrays import call_model, iter_batches, model_input
+from .._checks import check_positive_int
+from .._hooks import Hooks, check_module, first_tensor
+from .layers import resolve_layers
 
 __all__ = [
     "ActivationRecorder",
@@ -104,7 +105,7 @@ class ActivationRecorder:
         on_activation: Callable[[str, torch.Tensor], Any] | None = None,
         store: bool = True,
     ) -> None:
-        self.model = _check_module(model)
+        self.model = check_module(model)
         self.layers = resolve_layers(model, layers)
         if clone not in (True, False, "auto"):
             raise ValueError(f"clone must be True, False or 'auto', got {clone!r}")
@@ -121,28 +122,28 @@ class ActivationRecorder:
         self.counts: dict[str, int] = dict.fromkeys(self.layers, 0)
         self.forwards = 0
         self._always_clone: set[str] = set()
-        self._handles: list[Any] = []
+        self._hooks: Hooks | None = None
         # stored views not yet copied: (path, call, storage ptr, version at record time)
         self._views: list[tuple[str, int, int, int]] = []
 
     # -- hook management -------------------------------------------------------------
     def __enter__(self) -> ActivationRecorder:
-        if self._handles:
+        if self._hooks is not None:
             raise RuntimeError("this ActivationRecorder is already active")
-        modules = dict(self.model.named_modules())
+        hooks = Hooks(self.model).__enter__()
         try:
-            self._handles.append(self.model.register_forward_pre_hook(self._start))
+            hooks.pre("", self._start)
             for path in self.layers:
-                hook = self._make_hook(path)
-                self._handles.append(modules[path].register_forward_hook(hook))
+                hooks.forward(path, self._make_hook(path))
             if self.clone == "auto":
                 for m in self.model.modules():
                     if getattr(m, "inplace", False) is True:
-                        self._handles.append(m.register_forward_pre_hook(self._before_inplace))
-            self._handles.append(self.model.register_forward_hook(self._finish))
+                        hooks.pre(m, self._before_inplace)
+            hooks.forward("", self._finish)
         except BaseException:
-            self.remove()
+            hooks.__exit__(None, None, None)
             raise
+        self._hooks = hooks
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -152,8 +153,9 @@ class ActivationRecorder:
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent)."""
-        while self._handles:
-            self._handles.pop().remove()
+        hooks, self._hooks = self._hooks, None
+        if hooks is not None:
+            hooks.__exit__(None, None, None)
 
     # -- hooks -----------------------------------------------------------------------
     def _start(self, module: nn.Module, args: Any) -> None:
@@ -165,7 +167,7 @@ class ActivationRecorder:
 
     def _make_hook(self, path: str) -> Callable:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            out = _first_tensor(output)
+            out = first_tensor(output)
             if out is None:
                 raise TypeError(f"layer {path!r} returned no tensor ({type(output).__name__})")
             t = out.detach() if self.detach else out
@@ -187,7 +189,7 @@ class ActivationRecorder:
         return hook
 
     def _before_inplace(self, module: nn.Module, args: Any) -> None:
-        t = _first_tensor(args)
+        t = first_tensor(args)
         if t is None or not self._views:
             return
         ptr = t.untyped_storage().data_ptr()
@@ -236,52 +238,6 @@ class ActivationRecorder:
         return {call_key(p, i): t for p in self.layers for i, t in enumerate(self.calls[p])}
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-def _batches(images: Any, batch_size: int) -> tuple[int, Iterable[torch.Tensor]]:
-    """Number of images and an iterator of (B, C, H, W) batches."""
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if isinstance(images, torch.Tensor):
-        if images.dim() == 3:
-            images = images.unsqueeze(0)
-        if images.dim() != 4:
-            raise ValueError(
-                f"images must have shape (N, C, H, W) or (C, H, W), got {tuple(images.shape)}"
-            )
-        if images.shape[0] == 0 or images.numel() == 0:
-            raise ValueError(f"images is empty (shape {tuple(images.shape)})")
-        n = images.shape[0]
-        return n, (images[i : i + batch_size] for i in range(0, n, batch_size))
-    is_text = isinstance(images, (str, bytes))
-    if not is_text and hasattr(images, "__getitem__") and hasattr(images, "__len__"):
-        n = len(images)
-        if n == 0:
-            raise ValueError("images is an empty dataset (len 0)")
-
-        def item(i: int) -> torch.Tensor:
-            x = images[i]
-            if isinstance(x, (tuple, list)):
-                x = x[0]
-            x = torch.as_tensor(x)
-            if x.dim() != 3:
-                raise ValueError(
-                    f"dataset item {i} must be an image (C, H, W), got {tuple(x.shape)}"
-                )
-            return x
-
-        return n, (
-            torch.stack([item(j) for j in range(i, min(i + batch_size, n))])
-            for i in range(0, n, batch_size)
-        )
-    raise TypeError(
-        f"images must be a Tensor/array (N, C, H, W) or a Dataset, got {type(images).__name__}"
-    )
-
-
 def extract_activations(
     model: nn.Module,
     images: Any,
@@ -323,49 +279,42 @@ def extract_activations(
     """
     from tqdm.auto import tqdm
 
-    _check_module(model)
+    check_module(model)
     batch_size = check_positive_int("batch_size", batch_size)
-    n, batches = _batches(images, batch_size)
-    device = torch.device(device) if device is not None else _device_of(model)
-    param = next(model.parameters(), None)
+    n, batches = iter_batches(images, batch_size)
     out: dict[str, torch.Tensor] = {}
-    was_training = model.training
     recorder = ActivationRecorder(model, layers, clone=clone, device="cpu", dtype=dtype)
-    try:
-        model.eval()
-        with torch.no_grad(), recorder:
-            bar = tqdm(total=n, disable=not progress, desc="extract", unit="img")
-            with bar:
-                start = 0
-                for xb in batches:
-                    if param is not None and xb.is_floating_point():
-                        xb = xb.to(dtype=param.dtype)
+    with Hooks(model, mode="eval", grad=False), recorder:
+        bar = tqdm(total=n, disable=not progress, desc="extract", unit="img")
+        with bar:
+            start = 0
+            for xb in batches:
+                xb = model_input(xb, model)
+                if device is not None:
                     xb = xb.to(device)
-                    try:
-                        model(xb)
-                    except InPlaceOverwriteError:
-                        if clone != "auto":
-                            raise
-                        model(xb)  # the overwritten layers are now copied
-                    acts = recorder.activations
-                    if xb.shape[0] == n:  # one batch: the recorded tensors are the result
-                        out = acts
-                        bar.update(n)
-                        break
-                    if not out:  # one buffer per key, filled batch by batch (a single copy)
-                        out = {k: t.new_empty((n, *t.shape[1:])) for k, t in acts.items()}
-                    if acts.keys() != out.keys():
-                        raise RuntimeError(
-                            f"recorded layer calls differ between batches: {sorted(acts)} "
-                            f"vs {sorted(out)}"
-                        )
-                    stop = start + xb.shape[0]
-                    for key, t in acts.items():
-                        out[key][start:stop].copy_(t)
-                    start = stop
-                    bar.update(xb.shape[0])
-    finally:
-        model.train(was_training)
+                try:
+                    call_model(model, xb)
+                except InPlaceOverwriteError:
+                    if clone != "auto":
+                        raise
+                    model(xb)  # the overwritten layers are now copied
+                acts = recorder.activations
+                if xb.shape[0] == n:  # one batch: the recorded tensors are the result
+                    out = acts
+                    bar.update(n)
+                    break
+                if not out:  # one buffer per key, filled batch by batch (a single copy)
+                    out = {k: t.new_empty((n, *t.shape[1:])) for k, t in acts.items()}
+                if acts.keys() != out.keys():
+                    raise RuntimeError(
+                        f"recorded layer calls differ between batches: {sorted(acts)} "
+                        f"vs {sorted(out)}"
+                    )
+                stop = start + xb.shape[0]
+                for key, t in acts.items():
+                    out[key][start:stop].copy_(t)
+                start = stop
+                bar.update(xb.shape[0])
     return out
 
 

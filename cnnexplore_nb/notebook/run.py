@@ -1,6 +1,6 @@
 """Execute the notebooks top to bottom, headless, at a chosen scale.
 
-``python -m cnnexplore_nb.run_notebooks --scale embedded`` runs every
+``python -m cnnexplore_nb.notebook --scale embedded`` runs every
 ``notebooks/NN_*.ipynb`` in order with papermill, injecting ``SCALE``; executed copies go
 to ``outputs/notebooks/`` (never back into ``notebooks/``, which stays output-free in git)
 and each notebook exports its figures to ``figures/<notebook>/``.
@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .nb import SCALES, project_root
+from .scales import SCALES, project_root
 
 __all__ = ["list_notebooks", "run_notebook", "run_notebooks"]
 
@@ -93,7 +92,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_notebooks(args.names, scale=args.scale, output_dir=args.output_dir, timeout=args.timeout)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

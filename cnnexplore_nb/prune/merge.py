@@ -20,8 +20,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._checks import unknown_name_message
-from ._prune_chain import check_ids, next_conv, prunable_chain
+from .._checks import unknown_name_message
+from .chain import check_ids, next_conv, prunable_chain
+from .surgery import prune_maps
 
 __all__ = ["merge_curve", "merge_fits", "merge_maps"]
 
@@ -89,7 +90,7 @@ def merge_maps(
     Parameters
     ----------
     model : nn.Module
-        A prunable chain (see :func:`cnnexplore_nb.prune.prune_maps`); not modified.
+        A prunable chain (see :func:`cnnexplore_nb.prune.surgery.prune_maps`); not modified.
     maps : dict of layer path -> list of int
         Map ids to remove (e.g. from :func:`cnnexplore_nb.prune.choose_redundant`).
     activations : dict of layer path -> Tensor of shape (N, C, H, W)
@@ -100,8 +101,6 @@ def merge_maps(
     nn.Module
         A smaller copy with the same architecture as ``prune_maps`` gives.
     """
-    from .prune import prune_maps
-
     blocks, _ = prunable_chain(model)
     paths = [b.path for b in blocks]
     for layer in maps:

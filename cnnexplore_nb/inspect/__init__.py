@@ -1,0 +1,34 @@
+"""Looking into a model: its layers, their activations, their receptive fields.
+
+``list_layers`` (catalogue from one dry forward), ``resolve_layers`` (path checks with
+closest-match errors), ``select_layers`` (the thesis rule), ``ActivationRecorder`` and
+``extract_activations`` (forward hooks, always removed), ``kernels`` (conv weights),
+``receptive_fields`` (theoretical) and ``effective_receptive_field`` (gradient-based).
+"""
+
+from __future__ import annotations
+
+from .extract import (
+    ActivationRecorder,
+    InPlaceOverwriteError,
+    LayerNotExecutedError,
+    extract_activations,
+    kernels,
+)
+from .layers import layer_paths, list_layers, resolve_layers, select_layers
+from .receptive import effective_receptive_field, erf_radius, receptive_fields
+
+__all__ = [
+    "ActivationRecorder",
+    "InPlaceOverwriteError",
+    "LayerNotExecutedError",
+    "effective_receptive_field",
+    "erf_radius",
+    "extract_activations",
+    "kernels",
+    "layer_paths",
+    "list_layers",
+    "receptive_fields",
+    "resolve_layers",
+    "select_layers",
+]

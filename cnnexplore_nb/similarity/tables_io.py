@@ -1,0 +1,345 @@
+"""Save and load :class:`~cnnexplore_nb.similarity.tables.CorrelationTables`.
+
+A saved set is a folder with one file per table, ``pairs``, ``max``, ``min``, ``stats`` and
+``partners`` (``.csv``, ``.json`` or ``.parquet``) with CNN Explorer's column names (the model
+names as prefixes, ``CNN6(1)_map_id``), ``metadata.json`` (names, threshold, measure, layer
+order) and ``manifest.json`` (format version, and the row count and sha256 of every file).
+
+Writing is all or nothing. Every new file is written to a temporary file first; the files it
+replaces are kept (as hard links) until every new file is in place and the manifest, written
+last, commits the set. A failure while files are being replaced puts the old ones back, and a
+set whose save was killed half-way is detected by its manifest and rolled back to the old
+files on the next load. Loading checks every file against the manifest, so a truncated or
+edited file is an error naming the file, not a silently shorter table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .._checks import check_choice
+from ..io import check_writable_dir
+from ._schema import FORMATS, SCHEMA, TABLES, explorer_columns, frame, neutral_columns
+from .tables import CorrelationTables
+
+__all__ = ["FORMAT_VERSION", "TablesFormatError", "load_tables", "save_tables"]
+
+#: Version of the saved layout (2: manifest with sha256 and row counts).
+FORMAT_VERSION = 2
+_MANIFEST = "manifest.json"
+_METADATA = "metadata.json"
+
+
+class TablesFormatError(ValueError):
+    """A saved set of tables is incomplete, truncated or does not match its manifest."""
+
+
+# ----------------------------------------------------------------------------- writing
+def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "parquet":
+        df.to_parquet(path, index=False)
+    else:  # column lists through the json module: floats round-trip exactly, NaN -> null
+        data = {}
+        for c in df.columns:
+            vals = (
+                df[c].astype(object).tolist()
+                if isinstance(df[c].dtype, pd.CategoricalDtype)
+                else df[c].tolist()
+            )
+            data[c] = [None if isinstance(v, float) and v != v else v for v in vals]
+        path.write_text(json.dumps({"columns": list(df.columns), "data": data}))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _leftovers(directory: Path) -> list[Path]:
+    """Temporary and backup files of earlier, interrupted saves."""
+    return [p for p in directory.glob(".*.cnnx-*") if p.is_file()]
+
+
+@contextlib.contextmanager
+def _staging(directory: Path) -> Iterator[dict[str, Path]]:
+    """Temporary files of one save (name -> path); removed on exit unless moved."""
+    temps: dict[str, Path] = {}
+    try:
+        yield temps
+    finally:
+        for p in temps.values():
+            p.unlink(missing_ok=True)
+
+
+def _new_temp(directory: Path, name: str, tag: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.cnnx-{tag}-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _commit(directory: Path, temps: dict[str, Path], tag: str) -> None:
+    """Move every temp onto its name; on any failure put the old files back."""
+    backups: dict[str, Path] = {}
+    replaced: list[str] = []
+    try:
+        for name in temps:  # keep the old files (hard links: no copy) until the end
+            target = directory / name
+            if target.is_file():
+                backup = directory / f".{name}.cnnx-{tag}.bak"
+                os.link(target, backup)
+                backups[name] = backup
+        for name, tmp in temps.items():
+            os.replace(tmp, directory / name)
+            replaced.append(name)
+    except BaseException:
+        for name in replaced:  # roll back what was already replaced
+            if name in backups:
+                os.replace(backups.pop(name), directory / name)
+            else:
+                (directory / name).unlink(missing_ok=True)
+        for p in backups.values():
+            p.unlink(missing_ok=True)
+        raise
+    for p in backups.values():
+        p.unlink(missing_ok=True)
+
+
+def save_tables(
+    tables: CorrelationTables,
+    directory: str | os.PathLike,
+    format: Literal["csv", "json", "parquet"] = "csv",
+) -> list[Path]:
+    """Write the five tables, ``metadata.json`` and ``manifest.json`` into ``directory``.
+
+    The set is replaced all or nothing (module docstring): on any error the files of an
+    earlier save in ``directory`` are left as they were, and other files are never touched.
+
+    Parameters
+    ----------
+    tables : CorrelationTables
+    directory : path
+        Created if missing; must be writable.
+    format : {"csv", "json", "parquet"}
+
+    Returns
+    -------
+    list of Path
+        The files written: the tables, ``metadata.json`` and ``manifest.json`` (last).
+    """
+    if not isinstance(tables, CorrelationTables):
+        raise TypeError(f"tables must be a CorrelationTables, got {type(tables).__name__}")
+    fmt = check_choice("format", format, FORMATS)
+    out = check_writable_dir(directory)
+    if (out / _MANIFEST).is_file():  # an earlier save killed half-way: restore it first
+        with contextlib.suppress(TablesFormatError, KeyError, OSError):
+            _rollback(out, _read_json(out / _MANIFEST, "manifest"))
+    for p in _leftovers(out):
+        p.unlink(missing_ok=True)
+    meta = {
+        "names": list(tables.names), "threshold": tables.threshold, "measure": tables.measure,
+        "format": fmt, "self_comparison": tables.self_comparison,
+        "layers_a": tables.layers_a, "layers_b": tables.layers_b, "tables": list(TABLES),
+    }  # fmt: skip
+    tag = uuid.uuid4().hex[:12]
+    files: dict[str, Any] = {}
+    with _staging(out) as temps:
+        for table in TABLES:
+            name = f"{table}.{fmt}"
+            temps[name] = _new_temp(out, name, tag)
+            df = tables.explorer(table)
+            _write_table(df, temps[name], fmt)
+            files[name] = {"table": table, "rows": len(df)}
+        temps[_METADATA] = _new_temp(out, _METADATA, tag)
+        temps[_METADATA].write_text(json.dumps(meta, indent=2))
+        files[_METADATA] = {"rows": None}
+        for name, tmp in temps.items():
+            _fsync(tmp)
+            files[name]["sha256"] = _sha256(tmp)
+        manifest = {"format_version": FORMAT_VERSION, "format": fmt, "files": files}
+        temps[_MANIFEST] = _new_temp(out, _MANIFEST, tag)
+        temps[_MANIFEST].write_text(json.dumps(manifest, indent=2))
+        _fsync(temps[_MANIFEST])
+        _commit(out, temps, tag)
+        temps.clear()
+    return [out / name for name in files] + [out / _MANIFEST]
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TablesFormatError(
+            f"{what} {str(path)!r} is not valid JSON (truncated or corrupt: {exc}); "
+            "save the tables again"
+        ) from None
+
+
+def _raw_columns(path: Path, fmt: str, layer_cols: list[str]) -> dict[str, Any]:
+    if fmt == "csv":
+        raw = pd.read_csv(path, dtype=dict.fromkeys(layer_cols, object))
+        return {c: raw[c].to_numpy() for c in raw.columns}
+    if fmt == "parquet":
+        raw = pd.read_parquet(path)
+        return {
+            c: raw[c].to_numpy(dtype=object) if c in layer_cols else raw[c].to_numpy()
+            for c in raw.columns
+        }
+    doc = json.loads(path.read_text())
+    return {c: [np.nan if v is None else v for v in doc["data"][c]] for c in doc["columns"]}
+
+
+def _count_rows(path: Path, fmt: str) -> int | None:
+    """Rows of a table file as far as it can be parsed (None if it cannot)."""
+    try:
+        return len(next(iter(_raw_columns(path, fmt, []).values()), []))
+    except Exception:  # noqa: BLE001 - any parse failure means "cannot count"
+        return None
+
+
+def _read_table(path: Path, fmt: str, table: str, names, la_list, lb_list) -> pd.DataFrame:
+    named = explorer_columns([k for k, _ in SCHEMA[table]], names)
+    layer_cols = [named[k] for k, kind in SCHEMA[table] if kind in ("la", "lb")]
+    try:
+        cols = _raw_columns(path, fmt, layer_cols)
+    except Exception as exc:  # noqa: BLE001 - report any parse failure with the file name
+        raise TablesFormatError(f"cannot read {str(path)!r}: {exc}") from exc
+    cols = {neutral_columns([c], names).get(c, c): v for c, v in cols.items()}
+    missing = [k for k, _ in SCHEMA[table] if k not in cols]
+    if missing:
+        want = [named.get(k, k) for k in missing]
+        raise TablesFormatError(f"{str(path)!r} lacks the column(s) {want}")
+    return frame(cols, table, la_list, lb_list)
+
+
+def _rollback(directory: Path, manifest: dict) -> bool:
+    """Restore the files of an interrupted save from its backups, if they match."""
+    restored = False
+    for name, entry in manifest["files"].items():
+        path = directory / name
+        if path.is_file() and _sha256(path) == entry["sha256"]:
+            continue
+        for backup in directory.glob(f".{name}.cnnx-*.bak"):
+            if _sha256(backup) == entry["sha256"]:
+                os.replace(backup, path)
+                restored = True
+                break
+    return restored
+
+
+def _verify(directory: Path, manifest: dict) -> None:
+    fmt = manifest.get("format")
+    for name, entry in manifest["files"].items():
+        path = directory / name
+        if not path.is_file():
+            raise TablesFormatError(f"{str(path)!r} is missing (listed in {_MANIFEST})")
+        if _sha256(path) == entry["sha256"]:
+            continue
+        rows = entry.get("rows")
+        found = _count_rows(path, fmt) if rows is not None else None
+        detail = (
+            f"expected {rows} rows, found {found}"
+            if found is not None and found != rows
+            else "its content differs from the saved one (sha256 mismatch: truncated or edited)"
+        )
+        raise TablesFormatError(f"{str(path)!r} does not match {_MANIFEST}: {detail}")
+
+
+def load_tables(directory: str | os.PathLike) -> CorrelationTables:
+    """Read tables written by :func:`save_tables`, checked against their manifest.
+
+    Matrices and zero flags are rebuilt from the ``pairs`` table.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``directory`` holds no saved tables.
+    TablesFormatError
+        (a ``ValueError``) when a file is missing, truncated, edited or unreadable; the
+        message names the file and, where it can be counted, the expected and found rows.
+    """
+    d = Path(directory)
+    meta_path, manifest_path = d / _METADATA, d / _MANIFEST
+    if not meta_path.is_file() and not manifest_path.is_file():
+        raise FileNotFoundError(
+            f"no saved correlation tables in {str(d)!r}: metadata.json is missing"
+        )
+    if manifest_path.is_file():
+        manifest = _read_json(manifest_path, "manifest")
+        if _rollback(d, manifest):
+            warnings.warn(
+                f"an interrupted save in {str(d)!r} was rolled back to the previous tables",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        _verify(d, manifest)
+    else:
+        warnings.warn(
+            f"{str(d)!r} has no {_MANIFEST} (saved by an older version): its files cannot be "
+            "checked for truncation; save the tables again to add one",
+            UserWarning,
+            stacklevel=2,
+        )
+    meta = _read_json(meta_path, "metadata")
+    fmt = check_choice("format", meta.get("format"), FORMATS)
+    names = tuple(meta["names"])
+    la_list, lb_list = list(meta["layers_a"]), list(meta["layers_b"])
+    frames = {
+        attr: _read_table(d / f"{table}.{fmt}", fmt, table, names, la_list, lb_list)
+        for table, attr in TABLES.items()
+    }
+    mats, za, zb = _matrices(frames["pairs"], la_list, lb_list)
+    return CorrelationTables(
+        names=names, threshold=float(meta["threshold"]), measure=meta["measure"],
+        matrices=mats, zero_flags_a=za, zero_flags_b=zb,
+        self_comparison=bool(meta["self_comparison"]), frames=frames,
+    )  # fmt: skip
+
+
+def _matrices(pairs: pd.DataFrame, la_list: list[str], lb_list: list[str]):
+    """Similarity matrices and zero flags rebuilt from the pairs table."""
+    ia, ib = pairs["A_map_id"].to_numpy(), pairs["B_map_id"].to_numpy()
+    ca = np.asarray(pairs["A_layer"].cat.codes)
+    cb = np.asarray(pairs["B_layer"].cat.codes)
+    r = pairs["signed_correlation"].to_numpy()
+    fa, fb = pairs["A_zero_flag"].to_numpy(), pairs["B_zero_flag"].to_numpy()
+    mats: dict[tuple[str, str], np.ndarray] = {}
+    za: dict[str, np.ndarray] = {}
+    zb: dict[str, np.ndarray] = {}
+    for i, la in enumerate(la_list):
+        for j, lb in enumerate(lb_list):
+            sel = (ca == i) & (cb == j)
+            if not sel.any():
+                raise TablesFormatError(f"the pairs table has no rows for layers {la!r} x {lb!r}")
+            m = np.full((ia[sel].max() + 1, ib[sel].max() + 1), np.nan)
+            m[ia[sel], ib[sel]] = r[sel]
+            mats[(la, lb)] = m
+            z = np.zeros(m.shape[0], bool)
+            z[ia[sel]] = fa[sel] == 1
+            za[la] = z
+            z = np.zeros(m.shape[1], bool)
+            z[ib[sel]] = fb[sel] == 1
+            zb[lb] = z
+    return mats, za, zb

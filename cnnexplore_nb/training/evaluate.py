@@ -1,0 +1,140 @@
+"""Evaluation of segmentation networks: predicted masks and per-image scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .._arrays import as_nchw
+from .._checks import check_positive_int
+from .._hooks import Hooks, model_device
+from . import metrics
+
+__all__ = ["evaluate_segmentation", "predict_masks"]
+
+
+def _as_dataset(data: Any, name: str) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+        from ..data.vessels import VesselArrays
+
+        return VesselArrays(data[0], data[1], rois=data[2] if len(data) == 3 else None)
+    raise TypeError(
+        f"{name} must be a torch Dataset of (image, mask[, roi]) items or a tuple "
+        f"(images, masks[, rois]) of arrays, got {type(data).__name__}"
+    )
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _unpack(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ValueError("dataset items must be (image, mask) or (image, mask, roi) tuples")
+    x, y = batch[0].to(device), batch[1].to(device).long()
+    roi = batch[2].to(device).bool() if len(batch) == 3 else None
+    return x, y, roi
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, roi: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy averaged over pixels (only those inside the ROI when given)."""
+    if roi is None:
+        return F.cross_entropy(logits, y)
+    per_pixel = F.cross_entropy(logits, y, reduction="none")
+    return (per_pixel * roi).sum() / roi.sum().clamp(min=1)
+
+
+def _predict(
+    model: nn.Module, loader: DataLoader, device: torch.device
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray | None], float]:
+    """Predicted masks, targets, rois and the mean loss over a loader (eval mode)."""
+    preds, targets, rois = [], [], []
+    loss_sum, pixels = 0.0, 0
+    with Hooks(model, mode="eval", grad=False):
+        for batch in loader:
+            x, y, roi = _unpack(batch, device)
+            logits = model(x)
+            n_pix = int(roi.sum()) if roi is not None else y.numel()
+            loss_sum += float(_loss(logits, y, roi)) * n_pix
+            pixels += n_pix
+            preds.extend(logits.argmax(1).to(torch.uint8).cpu().numpy())
+            targets.extend(y.to(torch.uint8).cpu().numpy())
+            rois.extend(roi.cpu().numpy() if roi is not None else [None] * len(y))
+    return preds, targets, rois, loss_sum / max(pixels, 1)
+
+
+def _scores(preds: list, targets: list, rois: list) -> Any:
+    """Per-image metrics; pixels outside a ROI count as background in both masks."""
+    t = np.stack([tt if r is None else tt * r for tt, r in zip(targets, rois)])
+    p = np.stack([pp if r is None else pp * r for pp, r in zip(preds, rois)])
+    return metrics.segmentation_scores(t, p)
+
+
+def predict_masks(
+    model: nn.Module,
+    images: Any,
+    *,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Predicted masks (argmax over the logits) in eval mode.
+
+    Parameters
+    ----------
+    images : array or Tensor of shape (N, H, W) or (N, C, H, W)
+        Images, normalised as during training.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, H, W)
+        Class index per pixel (vessel = 1 for 2-class models).
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    x = as_nchw(images, "images", three_d="NHW").float()
+    dev = _device(device) if device is not None else model_device(model)
+    out = []
+    with Hooks(model, mode="eval", grad=False):
+        for i in range(0, len(x), batch_size):
+            logits = model(x[i : i + batch_size].to(dev))
+            out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
+    return np.concatenate(out)
+
+
+def evaluate_segmentation(
+    model: nn.Module,
+    data: Dataset | tuple,
+    *,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+) -> Any:
+    """Per-image segmentation scores of ``model`` on a dataset.
+
+    Parameters
+    ----------
+    data : Dataset or tuple
+        ``(image, mask[, roi])`` items, or a tuple ``(images, masks[, rois])`` of arrays.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image: ``image`` (index), ``precision``, ``recall``, ``f1``,
+        ``dice``, ``iou``, ``cldice``, ``vessel_fraction`` (of the target), and the
+        pixel counts ``tp``, ``fp``, ``fn``, ``tn``. Pixels outside a ROI count as
+        background in both masks.
+    """
+    ds = _as_dataset(data, "data")
+    dev = _device(device) if device is not None else model_device(model)
+    loader = DataLoader(ds, batch_size=check_positive_int("batch_size", batch_size))
+    preds, targets, rois, _ = _predict(model, loader, dev)
+    frame = _scores(preds, targets, rois)
+    cols = ["image", "precision", "recall", "f1", "dice", "iou", "cldice", "vessel_fraction"]
+    return frame[cols + ["tp", "fp", "fn", "tn"]]

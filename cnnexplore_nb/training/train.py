@@ -1,0 +1,320 @@
+"""Training of segmentation networks with the thesis protocol (evaluation: :mod:`.evaluate`).
+
+``train_segmentation`` trains on (image, mask[, roi]) datasets with pixel-wise
+cross-entropy on the 2-class logits, validates every epoch, keeps the weights with the
+best validation score (mean per-image IoU by default), writes ``last.pt`` / ``best.pt``
+checkpoints atomically and resumes from ``last.pt`` bit-identically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .._checks import check_choice, check_positive_int, seed_everything
+from ..io import CheckpointError, check_writable_dir, load_checkpoint, save_checkpoint
+from .evaluate import _as_dataset, _device, _loss, _predict, _scores, _unpack
+
+__all__ = ["NonFiniteLossError", "train_segmentation"]
+
+HISTORY_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_iou",
+    "val_cldice",
+    "val_dice",
+    "seconds",
+    "is_best",
+]
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/Inf loss (the message names epoch, batch and bad items)."""
+
+
+class _Run:
+    """One training run, split into named steps (see :func:`train_segmentation`)."""
+
+    def __init__(self, model: nn.Module, train_data: Any, val_data: Any, **kw: Any) -> None:
+        self.epochs = check_positive_int("epochs", kw["epochs"])
+        self.batch_size = check_positive_int("batch_size", kw["batch_size"])
+        num_workers = check_positive_int("num_workers", kw["num_workers"], minimum=0)
+        check_choice("optimizer", kw["optimizer"], ["adam", "sgd"])
+        self.metric = check_choice("metric", kw["metric"], ["iou", "dice", "cldice"])
+        lr = kw["lr"]
+        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if kw["resume"] and kw["checkpoint_dir"] is None:
+            raise ValueError("resume=True needs checkpoint_dir (where last.pt is)")
+        self.train_ds = _as_dataset(train_data, "train_data")
+        val_ds = _as_dataset(val_data, "val_data")
+        if len(self.train_ds) == 0 or len(val_ds) == 0:
+            raise ValueError(
+                f"empty data: {len(self.train_ds)} training, {len(val_ds)} validation items"
+            )
+        ckpt_dir = kw["checkpoint_dir"]
+        self.ckpt = check_writable_dir(ckpt_dir) if ckpt_dir is not None else None
+        self.device = _device(kw["device"])
+        self.config = {
+            "lr": float(lr), "batch_size": self.batch_size, "optimizer": kw["optimizer"],
+            "seed": kw["seed"], "metric": self.metric, "momentum": float(kw["momentum"]),
+            "weight_decay": float(kw["weight_decay"]),
+        }  # fmt: skip
+        self.model, self.progress = model, kw["progress"]
+        seed_everything(kw["seed"])
+        model.to(self.device)
+        self.gen = torch.Generator().manual_seed(kw["seed"])
+        self.loader = DataLoader(
+            self.train_ds, batch_size=self.batch_size, shuffle=True, generator=self.gen,
+            num_workers=num_workers,
+        )  # fmt: skip
+        self.val_loader = DataLoader(val_ds, batch_size=self.batch_size, num_workers=num_workers)
+        self.opt = _optimizer(model, kw["optimizer"], lr, kw["momentum"], kw["weight_decay"])
+        self.rows: list[dict[str, Any]] = []
+        self.best_state, self.best_epoch, self.best_score = _state(model), 0, -np.inf
+        self.start = 1
+
+    # ---------------------------------------------------------------- resume
+    def resume(self) -> None:
+        """Continue from ``last.pt`` (and ``best.pt``) when they exist."""
+        assert self.ckpt is not None
+        for stale in self.ckpt.glob(".*.tmp"):  # writes killed half-way
+            stale.unlink(missing_ok=True)
+        if not (self.ckpt / "last.pt").is_file():
+            return
+        last = _load(self.ckpt / "last.pt")
+        diff = {
+            k: (last["config"].get(k), v)
+            for k, v in self.config.items()
+            if last["config"].get(k) != v
+        }
+        if diff:
+            raise ValueError(
+                "cannot resume: settings differ from the checkpoint (checkpoint, now): "
+                + ", ".join(f"{k}={a!r} vs {b!r}" for k, (a, b) in diff.items())
+            )
+        threads = last.get("threads")
+        if threads is not None and threads != torch.get_num_threads():
+            warnings.warn(
+                f"resuming with {torch.get_num_threads()} torch threads; the checkpoint was "
+                f"written with {threads}: results will not be bit-identical to one run",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        self.model.load_state_dict(last["model"])
+        self.opt.load_state_dict(last["optimizer"])
+        torch.set_rng_state(last["rng"]["torch"])
+        self.gen.set_state(last["rng"]["loader"])
+        self.rows = [dict(r) for r in last["history"]]
+        best = _load(self.ckpt / "best.pt")
+        self.best_state, self.best_epoch = best["model"], best["epoch"]
+        self.best_score = best["score"]
+        self.start = int(last["epoch"]) + 1
+
+    # ---------------------------------------------------------------- one epoch
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the training data; the mean batch loss."""
+        self.model.train()
+        losses = []
+        for i, batch in enumerate(self.loader):
+            x, y, roi = _unpack(batch, self.device)
+            self.opt.zero_grad(set_to_none=True)
+            loss = _loss(self.model(x), y, roi)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(_non_finite_message(loss, epoch, i, x))
+            loss.backward()
+            self.opt.step()
+            losses.append(loss.item())
+        return float(np.mean(losses))
+
+    def validate(self, epoch: int, train_loss: float, t0: float) -> dict[str, Any]:
+        """Validation scores of the current weights; updates the best epoch."""
+        preds, targets, rois, val_loss = _predict(self.model, self.val_loader, self.device)
+        scores = _scores(preds, targets, rois)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_iou": float(scores["iou"].mean()),
+            "val_cldice": float(scores["cldice"].mean()),
+            "val_dice": float(scores["dice"].mean()),
+            "seconds": time.perf_counter() - t0,
+        }
+        score = row[f"val_{self.metric}"]
+        row["is_best"] = bool(score > self.best_score)
+        if row["is_best"]:
+            self.best_state, self.best_epoch, self.best_score = _state(self.model), epoch, score
+        self.rows.append(row)
+        return row
+
+    def checkpoint(self, row: dict[str, Any]) -> None:
+        """Write ``best.pt`` (when this epoch is the best) and ``last.pt`` atomically."""
+        if self.ckpt is None:
+            return
+        epoch, threads = row["epoch"], torch.get_num_threads()
+        if row["is_best"]:
+            best = {"model": self.best_state, "epoch": epoch, "score": self.best_score}
+            save_checkpoint({**best, "metric": self.metric, "threads": threads},
+                            self.ckpt / "best.pt")  # fmt: skip
+        save_checkpoint(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "epoch": epoch,
+                "history": self.rows,
+                "config": self.config,
+                "threads": threads,
+                "rng": {"torch": torch.get_rng_state(), "loader": self.gen.get_state()},
+            },
+            self.ckpt / "last.pt",
+        )
+
+    def fit(self) -> tuple[nn.Module, Any]:
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        epochs = range(self.start, self.epochs + 1)
+        bar = tqdm(epochs, desc="epochs", disable=not self.progress, initial=self.start - 1,
+                   total=self.epochs)  # fmt: skip
+        with bar:
+            for epoch in bar:
+                t0 = time.perf_counter()
+                row = self.validate(epoch, self.train_epoch(epoch), t0)
+                self.checkpoint(row)
+                score = row[f"val_{self.metric}"]
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}",
+                                **{f"val_{self.metric}": f"{score:.3f}"})  # fmt: skip
+        self.model.load_state_dict(self.best_state)
+        self.model.best_epoch, self.model.best_score = int(self.best_epoch), float(self.best_score)
+        return self.model, pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
+
+
+def _optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float):
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _load(path: Any) -> dict[str, Any]:
+    try:
+        return load_checkpoint(path, map_location="cpu")
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}. To start again, delete the checkpoints in {str(path.parent)!r} or pass "
+            "resume=False"
+        ) from None
+
+
+def _non_finite_message(loss: torch.Tensor, epoch: int, batch: int, x: torch.Tensor) -> str:
+    bad = (~torch.isfinite(x)).flatten(1).any(dim=1)
+    msg = f"training loss is {float(loss)} at epoch {epoch}, batch {batch}"
+    if bad.any():
+        items = (torch.nonzero(bad).flatten() + 0).tolist()
+        return (
+            f"{msg}: the input images of that batch hold NaN/Inf pixels (items {items} of the "
+            "batch); clean the data (e.g. numpy.nan_to_num) or drop those images"
+        )
+    return f"{msg}: the data are finite, so the optimisation diverged; lower the learning rate"
+
+
+def train_segmentation(
+    model: nn.Module,
+    train_data: Dataset | tuple,
+    val_data: Dataset | tuple,
+    *,
+    epochs: int = 250,
+    lr: float = 0.01,
+    batch_size: int = 3,
+    optimizer: Literal["adam", "sgd"] = "adam",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    metric: Literal["iou", "dice", "cldice"] = "iou",
+    num_workers: int = 0,
+) -> tuple[nn.Module, Any]:
+    """Train a segmentation network with the thesis protocol; keep the best epoch.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps (N, C, H, W) images to (N, 2, H, W) logits (background, vessel).
+    train_data, val_data : Dataset or tuple
+        Items ``(image (C, H, W), mask (H, W))`` or ``(image, mask, roi)``; a tuple
+        ``(images, masks[, rois])`` of arrays is wrapped in ``VesselArrays``.
+    epochs : int
+        Total number of epochs (thesis: 250).
+    lr : float
+        Learning rate (thesis: 0.01).
+    batch_size : int
+        Thesis: CNN1 5, CNN6 3, CNN10 1.
+    optimizer : {"adam", "sgd"}
+        The thesis does not name its optimizer; Adam is the default here, SGD (with
+        ``momentum``) the alternative.
+    seed : int
+        Seeds torch and the shuffling; the same seed gives bit-identical weights on CPU.
+    checkpoint_dir : path, optional
+        Where ``last.pt`` (weights, optimizer, epoch, history, RNG states) and ``best.pt``
+        (best weights) are written atomically after every epoch.
+    resume : bool
+        Continue from ``checkpoint_dir/last.pt`` (identical to an uninterrupted run);
+        without a ``last.pt`` training starts at epoch 1.
+    device : str or torch.device, optional
+        Default CUDA if available, else CPU.
+    progress : bool
+        tqdm progress bar over epochs.
+    metric : {"iou", "dice", "cldice"}
+        Validation score that selects the best epoch: the mean over validation images of
+        the per-image score (pixels outside a ROI count as background).
+    num_workers : int
+        DataLoader workers.
+
+    Returns
+    -------
+    model : nn.Module
+        The same module holding the best-validation weights, with attributes
+        ``best_epoch`` and ``best_score``.
+    history : pandas.DataFrame
+        One row per epoch: ``epoch`` (1-based), ``train_loss`` (mean over batches),
+        ``val_loss`` (per pixel), ``val_iou``, ``val_cldice``, ``val_dice`` (means of
+        per-image values), ``seconds`` (epoch wall time) and ``is_best``.
+
+    Raises
+    ------
+    NonFiniteLossError
+        At the first NaN/Inf training loss, naming the epoch, the batch and the items
+        holding non-finite pixels (if the data are at fault); no checkpoint of that epoch
+        is written, so ``best.pt`` never holds non-finite weights.
+
+    Notes
+    -----
+    The steps, in order: :class:`_Run` checks the settings and builds the loaders and the
+    optimizer, resumes from ``last.pt`` if asked, then per epoch trains
+    (:meth:`_Run.train_epoch`), validates (:meth:`_Run.validate`) and checkpoints
+    (:meth:`_Run.checkpoint`). Bit-identical results (same seed, or a resumed run) hold at
+    a fixed number of torch threads; the count is recorded in the checkpoints.
+    """
+    run = _Run(
+        model, train_data, val_data, epochs=epochs, lr=lr, batch_size=batch_size,
+        optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, seed=seed,
+        checkpoint_dir=checkpoint_dir, resume=resume, device=device, progress=progress,
+        metric=metric, num_workers=num_workers,
+    )  # fmt: skip
+    if resume:
+        run.resume()
+    return run.fit()
