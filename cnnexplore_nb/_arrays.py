@@ -9,7 +9,7 @@ shape and what was given.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 __all__ = [
     "RESAMPLE_MODES",
     "as_blocks",
+    "as_layer_maps",
     "as_nchw",
     "call_model",
     "iter_batches",
@@ -118,6 +119,42 @@ def as_nchw(
             f"got shape {_shape(x)}"
         )
     return x
+
+
+def as_layer_maps(
+    maps: Any, name: str = "maps", *, to_numpy: bool = False, same_n: bool = True
+) -> dict[str, Any]:
+    """A dict layer -> maps, each checked by :func:`as_nchw` as (N, C, H, W).
+
+    Parameters
+    ----------
+    maps : dict of str -> Tensor or ndarray of shape (N, C, H, W) or (C, H, W)
+    name : str
+        Argument name used in error messages.
+    to_numpy : bool
+        Return numpy arrays (tensors are detached and copied to the CPU).
+    same_n : bool
+        Require the same number of images N in every layer.
+    """
+    if not isinstance(maps, Mapping):
+        raise TypeError(
+            f"{name} must be a dict of layer path -> maps of shape (N, C, H, W), "
+            f"got {type(maps).__name__}"
+        )
+    if len(maps) == 0:
+        raise ValueError(f"{name} must hold at least one layer, got 0 layers selected")
+    out = {}
+    for layer, m in maps.items():
+        x = as_nchw(m, f"{name}[{str(layer)!r}]", keep_numpy=True)
+        if isinstance(x, torch.Tensor):
+            x = x.detach()
+            if to_numpy:
+                x = x.cpu().numpy()
+        out[str(layer)] = x
+    ns = sorted({int(x.shape[0]) for x in out.values()})
+    if same_n and len(ns) > 1:
+        raise ValueError(f"all layers of {name} must hold the same N images, got N in {ns}")
+    return out
 
 
 def _is_dataset(x: Any) -> bool:

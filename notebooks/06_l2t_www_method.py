@@ -52,14 +52,12 @@ import torch
 from cnnexplore_nb.models import create_model
 from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import export, map_grid, map_image, training_history
-from cnnexplore_nb.studies.transfer import (
+from cnnexplore_nb.studies.transfer import source_network, target_data, transfer_settings
+from cnnexplore_nb.studies.transfer_analysis import (
     gamma_frame,
     gamma_maps,
     lambda_w_frame,
     pairs_table,
-    source_network,
-    target_data,
-    transfer_settings,
 )
 from cnnexplore_nb.transfer import build_step, run
 

@@ -66,12 +66,10 @@ from cnnexplore_nb.experiments import (
 )
 from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import errorbar_curves, export, training_history
-from cnnexplore_nb.studies.transfer import (
+from cnnexplore_nb.studies.transfer import run_experiment, source_network, transfer_settings
+from cnnexplore_nb.studies.transfer_analysis import (
     gamma_frame,
     published_comparison,
-    run_experiment,
-    source_network,
-    transfer_settings,
     verdict,
     weight_trajectories,
 )

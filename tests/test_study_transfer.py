@@ -13,6 +13,7 @@ import torch
 from cnnexplore_nb.experiments import config_key, expand_grid, run_sweep
 from cnnexplore_nb.models import create_model
 from cnnexplore_nb.studies import transfer as st
+from cnnexplore_nb.studies import transfer_analysis as sta
 
 
 @pytest.fixture
@@ -101,18 +102,18 @@ def test_run_function_is_picklable_and_reproducible(smoke, source_path, tmp_path
     assert 0.0 <= a["test_acc"] <= 1.0 and a["n_train"] == 10 and len(a["pairs"]) == 15
     # epoch 0 snapshot: gamma = 1 and w = 1/C exactly (zero-initialised f and h); lambda is
     # ReLU6 of a linear map with bias 1 and random weights: within [0, 6]
-    g = st.gamma_frame(a)
+    g = sta.gamma_frame(a)
     first = g[g["epoch"] == 0]["gamma"].to_numpy()
     np.testing.assert_allclose(first, 1.0, atol=1e-6)
     assert g["epoch"].max() == fixed["epochs"] and len(first) == 9 * 5 * (4 + 8 + 16)
-    lam, w = st.lambda_w_frame(a)
+    lam, w = sta.lambda_w_frame(a)
     lam0 = lam.drop(columns="epoch").iloc[0].to_numpy(float)
     assert lam0.shape == (15,) and ((lam0 >= 0) & (lam0 <= 6)).all()
     w0 = w[w["epoch"] == 0]
     sizes = w0.groupby("pair")["channel"].count()
     np.testing.assert_allclose(w0["w"].to_numpy(), 1.0 / w0["pair"].map(sizes).to_numpy())
-    assert st.gamma_array(a, "14-4").shape == (16, 3, 3)  # 64 * 0.25 channels at tap 14
-    assert st.gamma_array(a, "4-0", epoch=0).shape == (4, 3, 3)
+    assert sta.gamma_array(a, "14-4").shape == (16, 3, 3)  # 64 * 0.25 channels at tap 14
+    assert sta.gamma_array(a, "4-0", epoch=0).shape == (4, 3, 3)
 
 
 def test_same_seed_gives_the_same_initial_target_weights(smoke, source_path, tmp_path):
@@ -122,7 +123,7 @@ def test_same_seed_gives_the_same_initial_target_weights(smoke, source_path, tmp
                    fixed=fixed, executor="inline", progress=False)  # fmt: skip
     assert (df["status"] == "ok").all(), df["error"].tolist()
     recs = {row["method"]: {"snapshots": row["snapshots"]} for _, row in df.iterrows()}
-    traj = st.weight_trajectories(recs)
+    traj = sta.weight_trajectories(recs)
     start = traj[traj["epoch"] == 0].pivot(index="weight", columns="method", values="value")
     assert start.shape == (4, 3)
     for w in start.index:  # same seed -> same initialisation for all three methods
@@ -136,7 +137,7 @@ def test_same_seed_gives_the_same_initial_target_weights(smoke, source_path, tmp
 def test_pairs_table_shapes():
     src = create_model("resnet32", width=0.25, num_classes=5)
     tgt = create_model("vgg9_bn", width=0.125, num_classes=5)
-    table = st.pairs_table(src, tgt, torch.zeros(2, 3, 32, 32))
+    table = sta.pairs_table(src, tgt, torch.zeros(2, 3, 32, 32))
     assert len(table) == 15 and table["pair"].iloc[0] == "4-0"
     row = table.set_index("pair").loc["14-0"]
     assert row["source_shape"] == (16, 8, 8) and row["target_shape"] == (8, 32, 32)
@@ -164,12 +165,12 @@ def test_verdict_and_published_comparison():
             (10, "l2t_www"): [0.5, 0.5, 0.5],
         }
     )
-    v = st.verdict(df).set_index("n")
+    v = sta.verdict(df).set_index("n")
     assert v.loc[5, "order"] == "l2t_www > l2t_ww > scratch > ufm"
     assert v.loc[5, "www_minus_ww"] == pytest.approx(20.0)
     assert v.loc[10, "www_minus_scratch"] == pytest.approx(-40.0)
     assert np.isnan(v.loc[10, "www_minus_ww"])
-    comp = st.published_comparison(df)
+    comp = sta.published_comparison(df)
     # N = 5 exists in STL-10 and CIFAR-100, N = 10 in all three published datasets
     assert set(comp["published_dataset"]) == {"stl10", "cifar10", "cifar100"}
     cell = comp[(comp["published_dataset"] == "cifar100") & (comp["n"] == 5)]

@@ -154,7 +154,7 @@ def test_save_load_round_trip_with_several_layer_pairs(tmp_path, fmt):
     maps_b = {f"block.{i}": rng.normal(size=(2, 3, 4, 4)) for i in range(3)}
     maps_b["block.1"][:, 0] = 0.0
     t = correlation_tables(maps_a, maps_b, names=("CNN6", "CNN10"), progress=False)
-    written = save_tables(t, tmp_path / "out", format=fmt)
+    written = save_tables(t, tmp_path / "out", fmt=fmt)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
     back = load_tables(tmp_path / "out")
     for name in ("pairs", "maxima", "minima", "stats", "partners"):
@@ -179,7 +179,7 @@ def test_save_is_atomic_when_a_write_fails(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tables_io, "_write_table", failing)
     with pytest.raises(OSError, match="disk full"):
-        save_tables(t, tmp_path, format="csv")
+        save_tables(t, tmp_path, fmt="csv")
     assert os.listdir(tmp_path) == []
 
 
@@ -252,7 +252,7 @@ BAD = [
      r"maps_a must be a dict of layer path -> maps.*got list"),
     ("table measure", lambda p: correlation_tables({"l": X}, measure="euclidean"), ValueError,
      r"unknown table measure 'euclidean'.*Expected one of: pearson, cosine"),
-    ("unknown format", lambda p: save_tables(T, p / "out", format="xlsx"), ValueError,
+    ("unknown format", lambda p: save_tables(T, p / "out", fmt="xlsx"), ValueError,
      r"unknown format 'xlsx'.*Expected one of: csv, json, parquet"),
     ("unwritable dir", lambda p: save_tables(T, p / "file.txt" / "out"), PermissionError,
      r"cannot create output directory .*file.txt/out"),

@@ -13,7 +13,7 @@ from typing import Any
 import holoviews as hv
 import numpy as np
 
-__all__ = ["STYLE", "as_array", "ensure_backends", "styled"]
+__all__ = ["STYLE", "as_array", "cell_labels", "ensure_backends", "styled"]
 
 #: Fonts, sizes and colour maps shared by all figures (edit once, every figure follows).
 STYLE: dict[str, Any] = {
@@ -55,6 +55,17 @@ def styled(
     obj = obj.opts(**{**common, **(bokeh or {})}, backend="bokeh")
     obj = obj.opts(**{**common, **(mpl or {})}, backend="matplotlib")
     return obj
+
+
+def cell_labels(xs: Any, ys: Any, text: list[str], kdims: list, size: int = 8) -> hv.Labels:
+    """White value labels centred on heatmap cells (``size`` in points, Bokeh one larger)."""
+    labels = hv.Labels((np.ravel(xs), np.ravel(ys), text), kdims=kdims, vdims=["text"])
+    return styled(
+        labels,
+        {},
+        bokeh={"text_font_size": f"{size + 1}pt", "text_color": "white"},
+        mpl={"size": size, "color": "white"},
+    )
 
 
 def fonts() -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_choice, check_positive_int
-from ._style import STYLE, as_array, fonts, styled
+from ._style import STYLE, as_array, cell_labels, fonts, styled
 
 __all__ = [
     "correlation_hist",
@@ -185,14 +185,7 @@ def layer_heatmap(
     fmt = "{:.0f}" if value in ("count", "n_maps") else "{:.2f}"
     jj, ii = np.meshgrid(np.arange(nx), np.arange(ny))
     text = [fmt.format(v) if np.isfinite(v) else "" for v in grid.ravel()]
-    lab = hv.Labels((jj.ravel(), ii.ravel(), text), kdims=[dim_b, dim_a], vdims=["text"])
-    lab = styled(
-        lab,
-        {},
-        bokeh={"text_font_size": "8pt", "text_color": "white"},
-        mpl={"size": 7, "color": "white"},
-    )
-    return heat * lab
+    return heat * cell_labels(jj, ii, text, [dim_b, dim_a], size=7)
 
 
 def percent_bars(

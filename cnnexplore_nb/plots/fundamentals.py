@@ -10,7 +10,7 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
-from ._style import STYLE, as_array, fonts, styled
+from ._style import STYLE, as_array, cell_labels, fonts, styled
 from .general import _need_columns
 from .maps import _grid_layout
 
@@ -41,14 +41,7 @@ def value_grid(
     )
     xs, ys = np.meshgrid(np.arange(w) + 0.5, h - 0.5 - np.arange(h))
     text = [fmt.format(v) for v in arr.ravel()]
-    labels = hv.Labels((xs.ravel(), ys.ravel(), text), kdims=["x", "y"], vdims=["text"])
-    labels = styled(
-        labels,
-        {},
-        bokeh={"text_font_size": "9pt", "text_color": "white"},
-        mpl={"size": 8, "color": "white"},
-    )
-    return img * labels
+    return img * cell_labels(xs, ys, text, ["x", "y"], size=8)
 
 
 def line_curves(
@@ -170,14 +163,7 @@ def matrix_heatmap(
     )
     jj, ii = np.meshgrid(np.arange(nx), np.arange(ny))
     text = [f"{v:.2f}" if np.isfinite(v) else "" for v in grid.ravel()]
-    lab = hv.Labels((jj.ravel(), ii.ravel(), text), kdims=[xlab, ylab], vdims=["text"])
-    lab = styled(
-        lab,
-        {},
-        bokeh={"text_font_size": "8pt", "text_color": "white"},
-        mpl={"size": 7, "color": "white"},
-    )
-    return heat * lab
+    return heat * cell_labels(jj, ii, text, [xlab, ylab], size=7)
 
 
 def grid_of(panels: Sequence[Any], ncols: int) -> hv.Layout:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._arrays import as_layer_maps
 from .._arrays import resample as resample_maps
 from .._checks import as_rng, check_choice, check_keys, check_positive_int
 from .measures import common_grid, layer_cka
@@ -31,19 +32,7 @@ def _on_grid(x: Any, grid: tuple[int, int]) -> torch.Tensor:
 
 
 def _checked(maps: Mapping[str, Any], name: str) -> dict[str, Any]:
-    if not isinstance(maps, Mapping) or not maps:
-        raise ValueError(f"{name} must be a non-empty dict of layer -> (N, C, H, W) maps")
-    out = {}
-    for layer, x in maps.items():
-        if x.ndim != 4:
-            raise ValueError(
-                f"{name}[{layer!r}] must have shape (N, C, H, W), got {tuple(x.shape)}"
-            )
-        out[layer] = x
-    ns = sorted({int(x.shape[0]) for x in out.values()})
-    if len(ns) > 1:
-        raise ValueError(f"all layers of {name} must hold the same N images, got N in {ns}")
-    return out
+    return as_layer_maps(maps, name)
 
 
 def map_embedding(

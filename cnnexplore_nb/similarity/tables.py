@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .._arrays import as_layer_maps
 from .._checks import check_choice, check_fraction
 from ._schema import SCHEMA, TABLES, explorer_columns, frame
 from .measures import Resample, stream_moments
@@ -170,17 +171,6 @@ class CorrelationTables:
         self.partners = _partners(self.maxima, self.layers_a, self.layers_b)
 
 
-def _check_maps(maps: Any, name: str) -> dict[str, Any]:
-    if not isinstance(maps, Mapping):
-        raise TypeError(
-            f"{name} must be a dict of layer path -> maps of shape (N, C, H, W), "
-            f"got {type(maps).__name__}"
-        )
-    if len(maps) == 0:
-        raise ValueError(f"{name} must hold at least one layer, got 0 layers selected")
-    return {str(k): (v if hasattr(v, "detach") else np.asarray(v)) for k, v in maps.items()}
-
-
 def _prefixes(names: Any, same_model: bool) -> tuple[str, str]:
     if (
         not isinstance(names, (tuple, list))
@@ -228,9 +218,9 @@ def correlation_tables(
     """
     t = check_fraction("threshold", threshold)
     check_choice("table measure", measure, TABLE_MEASURES)
-    a = _check_maps(maps_a, "maps_a")
+    a = as_layer_maps(maps_a, "maps_a", same_n=False)
     self_cmp = maps_b is None or maps_b is maps_a
-    b = a if self_cmp else _check_maps(maps_b, "maps_b")
+    b = a if self_cmp else as_layer_maps(maps_b, "maps_b", same_n=False)
     prefixes = _prefixes(names, self_cmp)
     mom = stream_moments(
         list(a.values()), None if self_cmp else list(b.values()), resample=resample,

@@ -129,7 +129,7 @@ def _commit(directory: Path, temps: dict[str, Path], tag: str) -> None:
 def save_tables(
     tables: CorrelationTables,
     directory: str | os.PathLike,
-    format: Literal["csv", "json", "parquet"] = "csv",
+    fmt: Literal["csv", "json", "parquet"] = "csv",
 ) -> list[Path]:
     """Write the five tables, ``metadata.json`` and ``manifest.json`` into ``directory``.
 
@@ -141,7 +141,8 @@ def save_tables(
     tables : CorrelationTables
     directory : path
         Created if missing; must be writable.
-    format : {"csv", "json", "parquet"}
+    fmt : {"csv", "json", "parquet"}
+        File format of the tables.
 
     Returns
     -------
@@ -150,7 +151,7 @@ def save_tables(
     """
     if not isinstance(tables, CorrelationTables):
         raise TypeError(f"tables must be a CorrelationTables, got {type(tables).__name__}")
-    fmt = check_choice("format", format, FORMATS)
+    fmt = check_choice("format", fmt, FORMATS)
     out = check_writable_dir(directory)
     if (out / _MANIFEST).is_file():  # an earlier save killed half-way: restore it first
         with contextlib.suppress(TablesFormatError, KeyError, OSError):

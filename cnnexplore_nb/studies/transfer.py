@@ -26,16 +26,6 @@ from torch import nn
 
 from .._checks import check_choice
 from ..notebook.scales import SCALES, artifacts_dir
-from .transfer_analysis import (  # noqa: F401  (re-exported for the notebooks)
-    gamma_array,
-    gamma_frame,
-    gamma_maps,
-    lambda_w_frame,
-    pairs_table,
-    published_comparison,
-    verdict,
-    weight_trajectories,
-)
 
 __all__ = [
     "DATASETS",
@@ -44,20 +34,12 @@ __all__ = [
     "dataset_split",
     "experiment_grid",
     "fixed_settings",
-    "gamma_array",
-    "gamma_frame",
-    "gamma_maps",
-    "lambda_w_frame",
-    "pairs_table",
-    "published_comparison",
     "run_experiment",
     "run_transfer_config",
     "source_network",
     "sweep_run",
     "target_data",
     "transfer_settings",
-    "verdict",
-    "weight_trajectories",
 ]
 
 DATASETS = ("digits", "stl10", "cifar10", "cifar100")

@@ -14,6 +14,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._hooks import Hooks
+
 __all__ = [
     "gamma_array",
     "gamma_frame",
@@ -36,15 +38,13 @@ def pairs_table(
     Columns: ``pair, source_module, source_shape (C, H, W), target_module, target_shape,
     regressor (1x1 conv C_t -> C_s), gamma_shape (C_s, H_t, W_t)``.
     """
-    from ..transfer import parse_pairs, tap_features
+    from ..transfer.matching import parse_pairs, tap_features
 
     s_info, t_info = source.feature_info, target.feature_info
     parsed = parse_pairs(pairs, n_source=len(s_info), n_target=len(t_info))
-    was = target.training
-    target.eval()
-    _, s_maps = tap_features(source.eval(), x, sorted({s for s, _ in parsed}))
-    _, t_maps = tap_features(target, x, sorted({t for _, t in parsed}))
-    target.train(was)
+    with Hooks(source, mode="eval", grad=False), Hooks(target, mode="eval", grad=False):
+        _, s_maps = tap_features(source, x, sorted({s for s, _ in parsed}))
+        _, t_maps = tap_features(target, x, sorted({t for _, t in parsed}))
     s_shape = dict(zip(sorted({s for s, _ in parsed}), (tuple(m.shape[1:]) for m in s_maps)))
     t_shape = dict(zip(sorted({t for _, t in parsed}), (tuple(m.shape[1:]) for m in t_maps)))
     rows = []

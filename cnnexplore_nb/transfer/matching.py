@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._hooks import Hooks
+
 __all__ = [
     "Regressors",
     "attention_loss",
@@ -90,26 +92,28 @@ def tap_features(
     info = getattr(model, "feature_info", None)
     if info is None:
         raise TypeError(f"{type(model).__name__} has no feature_info listing its feature taps")
-    modules = dict(model.named_modules())
     wanted = sorted(set(indices))
     store: dict[int, torch.Tensor] = {}
-    handles = []
-    try:
+
+    def hook_for(i: int):
+        def hook(_m, _inp, out):
+            store[i] = out
+
+        return hook
+
+    with Hooks(model) as hooks:
         for i in wanted:
-
-            def hook(_m, _inp, out, i=i):
-                store[i] = out
-
-            handles.append(modules[info[i]["module"]].register_forward_hook(hook))
+            hooks.forward(info[i]["module"], hook_for(i))
         out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
     return out, [store[i] for i in indices]
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize (align_corners=False) of ``(B, C, h, w)`` to ``size``; no-op if equal."""
+    """Bilinear resize (align_corners=False) of ``(B, C, h, w)`` to ``size``; no-op if equal.
+
+    Differentiable and without antialiasing, as in the L2T-ww reference (unlike
+    :func:`cnnexplore_nb._arrays.resample`, which prepares maps for analysis).
+    """
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

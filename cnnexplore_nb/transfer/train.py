@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice, check_positive_int, seed_everything, unknown_name_message
+from .._hooks import Hooks
 from .l2t import METHODS, TransferStep
 from .matching import PairSpec, parse_pairs
 
@@ -107,17 +108,14 @@ def _batch(ds, idx: torch.Tensor, generator: torch.Generator | None):
     return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, dataset, *, batch_size: int = 512) -> float:
     """Top-1 accuracy (fraction) of ``model`` in eval mode on ``dataset``."""
-    was_training = model.training
-    model.eval()
     correct = 0
     n = len(dataset)
-    for start in range(0, n, batch_size):
-        x, y = _batch(dataset, torch.arange(start, min(n, start + batch_size)), None)
-        correct += int((model(x).argmax(1) == y).sum())
-    model.train(was_training)
+    with Hooks(model, mode="eval", grad=False):
+        for start in range(0, n, batch_size):
+            x, y = _batch(dataset, torch.arange(start, min(n, start + batch_size)), None)
+            correct += int((model(x).argmax(1) == y).sum())
     return correct / max(n, 1)
 
 

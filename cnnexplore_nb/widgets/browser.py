@@ -12,6 +12,7 @@ import pandas as pd
 from holoviews.streams import Stream
 
 from .. import plots
+from .._arrays import as_layer_maps
 from .._checks import unknown_name_message
 from ._base import BokehView, PanelBase
 
@@ -22,22 +23,8 @@ _Page = Stream.define("MapPage", layer="", image=0, start=0, shared=False)
 
 
 def _as_maps(maps: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """layer -> float32 array (N, C, H, W); (C, H, W) becomes N = 1. No copy when possible."""
-    if not isinstance(maps, Mapping) or not maps:
-        raise TypeError(
-            f"maps must be a non-empty dict layer -> (N, C, H, W), got {type(maps).__name__}"
-        )
-    out = {}
-    for name, m in maps.items():
-        arr = m.detach().cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
-        if arr.ndim == 3:
-            arr = arr[None]
-        if arr.ndim != 4:
-            raise ValueError(
-                f"maps[{name!r}] must be (N, C, H, W) or (C, H, W), got shape {arr.shape}"
-            )
-        out[str(name)] = arr
-    return out
+    """layer -> array (N, C, H, W) on the CPU; (C, H, W) becomes N = 1."""
+    return as_layer_maps(maps, "maps", to_numpy=True, same_n=False)
 
 
 class LayerPicker:
