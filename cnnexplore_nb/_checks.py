@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "NonFiniteLossError",
     "as_rng",
     "check_keys",
     "check_real",
@@ -24,6 +25,7 @@ __all__ = [
     "check_fraction",
     "check_positive_int",
     "closest",
+    "non_finite_loss_message",
     "seed_everything",
 ]
 
@@ -133,3 +135,56 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeding the legacy global state on purpose
     torch.manual_seed(seed)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/Inf loss or weights (the message names epoch, batch, items)."""
+
+
+def non_finite_loss_message(
+    loss: Any,
+    epoch: int,
+    batch: int,
+    x: Any,
+    *,
+    items: Sequence[int] | None = None,
+    what: str = "training loss",
+) -> str:
+    """Message for a NaN/Inf loss: where it happened and whether the data are at fault.
+
+    Parameters
+    ----------
+    loss : float or Tensor
+        The offending value.
+    epoch, batch : int
+        1-based epoch, 0-based batch within the epoch.
+    x : Tensor of shape (B, ...)
+        The inputs of that batch.
+    items : sequence of int, optional
+        Dataset index of each input of the batch (named in the message when known).
+    what : str
+        Name of the quantity (``"training loss"``, ``"meta-loss"``, ...).
+    """
+    import torch
+
+    x = torch.as_tensor(x).detach()
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    msg = f"{what} is {value} at epoch {epoch}, batch {batch}"
+    bad = (
+        (~torch.isfinite(x)).flatten(1).any(dim=1)
+        if x.is_floating_point() and x.ndim
+        else torch.zeros(0, dtype=torch.bool)
+    )
+    if not bool(bad.any()):
+        return (
+            f"{msg}: the inputs of that batch are finite, so the optimisation diverged; "
+            "lower the learning rate"
+        )
+    pos = torch.nonzero(bad).flatten().tolist()
+    where = f"items {pos} of the batch"
+    if items is not None:
+        where += f" (dataset items {[int(items[i]) for i in pos]})"
+    return (
+        f"{msg}: the inputs hold NaN/Inf values in {where}; clean the data "
+        "(e.g. numpy.nan_to_num) or drop those items"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +12,13 @@ import torch.nn.functional as F
 
 from cnnexplore_nb import create_model
 from cnnexplore_nb.data import VesselArrays, normalize_intensity, synthetic_vessels
-from cnnexplore_nb.io import load_checkpoint
-from cnnexplore_nb.training import evaluate_segmentation, predict_masks, train_segmentation
+from cnnexplore_nb.io import CheckpointError, load_checkpoint
+from cnnexplore_nb.training import (
+    NonFiniteLossError,
+    evaluate_segmentation,
+    predict_masks,
+    train_segmentation,
+)
 from cnnexplore_nb.training.evaluate import _loss
 from cnnexplore_nb.training.metrics import iou
 from cnnexplore_nb.training.train import HISTORY_COLUMNS
@@ -22,6 +29,15 @@ def data():
     images, masks = synthetic_vessels(6, 32, rng=0, difficulty=0.2)
     x, _ = normalize_intensity(images)
     return (x[:4], masks[:4]), (x[4:], masks[4:])
+
+
+@pytest.fixture
+def pinned_threads():
+    """Bit-identical results hold at a fixed number of torch threads: pin it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield 1
+    torch.set_num_threads(before)
 
 
 def _model(seed=0):
@@ -60,7 +76,7 @@ def test_history_best_restore_and_checkpoints(data, tmp_path):
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 
 
-def test_same_seed_bit_identical_other_seed_differs(data):
+def test_same_seed_bit_identical_other_seed_differs(data, pinned_threads):
     train, val = data
     kw = {"epochs": 2, "batch_size": 2, "progress": False}
     a, ha = train_segmentation(_model(), train, val, seed=3, **kw)
@@ -72,7 +88,7 @@ def test_same_seed_bit_identical_other_seed_differs(data):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_resume_equals_uninterrupted_run(data, tmp_path, optimizer):
+def test_resume_equals_uninterrupted_run(data, tmp_path, optimizer, pinned_threads):
     train, val = data
     kw = {"batch_size": 2, "progress": False, "optimizer": optimizer, "seed": 1}
     straight, h_straight = train_segmentation(_model(), train, val, epochs=2, **kw)
@@ -163,3 +179,123 @@ def test_predict_and_evaluate_agree_with_metrics(data):
     np.testing.assert_allclose(frame["iou"], iou(mv, pred, reduction="none"))
     np.testing.assert_allclose(frame["vessel_fraction"], mv.mean(axis=(1, 2)))
     assert model.training is False  # the mode is restored
+
+
+# ---------------------------------------------------------------- non-finite losses, checkpoints
+
+
+def _finite_weights(state):
+    return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(("batch_size", "batch"), [(4, 0), (2, None)])
+def test_one_nan_pixel_stops_at_the_first_batch_naming_the_item(data, tmp_path, batch_size, batch):
+    (x, m), val = data
+    x = x.copy()
+    x[2, 5, 7] = np.nan  # one pixel of dataset item 2
+    with pytest.raises(NonFiniteLossError) as err:
+        train_segmentation(_model(), (x, m), val, epochs=2, batch_size=batch_size,
+                           checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+    msg = str(err.value)
+    assert re.search(
+        rf"training loss is nan at epoch 1, batch {'[01]' if batch is None else batch}", msg
+    ), msg
+    assert "(dataset items [2])" in msg and "NaN/Inf" in msg
+    if batch_size == 4:  # the whole set in one batch: the item's position is its shuffled slot
+        assert re.search(r"in items \[[0-3]\] of the batch", msg)
+    assert list(tmp_path.iterdir()) == []  # nothing written for the failed epoch
+
+
+def test_nan_at_a_later_epoch_keeps_the_checkpoints_of_the_last_good_one(data, tmp_path):
+    (x, m), val = data
+    kw = {"batch_size": 2, "checkpoint_dir": tmp_path, "progress": False}
+    train_segmentation(_model(), (x, m), val, epochs=1, **kw)
+    last_before = (tmp_path / "last.pt").read_bytes()
+    best_before = (tmp_path / "best.pt").read_bytes()
+    bad = x.copy()
+    bad[1, 0, 0] = np.inf
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 2, batch \d.*dataset items \[1\]"):
+        train_segmentation(_model(), (bad, m), val, epochs=2, resume=True, **kw)
+    assert (tmp_path / "last.pt").read_bytes() == last_before
+    assert (tmp_path / "best.pt").read_bytes() == best_before
+
+
+@pytest.mark.parametrize(
+    ("lr", "batch_size", "match"),
+    [
+        # the loss itself becomes NaN at the start of epoch 2
+        (1e30, 4, r"training loss is nan at epoch 2, batch 0: the inputs of that batch are "
+                  r"finite, so the optimisation diverged; lower the learning rate"),
+        # every loss is finite but the last step of an epoch sends the weights to Inf/NaN
+        (1e6, 2, r"weights hold NaN/Inf after the last batch of epoch \d \(its loss was finite"),
+    ],
+)  # fmt: skip
+def test_diverging_lr_with_finite_data_stops_and_best_stays_finite(
+    data, tmp_path, lr, batch_size, match, pinned_threads
+):
+    train, val = data
+    with pytest.raises(NonFiniteLossError, match=match):
+        train_segmentation(_model(), train, val, epochs=3, lr=lr, optimizer="sgd",
+                           batch_size=batch_size, checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+    assert np.isfinite(np.asarray(train[0])).all()
+    for name in ("best.pt", "last.pt"):  # written for the good epochs only, all finite
+        ckpt = load_checkpoint(tmp_path / name)
+        assert _finite_weights(ckpt["model"]), name
+    assert (
+        load_checkpoint(tmp_path / "best.pt")["epoch"]
+        <= load_checkpoint(tmp_path / "last.pt")["epoch"]
+    )
+
+
+def test_thread_count_is_recorded_and_a_change_warns_on_resume(data, tmp_path):
+    train, val = data
+    kw = {"batch_size": 2, "checkpoint_dir": tmp_path, "progress": False}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train_segmentation(_model(), train, val, epochs=1, **kw)
+        assert load_checkpoint(tmp_path / "last.pt")["threads"] == 1
+        assert load_checkpoint(tmp_path / "best.pt")["threads"] == 1
+        torch.set_num_threads(2)
+        with pytest.warns(RuntimeWarning, match="resuming with 2 torch threads.*written with 1"):
+            train_segmentation(_model(), train, val, epochs=2, resume=True, **kw)
+        assert load_checkpoint(tmp_path / "last.pt")["threads"] == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_truncated_last_pt_names_the_file_and_what_to_do(data, tmp_path):
+    train, val = data
+    kw = {"batch_size": 2, "checkpoint_dir": tmp_path, "progress": False}
+    train_segmentation(_model(), train, val, epochs=1, **kw)
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:200])
+    with pytest.raises(CheckpointError) as err:
+        train_segmentation(_model(), train, val, epochs=2, resume=True, **kw)
+    msg = str(err.value)
+    assert repr(str(last)) in msg and "truncated" in msg
+    assert f"delete the checkpoints in {str(tmp_path)!r} or pass resume=False" in msg
+
+
+def test_unsafe_last_pt_is_refused_naming_the_file(data, tmp_path):
+    train, val = data
+    kw = {"batch_size": 2, "checkpoint_dir": tmp_path, "progress": False}
+    train_segmentation(_model(), train, val, epochs=1, **kw)
+    torch.save({"model": {}, "payload": pd.DataFrame({"a": [1]})}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"refusing to load .*last\.pt.*could run code"):
+        train_segmentation(_model(), train, val, epochs=2, resume=True, **kw)
+
+
+def test_resume_removes_leftover_temporary_files(data, tmp_path):
+    train, val = data
+    kw = {"batch_size": 2, "checkpoint_dir": tmp_path, "progress": False}
+    train_segmentation(_model(), train, val, epochs=1, **kw)
+    stale = [tmp_path / ".last.pt.k1ll3d.tmp", tmp_path / ".best.pt.abc123.tmp"]
+    for p in stale:
+        p.write_bytes(b"PK\x03\x04 half a checkpoint")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    train_segmentation(_model(), train, val, epochs=2, resume=True, **kw)
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt", "notes.txt"]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2

@@ -16,9 +16,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
-from .._checks import check_choice, check_positive_int, seed_everything
+from .._checks import (
+    NonFiniteLossError,
+    check_choice,
+    check_positive_int,
+    non_finite_loss_message,
+    seed_everything,
+)
 from ..io import CheckpointError, check_writable_dir, load_checkpoint, save_checkpoint
 from .evaluate import _as_dataset, _device, _loss, _predict, _scores, _unpack
 
@@ -40,8 +46,19 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/Inf loss (the message names epoch, batch and bad items)."""
+def _finite(state: dict[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+
+
+class _RecordedBatches(BatchSampler):
+    """``BatchSampler`` remembering the dataset indices of every batch of the current pass
+    (batch ``i`` of a DataLoader pass is the ``i``-th one yielded, with or without workers)."""
+
+    def __iter__(self):
+        self.batches: list[list[int]] = []
+        for batch in super().__iter__():
+            self.batches.append(batch)
+            yield batch
 
 
 class _Run:
@@ -76,8 +93,12 @@ class _Run:
         seed_everything(kw["seed"])
         model.to(self.device)
         self.gen = torch.Generator().manual_seed(kw["seed"])
+        # what DataLoader(shuffle=True, generator=gen) builds, keeping each batch's indices
+        self.sampler = _RecordedBatches(
+            RandomSampler(self.train_ds, generator=self.gen), self.batch_size, drop_last=False
+        )
         self.loader = DataLoader(
-            self.train_ds, batch_size=self.batch_size, shuffle=True, generator=self.gen,
+            self.train_ds, batch_sampler=self.sampler, generator=self.gen,
             num_workers=num_workers,
         )  # fmt: skip
         self.val_loader = DataLoader(val_ds, batch_size=self.batch_size, num_workers=num_workers)
@@ -133,10 +154,16 @@ class _Run:
             self.opt.zero_grad(set_to_none=True)
             loss = _loss(self.model(x), y, roi)
             if not torch.isfinite(loss):
-                raise NonFiniteLossError(_non_finite_message(loss, epoch, i, x))
+                items = self.sampler.batches[i]
+                raise NonFiniteLossError(non_finite_loss_message(loss, epoch, i, x, items=items))
             loss.backward()
             self.opt.step()
             losses.append(loss.item())
+        if not _finite(self.model.state_dict()):  # a finite loss, then a step to NaN/Inf
+            raise NonFiniteLossError(
+                f"the weights hold NaN/Inf after the last batch of epoch {epoch} (its loss was "
+                f"finite, {losses[-1]}): the optimisation diverged; lower the learning rate"
+            )
         return float(np.mean(losses))
 
     def validate(self, epoch: int, train_loss: float, t0: float) -> dict[str, Any]:
@@ -217,18 +244,6 @@ def _load(path: Any) -> dict[str, Any]:
         ) from None
 
 
-def _non_finite_message(loss: torch.Tensor, epoch: int, batch: int, x: torch.Tensor) -> str:
-    bad = (~torch.isfinite(x)).flatten(1).any(dim=1)
-    msg = f"training loss is {float(loss)} at epoch {epoch}, batch {batch}"
-    if bad.any():
-        items = (torch.nonzero(bad).flatten() + 0).tolist()
-        return (
-            f"{msg}: the input images of that batch hold NaN/Inf pixels (items {items} of the "
-            "batch); clean the data (e.g. numpy.nan_to_num) or drop those images"
-        )
-    return f"{msg}: the data are finite, so the optimisation diverged; lower the learning rate"
-
-
 def train_segmentation(
     model: nn.Module,
     train_data: Dataset | tuple,
@@ -298,8 +313,13 @@ def train_segmentation(
     ------
     NonFiniteLossError
         At the first NaN/Inf training loss, naming the epoch, the batch and the items
-        holding non-finite pixels (if the data are at fault); no checkpoint of that epoch
-        is written, so ``best.pt`` never holds non-finite weights.
+        holding non-finite pixels (their positions in the batch and their dataset indices)
+        if the data are at fault, else saying that the optimisation diverged; also when the
+        weights are NaN/Inf at the end of an epoch. No checkpoint of that epoch is written,
+        so ``best.pt`` never holds non-finite weights.
+    CheckpointError
+        With ``resume=True``, when ``last.pt`` or ``best.pt`` is truncated, corrupt or
+        unsafe to unpickle (the message names the file and how to start again).
 
     Notes
     -----
