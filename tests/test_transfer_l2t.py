@@ -7,9 +7,11 @@ import copy
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from cnnexplore_nb.data import digits, per_class_subset
 from cnnexplore_nb.models import create_model
+from cnnexplore_nb.training import NonFiniteLossError
 from cnnexplore_nb.transfer import run
 from cnnexplore_nb.transfer.l2t import TransferStep, pixel_weights, sgd_momentum_step, unrolled_sgd
 from cnnexplore_nb.transfer.train import build_step
@@ -171,8 +173,11 @@ def tiny_source():
 
 
 def test_run_reproducible_bit_for_bit(tiny_data, tiny_source):
+    # lr 0.02: at the default 0.1 these tiny networks' matching loss explodes and the
+    # meta-loss of some seeds becomes NaN (run stops with NonFiniteLossError)
     kw = dict(source=tiny_source, target="vgg9_bn", data=tiny_data, epochs=2, batch_size=8,
-              target_kwargs={"width": 0.125}, progress=False, return_model=True)  # fmt: skip
+              lr=0.02, target_kwargs={"width": 0.125}, progress=False,
+              return_model=True)  # fmt: skip
     a = run("l2t_www", seed=3, **kw)
     b = run("l2t_www", seed=3, **kw)
     c = run("l2t_www", seed=4, **kw)
@@ -220,3 +225,68 @@ def test_run_bad_inputs(tiny_data, tiny_source):
         run("scratch", batchsize=3, **kw)
     with pytest.raises(KeyError, match="val"):
         run("scratch", **{**kw, "data": {"train": tiny_data["train"], "test": tiny_data["test"]}})
+
+
+# ---------------------------------------------------------------- non-finite losses
+
+
+def _float_data(tiny_data, nan_item=None):
+    """The tiny split as float tensors (uint8 images cannot hold NaN), one pixel NaN."""
+    x, y = tiny_data["train"].batch(torch.arange(len(tiny_data["train"])))
+    if nan_item is not None:
+        x = x.clone()
+        x[nan_item, 1, 3, 4] = float("nan")
+    return {"train": TensorDataset(x, y), "val": tiny_data["val"], "test": tiny_data["test"]}
+
+
+@pytest.mark.parametrize("method", ["scratch", "l2t_www"])
+def test_run_stops_at_a_nan_pixel_naming_epoch_batch_and_item(tiny_data, tiny_source, method):
+    data = _float_data(tiny_data, nan_item=5)
+    # an independent reference for the batch holding item 5: the same seeded permutation
+    order = torch.randperm(len(data["train"]), generator=torch.Generator().manual_seed(0))
+    batch, pos = divmod(order.tolist().index(5), 8)
+    with pytest.raises(NonFiniteLossError) as err:
+        run(method, source=tiny_source, target="vgg9_bn", data=data, epochs=2, seed=0,
+            batch_size=8, target_kwargs={"width": 0.125}, progress=False)  # fmt: skip
+    assert str(err.value) == (
+        f"training loss is nan at epoch 1, batch {batch}: the inputs hold NaN/Inf values in "
+        f"items [{pos}] of the batch (dataset items [5]); clean the data (e.g. "
+        "numpy.nan_to_num) or drop those items"
+    )
+
+
+@pytest.mark.parametrize(
+    ("lr", "match"),
+    [
+        (1e30, r"training loss is nan at epoch \d, batch \d: the inputs of that batch are "
+               r"finite, so the optimisation diverged; lower the learning rate"),
+        (1e3, r"target's weights hold NaN/Inf after the last batch of epoch \d"),
+    ],
+)  # fmt: skip
+def test_run_with_a_diverging_lr_stops_instead_of_keeping_nan_weights(tiny_data, lr, match):
+    data = _float_data(tiny_data)
+    assert torch.isfinite(data["train"].tensors[0]).all()
+    with pytest.raises(NonFiniteLossError, match=match):
+        run("scratch", source=None, target="vgg9_bn", data=data, epochs=3, seed=0, lr=lr,
+            batch_size=8, target_kwargs={"width": 0.125}, progress=False)  # fmt: skip
+
+
+def test_run_records_its_thread_count(tiny_data, tiny_source):
+    kw = dict(source=tiny_source, target="vgg9_bn", data=tiny_data, epochs=1, seed=0,
+              batch_size=12, target_kwargs={"width": 0.125}, progress=False)  # fmt: skip
+    assert run("scratch", **kw)["torch_threads"] == torch.get_num_threads() == 1
+    rec = run("scratch", num_threads=2, **kw)
+    assert rec["torch_threads"] == 2 and torch.get_num_threads() == 1  # restored
+
+
+def test_a_nan_meta_loss_stops_the_run_too():
+    from cnnexplore_nb.transfer.train import _check_finite
+
+    x = torch.zeros(3, 1, 2, 2)
+    _check_finite({"loss": 1.0, "meta_loss": 0.5}, 1, 0, x, [4, 0, 2])  # finite: no error
+    with pytest.raises(NonFiniteLossError, match=r"^meta-loss is nan at epoch 2, batch 1: the "
+                       r"inputs of that batch are finite, so the optimisation diverged"):  # fmt: skip
+        _check_finite({"loss": 1.0, "meta_loss": float("nan")}, 2, 1, x, [4, 0, 2])
+    x[1, 0, 1, 1] = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"items \[1\] of the batch \(dataset items \[0\]"):
+        _check_finite({"loss": float("inf")}, 1, 0, x, [4, 0, 2])

@@ -17,7 +17,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, seed_everything, unknown_name_message
+from .._checks import (
+    NonFiniteLossError,
+    check_choice,
+    check_positive_int,
+    non_finite_loss_message,
+    seed_everything,
+    unknown_name_message,
+)
 from .._hooks import Hooks
 from .l2t import METHODS, TransferStep
 from .matching import PairSpec, parse_pairs
@@ -151,6 +158,20 @@ def _snapshot(step: TransferStep, probe: torch.Tensor, weights: Sequence, epoch:
     return snap
 
 
+def _check_finite(out: Mapping[str, float], epoch: int, batch: int, x, items) -> None:
+    """Stop at the first NaN/Inf loss or meta-loss of a training step."""
+    for key, what in (("loss", "training loss"), ("meta_loss", "meta-loss")):
+        if key in out and not math.isfinite(out[key]):
+            raise NonFiniteLossError(
+                non_finite_loss_message(out[key], epoch, batch, x, items=items, what=what)
+            )
+
+
+def _finite_weights(model: nn.Module) -> bool:
+    state = model.state_dict().values()
+    return all(bool(torch.isfinite(v).all()) for v in state if v.is_floating_point())
+
+
 def run(
     method: Method,
     *,
@@ -188,9 +209,18 @@ def run(
     dict
         ``method, seed, epochs, test_acc`` (at the best validation epoch), ``best_epoch``
         (1-based), ``best_val_acc, final_val_acc, seconds, n_train, pairs, history`` (one dict
-        per epoch: epoch, lr, loss, ce, matching, meta_loss, train_acc, val_acc) and, if
-        ``snapshot``, ``snapshots`` (epoch 0 = initialisation): mean lambda, w and 3x3 gamma
-        per pair on a fixed probe batch, and the chosen target weights.
+        per epoch: epoch, lr, loss, ce, matching, meta_loss, train_acc, val_acc),
+        ``torch_threads`` (torch threads during training: same seed, same bits holds at a
+        fixed count) and, if ``snapshot``, ``snapshots`` (epoch 0 = initialisation): mean
+        lambda, w and 3x3 gamma per pair on a fixed probe batch, and the chosen target weights.
+
+    Raises
+    ------
+    NonFiniteLossError
+        At the first NaN/Inf loss or meta-loss, naming the epoch, the batch (0-based) and,
+        when the inputs hold NaN/Inf, those items (batch positions and dataset indices); also
+        when the target's weights are NaN/Inf at the end of an epoch. Non-finite weights are
+        never selected as the best epoch.
     """
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
@@ -256,12 +286,19 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
         sums: dict[str, float] = {}
         n_seen = 0
         for start in range(0, len(order), batch_size):
-            x, y = _batch(train_ds, order[start : start + batch_size], gen)
+            items = order[start : start + batch_size]
+            x, y = _batch(train_ds, items, gen)
             out = step.step(x, y)
+            _check_finite(out, epoch, start // batch_size, x, items.tolist())
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + v * len(y)
             n_seen += len(y)
         sched.step()
+        if not _finite_weights(step.student.target):
+            raise NonFiniteLossError(
+                f"the target's weights hold NaN/Inf after the last batch of epoch {epoch} (its "
+                "losses were finite): the optimisation diverged; lower the learning rate"
+            )
         val_acc = evaluate(step.student.target, val_ds, batch_size=cfg["eval_batch_size"])
         row = {"epoch": epoch, "lr": lr_now, "val_acc": val_acc}
         row.update({k if k != "acc" else "train_acc": v / n_seen for k, v in sums.items()})
@@ -282,6 +319,7 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
         "seconds": time.perf_counter() - t_start,
         "cpu_seconds": time.process_time() - cpu_start, "n_train": len(train_ds),
         "pairs": [f"{s}-{t}" for s, t in step.pairs], "history": history,
+        "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
     if cfg["snapshot"]:
         record["snapshots"] = snapshots
