@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 import torch
 
+from cnnexplore_nb.io import CheckpointError
 from cnnexplore_nb.models import create_model
 from cnnexplore_nb.transfer.checkpoint import load_l2tww_source
 
@@ -77,8 +80,12 @@ def test_corrupted_and_missing_file(tmp_path):
     path = tmp_path / "broken.pth.tar"
     _write_reference_like(path)
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="weights_only"):
+    with pytest.raises(CheckpointError, match=rf"{re.escape(repr(str(path)))}.*truncated"):
         load_l2tww_source(path)
+    unsafe = tmp_path / "unsafe.pth.tar"
+    torch.save({"state_dict": {}, "epoch": Fraction(1, 2)}, unsafe)
+    with pytest.raises(CheckpointError, match=r"refusing to load .*unsafe\.pth\.tar.*run code"):
+        load_l2tww_source(unsafe)
     with pytest.raises(FileNotFoundError, match="L2T-ww"):
         load_l2tww_source(tmp_path / "nope.pth.tar")
 

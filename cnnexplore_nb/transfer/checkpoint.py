@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..io import load_checkpoint
+
 __all__ = ["load_l2tww_source", "load_state_dict_checked"]
 
 
@@ -80,6 +82,18 @@ def load_l2tww_source(
         The network in eval mode; ``model.load_report`` holds ``missing``/``ignored`` keys and
         ``model.checkpoint_meta`` the file's metadata (epoch, best, test_prec, num_classes).
 
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CheckpointError
+        (a ``ValueError``) if the file is truncated or not a torch checkpoint, or holds
+        Python objects that are unsafe to unpickle; the message names the file and why.
+    ValueError
+        If the file holds something other than a state_dict, or a tensor of the wrong shape.
+    KeyError
+        With ``strict=True``, if tensors of the network are missing from the file.
+
     Examples
     --------
     >>> src = load_l2tww_source("l2tww_tinyimagenet_resnet32.pth.tar")  # doctest: +SKIP
@@ -94,13 +108,7 @@ def load_l2tww_source(
             f"source checkpoint {str(path)!r} does not exist; expected the ResNet-32 file "
             "released with the L2T-ww reference code (github.com/alinlab/L2T-ww)"
         )
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupted or not a safe torch file
-        raise ValueError(
-            f"could not read {str(path)!r} as a torch checkpoint with weights_only=True "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc
+    blob = load_checkpoint(path, map_location="cpu")  # CheckpointError names file and why
     if isinstance(blob, dict) and "state_dict" in blob:
         state_dict = blob["state_dict"]
         meta = {k: v for k, v in blob.items() if k != "state_dict"}
