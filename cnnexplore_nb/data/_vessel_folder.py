@@ -2,13 +2,17 @@
 
 Both yield ``(image, mask)`` or, with regions of interest, ``(image, mask, roi)``:
 image float32 tensor (C, H, W), mask int64 tensor (H, W) in {0, 1}, roi bool tensor (H, W).
-Re-exported by :mod:`cnnexplore_nb.data.vessels`.
+A folder is read by matching file stems across sub-folders, or from a split list (a csv file
+of image, mask and roi paths, as VessMAP publishes). Files are decoded by their content, not
+their suffix (VessMAP's labels are TIFFs named ``.png``). Re-exported by
+:mod:`cnnexplore_nb.data.vessels`.
 """
 
 from __future__ import annotations
 
+import csv
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -126,13 +130,104 @@ def _list_folder(folder: Path, label: str) -> dict[str, Path]:
     return by_stem
 
 
-def _read(path: Path) -> np.ndarray:
-    from skimage import io
+_SIGNATURES = {
+    b"II*\x00": ".tif", b"MM\x00*": ".tif", b"II+\x00": ".tif", b"MM\x00+": ".tif",
+    b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"BM": ".bmp", b"GIF8": ".gif",
+}  # fmt: skip
 
+
+def _sniff(path: Path) -> str | None:
+    """The format of ``path`` from its first bytes (``".tif"``, ``".png"``, ...) or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return next((ext for sig, ext in _SIGNATURES.items() if head.startswith(sig)), None)
+
+
+def _read(path: Path) -> np.ndarray:
+    """Decode an image file by its content: TIFF with tifffile, others with imageio."""
     try:
-        return np.asarray(io.imread(str(path)))
+        kind = _sniff(path)
+        if kind == ".tif":
+            import tifffile
+
+            arr = np.array(tifffile.imread(str(path)))
+        elif kind is not None:
+            import imageio.v3 as iio
+
+            arr = np.array(iio.imread(str(path), extension=kind))
+        else:
+            from skimage import io
+
+            arr = np.array(io.imread(str(path)))
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
         raise ValueError(f"cannot read image file {str(path)!r}: {exc}") from exc
+    if arr.ndim == 3 and arr.shape[-1] not in (3, 4) and arr.shape[0] in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) storage -> (H, W, C)
+    return arr
+
+
+def _resolve_listed(root: Path, text: str) -> Path | None:
+    """A path from a split list: absolute, relative to ``root``, or relative to a parent.
+
+    Lists written relative to a repository root (VessMAP's ``data/VessMAP/images/x.tiff``)
+    resolve by dropping leading components until the file exists under ``root``.
+    """
+    rel = Path(text.strip())
+    if rel.is_absolute():
+        return rel if rel.is_file() else None
+    parts = rel.parts
+    for k in range(len(parts)):
+        cand = root.joinpath(*parts[k:])
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _read_split(
+    root: Path, split: str | os.PathLike, columns: Sequence[str] | None
+) -> tuple[list[str], dict[str, dict[str, Path]]]:
+    """Names (image stems, in list order) and files per kind from a csv split list."""
+    path = Path(split) if Path(split).is_absolute() else root / split
+    if not path.is_file():
+        raise FileNotFoundError(f"split list {str(path)!r} does not exist")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+    header = [c.strip() for c in rows[0]] if rows else []
+    if columns is None:
+        columns = header[:3]
+    columns = [str(c) for c in columns]
+    if not 2 <= len(columns) <= 3 or not set(columns) <= set(header):
+        raise ValueError(
+            f"split list {str(path)!r}: expected 2 or 3 columns (image, mask[, roi]) among its "
+            f"header {header}, got columns={columns}"
+        )
+    kinds = ["image", "mask", "roi"][: len(columns)]
+    where = [header.index(c) for c in columns]
+    names: list[str] = []
+    found: dict[str, dict[str, Path]] = {k: {} for k in kinds}
+    missing: list[str] = []
+    for line, row in enumerate(rows[1:], 2):
+        if len(row) < len(header):
+            raise ValueError(f"split list {str(path)!r} line {line}: {row} has too few cells")
+        cells = [row[i] for i in where]
+        name = Path(cells[0].strip()).stem
+        if name in found["image"]:
+            raise ValueError(f"split list {str(path)!r} names image {name!r} twice")
+        names.append(name)
+        for kind, cell in zip(kinds, cells):
+            resolved = _resolve_listed(root, cell)
+            if resolved is None:
+                missing.append(cell.strip())
+            else:
+                found[kind][name] = resolved
+    if missing:
+        raise FileNotFoundError(
+            f"split list {str(path)!r} names {len(missing)} file(s) not found under "
+            f"{str(root)!r}: {missing[:5]}"
+        )
+    if not names:
+        raise ValueError(f"split list {str(path)!r} lists no items")
+    return names, found
 
 
 def _read_mask(path: Path, what: str) -> np.ndarray:
@@ -146,19 +241,31 @@ def _read_mask(path: Path, what: str) -> np.ndarray:
 
 
 class VesselFolder(Dataset):
-    """A Dataset over a folder of image/mask pairs matched by file stem.
+    """A Dataset over a folder of image/mask pairs matched by file stem, or from a split list.
 
     Layout: ``root/<images>/a.png``, ``root/<masks>/a.png`` (any suffix scikit-image
-    reads, e.g. ``a.tif`` beside ``a.png``) and optionally ``root/<roi>/a.png``.
+    reads, e.g. ``a.tif`` beside ``a.png``) and optionally ``root/<roi>/a.png``. With
+    ``split``, the items are the rows of a csv file instead (VessMAP's ``train.csv``:
+    ``im_paths,gt_paths,mask_paths`` then ``images/5740.tiff,annotator1/labels/5740.png,
+    mask/5740.png``), in the order of the list.
 
     Parameters
     ----------
     root : str or PathLike
-        Folder holding the sub-folders.
-    images, masks : str
-        Sub-folder names of the images and the masks (0/1, 0/255 or bool).
+        Folder holding the sub-folders (or the files a split list names).
+    images, masks : str, optional
+        Sub-folder names of the images and the masks (0/1, 0/255 or bool); default
+        ``"images"`` and ``"masks"``. Not used with ``split``.
     roi : str, optional
         Sub-folder of binary region-of-interest masks (e.g. a field of view).
+    split : str or PathLike, optional
+        A csv split list (relative to ``root`` or absolute) with a header row; each row
+        gives an image, its mask and optionally its roi. Paths are absolute, relative to
+        ``root``, or relative to a folder above it (leading components are dropped until
+        the file exists under ``root``, so lists written from a repository root work).
+    columns : sequence of str, optional
+        The (image, mask[, roi]) column names of ``split``; default its first three
+        columns (or two, if it has two).
     normalize : {"image", "dataset", "none"}
         Per-image z-score, a z-score with the statistics of the whole folder (or of
         ``stats`` from a training folder), or the raw intensities scaled to [0, 1]
@@ -176,7 +283,9 @@ class VesselFolder(Dataset):
         Missing root or sub-folder.
     ValueError
         Empty folder, duplicate or unmatched stems (listed), non-binary masks (values
-        shown), image/mask size mismatch (shapes shown).
+        shown), image/mask size mismatch (shapes shown), a split list without the columns.
+    TypeError
+        ``images``, ``masks`` or ``roi`` given together with ``split``.
 
     Notes
     -----
@@ -188,9 +297,11 @@ class VesselFolder(Dataset):
         self,
         root: str | os.PathLike,
         *,
-        images: str = "images",
-        masks: str = "masks",
+        images: str | None = None,
+        masks: str | None = None,
         roi: str | None = None,
+        split: str | os.PathLike | None = None,
+        columns: Sequence[str] | None = None,
         normalize: Literal["image", "dataset", "none"] = "image",
         stats: dict[str, Any] | None = None,
         as_gray: bool = False,
@@ -202,6 +313,37 @@ class VesselFolder(Dataset):
         self.normalize = check_choice("normalize", normalize, ["image", "dataset", "none"])
         self.as_gray = bool(as_gray)
         self.transform = transform
+        if split is not None:
+            given = [k for k, v in (("images", images), ("masks", masks), ("roi", roi)) if v]
+            if given:
+                raise TypeError(
+                    f"{', '.join(given)} name sub-folders, but split={str(split)!r} lists the "
+                    "files; name the list's columns with columns=(image, mask[, roi]) instead"
+                )
+            self.names, self._files = _read_split(self.root, split, columns)
+        else:
+            self.names, self._files = self._match(images or "images", masks or "masks", roi)
+        self.split = split
+        self.stats = None
+        sums = None
+        for name in self.names:  # validate everything once, gathering dataset moments
+            image, *_ = self._load(name)
+            if normalize == "dataset" and stats is None:
+                x = image.reshape(image.shape[0], -1).astype(np.float64)
+                s = np.stack([x.sum(1), (x**2).sum(1), np.full(len(x), x.shape[1])])
+                sums = s if sums is None else sums + s
+        if normalize == "dataset":
+            if stats is None:
+                mean = sums[0] / sums[2]
+                std = np.sqrt(np.maximum(sums[1] / sums[2] - mean**2, 0.0))
+                stats = {"mean": mean, "std": std}
+            self.stats = {
+                k: np.atleast_1d(np.asarray(stats[k], dtype=np.float64)) for k in ("mean", "std")
+            }
+
+    def _match(
+        self, images: str, masks: str, roi: str | None
+    ) -> tuple[list[str], dict[str, dict[str, Path]]]:
         found = {"image": _list_folder(self.root / images, "images")}
         found["mask"] = _list_folder(self.root / masks, "masks")
         if roi is not None:
@@ -220,24 +362,14 @@ class VesselFolder(Dataset):
             raise ValueError(
                 "unmatched file stems in " + f"{str(self.root)!r}: " + "; ".join(problems)
             )
-        self.names = sorted(stems)
-        self._files = found
-        self.stats = None
-        sums = None
-        for name in self.names:  # validate everything once, gathering dataset moments
-            image, *_ = self._load(name)
-            if normalize == "dataset" and stats is None:
-                x = image.reshape(image.shape[0], -1).astype(np.float64)
-                s = np.stack([x.sum(1), (x**2).sum(1), np.full(len(x), x.shape[1])])
-                sums = s if sums is None else sums + s
-        if normalize == "dataset":
-            if stats is None:
-                mean = sums[0] / sums[2]
-                std = np.sqrt(np.maximum(sums[1] / sums[2] - mean**2, 0.0))
-                stats = {"mean": mean, "std": std}
-            self.stats = {
-                k: np.atleast_1d(np.asarray(stats[k], dtype=np.float64)) for k in ("mean", "std")
-            }
+        return sorted(stems), found
+
+    def __repr__(self) -> str:
+        how = f"split={str(self.split)!r}" if self.split is not None else "folders"
+        return (
+            f"VesselFolder({str(self.root)!r}, {how}, n={len(self)}, roi={'roi' in self._files}, "
+            f"normalize={self.normalize!r})"
+        )
 
     def _load(self, name: str) -> tuple[np.ndarray, ...]:
         from skimage.color import rgb2gray
