@@ -1,10 +1,22 @@
-"""Data: synthetic vessel images, the scikit-image retina, folders of image/mask pairs,
-classification readers (digits, CIFAR-10/100, STL-10, Tiny ImageNet) and samplers.
+"""Data: synthetic vessel images, the scikit-image retina, folders of image/mask pairs and
+split lists, classification readers (digits, CIFAR-10/100, STL-10, Tiny ImageNet),
+samplers, and the fetcher that downloads the documents' real data into a cache on first use.
 """
 
 from __future__ import annotations
 
 from .classification import ImageClassification, cifar10, cifar100, digits, stl10, tiny_imagenet
+from .fetch import (
+    DATASETS,
+    FetchError,
+    IntegrityError,
+    Remote,
+    data_home,
+    fetch,
+    fetch_all,
+    is_offline,
+    list_datasets,
+)
 from .sampling import imbalanced_subset, per_class_subset
 from .vessels import (
     VesselArrays,
@@ -17,13 +29,22 @@ from .vessels import (
 )
 
 __all__ = [
+    "DATASETS",
+    "FetchError",
     "ImageClassification",
+    "IntegrityError",
+    "Remote",
     "VesselArrays",
     "VesselFolder",
     "cifar10",
     "cifar100",
+    "data_home",
     "digits",
+    "fetch",
+    "fetch_all",
     "imbalanced_subset",
+    "is_offline",
+    "list_datasets",
     "normalize_intensity",
     "per_class_subset",
     "retina_image",

@@ -5,6 +5,8 @@ labels; a batch is converted to float, augmented (optional, seeded) and normalis
 ImageNet mean/std. Readers parse the original distribution formats: CIFAR-10/100 (python
 pickles, read with an allow-listing unpickler), STL-10 (binary, column-major), Tiny ImageNet
 (JPEG folders) and scikit-learn's bundled 8x8 digits upsampled to 32x32 (the embedded data).
+Each reader takes the folder holding the data (``root``, e.g. ``DATA_DIR``), or ``root=None``
+for the cache of :func:`~cnnexplore_nb.data.fetch.fetch`, downloaded on first use.
 """
 
 from __future__ import annotations
@@ -205,14 +207,34 @@ def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _find_dir(root: str | os.PathLike, name: str, layout: str, how: str) -> Path:
+def _find_dir(
+    root: str | os.PathLike | None,
+    name: str,
+    layout: str,
+    how: str,
+    fetch_name: str,
+    progress: bool = True,
+) -> Path:
+    """The dataset folder ``name``: under ``root`` (or ``root`` itself), or the cache.
+
+    ``root=None`` means the cache of :func:`~cnnexplore_nb.data.fetch.fetch`, filled on first
+    use; a folder given by the user is never downloaded into.
+    """
+    if root is None:
+        from .fetch import fetch
+
+        return fetch(fetch_name, progress=progress)
     root = Path(root).expanduser()
     for cand in (root / name, root):
         if cand.is_dir() and cand.name == name:
             return cand
+    hint = ""
+    if str(root) in ("train", "test", "val"):
+        hint = f" (the first argument is the data folder; did you mean split={str(root)!r}?)"
     raise FileNotFoundError(
-        f"dataset folder {name!r} not found under {str(root)!r}. Expected layout:\n{layout}\n"
-        f"How to obtain it: {how} (this package never downloads data)."
+        f"dataset folder {name!r} not found under {str(root)!r}{hint}. Expected layout:\n"
+        f"{layout}\nHow to obtain it: {how}, or pass root=None to download it into the cache "
+        f"(cnnexplore_nb.data.fetch({fetch_name!r}))."
     )
 
 
@@ -259,11 +281,14 @@ _CIFAR_HOW = "download the 'python version' from https://www.cs.toronto.edu/~kri
 
 
 def cifar10(
-    root: str | os.PathLike, split: Literal["train", "test"] = "train"
+    root: str | os.PathLike | None = None, split: Literal["train", "test"] = "train"
 ) -> ImageClassification:
-    """CIFAR-10 from ``<root>/cifar-10-batches-py`` (python pickles; 50000/10000 images 32x32)."""
+    """CIFAR-10 from ``<root>/cifar-10-batches-py`` (python pickles; 50000/10000 images 32x32).
+
+    ``root=None`` reads the cache, downloading the data on first use (``fetch("cifar10")``).
+    """
     split = check_choice("split", split, ["train", "test"])
-    folder = _find_dir(root, "cifar-10-batches-py", _CIFAR10_LAYOUT, _CIFAR_HOW)
+    folder = _find_dir(root, "cifar-10-batches-py", _CIFAR10_LAYOUT, _CIFAR_HOW, "cifar10")
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     blobs = [_read_pickle(folder / n, [b"data", b"labels"]) for n in names]
     data = np.concatenate([np.asarray(b[b"data"], np.uint8) for b in blobs])
@@ -282,15 +307,18 @@ def cifar10(
 
 
 def cifar100(
-    root: str | os.PathLike,
+    root: str | os.PathLike | None = None,
     split: Literal["train", "test"] = "train",
     *,
     label: Literal["fine", "coarse"] = "fine",
 ) -> ImageClassification:
-    """CIFAR-100 from ``<root>/cifar-100-python`` (``fine_labels``: 100 classes)."""
+    """CIFAR-100 from ``<root>/cifar-100-python`` (``fine_labels``: 100 classes).
+
+    ``root=None`` reads the cache, downloading the data on first use (``fetch("cifar100")``).
+    """
     split = check_choice("split", split, ["train", "test"])
     label = check_choice("label", label, ["fine", "coarse"])
-    folder = _find_dir(root, "cifar-100-python", _CIFAR100_LAYOUT, _CIFAR_HOW)
+    folder = _find_dir(root, "cifar-100-python", _CIFAR100_LAYOUT, _CIFAR_HOW, "cifar100")
     key = f"{label}_labels".encode()
     blob = _read_pickle(folder / split, [b"data", key])
     labels = np.asarray(blob[key], np.int64)
@@ -306,16 +334,20 @@ _STL_HOW = "download stl10_binary.tar.gz from https://ai.stanford.edu/~acoates/s
 
 
 def stl10(
-    root: str | os.PathLike, split: Literal["train", "test"] = "train", *, size: int = 32
+    root: str | os.PathLike | None = None,
+    split: Literal["train", "test"] = "train",
+    *,
+    size: int = 32,
 ) -> ImageClassification:
     """STL-10 labelled images from ``<root>/stl10_binary`` resized 96 -> ``size`` (area).
 
     The ``*_X.bin`` files hold uint8 images of 3 x 96 x 96 stored column-major (each channel
-    transposed); ``*_y.bin`` holds labels 1..10 (returned as 0..9).
+    transposed); ``*_y.bin`` holds labels 1..10 (returned as 0..9). ``root=None`` reads the
+    cache, downloading the data on first use (``fetch("stl10")``, 2.6 GB).
     """
     split = check_choice("split", split, ["train", "test"])
     size = check_positive_int("size", size)
-    folder = _find_dir(root, "stl10_binary", _STL_LAYOUT, _STL_HOW)
+    folder = _find_dir(root, "stl10_binary", _STL_LAYOUT, _STL_HOW, "stl10")
     xf, yf = folder / f"{split}_X.bin", folder / f"{split}_y.bin"
     for f in (xf, yf):
         if not f.is_file():
@@ -363,7 +395,7 @@ def _read_jpegs(paths: Sequence[Path], size: int, progress: bool) -> torch.Tenso
 
 
 def tiny_imagenet(
-    root: str | os.PathLike,
+    root: str | os.PathLike | None = None,
     split: Literal["train", "val"] = "train",
     *,
     size: int = 32,
@@ -372,11 +404,14 @@ def tiny_imagenet(
     """Tiny ImageNet (200 classes, 64x64 JPEGs resized to ``size``) from ``<root>/tiny-imagenet-200``.
 
     Class indices follow the order of ``wnids.txt``; ``val`` uses ``val/val_annotations.txt``
-    (tab-separated: file name, wnid, box).
+    (tab-separated: file name, wnid, box). ``root=None`` reads the cache, downloading the
+    data on first use (``fetch("tiny_imagenet")``).
     """
     split = check_choice("split", split, ["train", "val"])
     size = check_positive_int("size", size)
-    folder = _find_dir(root, "tiny-imagenet-200", _TINY_LAYOUT, _TINY_HOW)
+    folder = _find_dir(
+        root, "tiny-imagenet-200", _TINY_LAYOUT, _TINY_HOW, "tiny_imagenet", progress
+    )
     wnids_file = folder / "wnids.txt"
     if not wnids_file.is_file():
         raise FileNotFoundError(f"missing {str(wnids_file)!r}. Expected layout:\n{_TINY_LAYOUT}")

@@ -1,0 +1,368 @@
+"""Fetch the documents' real datasets and files on first use, into one cache, pinned by hash.
+
+``fetch(name)`` returns the local path of a registered dataset (its extracted folder) or
+file, downloading it with :mod:`pooch` only when it is missing. The registry is
+:data:`DATASETS` (see :func:`list_datasets`): CIFAR-10, CIFAR-100, STL-10, Tiny ImageNet,
+VessMAP and the L2T-ww reference source network.
+
+Where
+    ``root`` if given, else the environment variable ``CNNX_DATA``, else
+    ``pooch.os_cache("cnnexplore_nb")`` (``~/.cache/cnnexplore_nb`` on Linux). A folder you
+    already have (``DATA_DIR``) holding e.g. ``cifar-10-batches-py/`` is used as it is.
+Offline
+    ``CNNX_OFFLINE=1`` turns every download into :class:`FetchError`, as does an
+    unreachable server; the message names the URL, the expected file and the folder to put
+    it in by hand. Data already in place are used offline.
+Integrity
+    Archives and the source network are pinned by the publisher's md5 or a sha256; a
+    download whose hash differs is deleted and raises :class:`IntegrityError`. A file found
+    in place with a wrong hash raises too and is left for you to inspect. Archives are
+    extracted into a hidden staging folder renamed into place when complete (see
+    :mod:`._extract`), so an interrupted extraction leaves no half folder, then deleted.
+VessMAP (trust on first use)
+    Its 304 files are fetched one by one from raw URLs that pin the git commit
+    ``VESSMAP_COMMIT``: the server, not this package, vouches for their bytes. Per-file
+    hashes of the images, labels and masks are not known here, so the first download
+    records the sha256 of every file in ``VessMAP/SHA256SUMS`` and every later ``fetch``
+    verifies the folder against it (about 50 ms). The four split lists are checked by
+    content (columns and the published ids of each split, in order). To pin the images,
+    compare your ``SHA256SUMS`` with one you trust and use
+    ``DATASETS["vessmap"] = DATASETS["vessmap"].with_hashes(path)``; a pinned file whose
+    download differs then raises :class:`IntegrityError`.
+
+Command line: ``python -m cnnexplore_nb.data --list`` or ``python -m cnnexplore_nb.data cifar10 vessmap``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._checks import unknown_name_message
+from ._extract import extract_archive, staging
+from ._sources import DATASETS, VESSMAP_COMMIT, IntegrityError, Remote, read_sha256sums
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DATASETS",
+    "ENV_DATA",
+    "ENV_OFFLINE",
+    "VESSMAP_COMMIT",
+    "FetchError",
+    "IntegrityError",
+    "Remote",
+    "data_home",
+    "fetch",
+    "fetch_all",
+    "is_offline",
+    "list_datasets",
+]
+
+ENV_DATA = "CNNX_DATA"
+ENV_OFFLINE = "CNNX_OFFLINE"
+MANIFEST = "SHA256SUMS"
+
+
+class FetchError(OSError):
+    """Data missing and not downloadable (offline, unreachable, refused); says what to place where."""
+
+
+def data_home(root: str | os.PathLike | None = None) -> Path:
+    """The folder datasets are read from and fetched into (not created here).
+
+    ``root`` if given, else ``$CNNX_DATA`` if set, else ``pooch.os_cache("cnnexplore_nb")``.
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(ENV_DATA, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("cnnexplore_nb"))
+
+
+def is_offline() -> bool:
+    """True when ``CNNX_OFFLINE`` is set to anything but ``""``, ``0``, ``false``, ``no``, ``off``."""
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _entry(name: str) -> Remote:
+    if name not in DATASETS:
+        raise KeyError(unknown_name_message("dataset", name, sorted(DATASETS)))
+    return DATASETS[name]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file_hash(path: Path, known: str) -> str:
+    alg, _, _ = known.rpartition(":")
+    if (alg or "sha256") == "sha256":
+        return f"sha256:{_sha256(path)}"
+    import pooch
+
+    return f"{alg}:{pooch.file_hash(str(path), alg=alg)}"
+
+
+def _norm(known: str) -> str:
+    return known.lower() if ":" in known else f"sha256:{known.lower()}"
+
+
+def _check_in_place(path: Path, known: str) -> None:
+    got = _file_hash(path, _norm(known))
+    if got != _norm(known):
+        raise IntegrityError(
+            f"{str(path)!r} is in place but its hash differs: expected {_norm(known)}, got {got}. "
+            "It was not downloaded by this call, so it is left as is: delete or replace it."
+        )
+
+
+def _unavailable(entry: Remote, home: Path, reason: str, url: str | None = None) -> FetchError:
+    if entry.kind == "files":
+        what = (
+            f"the folder {entry.target}/ ({len(entry.files)} files; see DATASETS[{entry.name!r}]"
+            ".files), e.g. data/VessMAP of a clone of github.com/chcomin/vessel_baseline at "
+            f"commit {VESSMAP_COMMIT}"
+        )
+        where = f"{home} (so that {home / entry.target / 'train.csv'} exists)"
+    else:
+        what = f"{entry.filename} ({entry.known_hash})"
+        where = str(home)
+        if entry.kind != "file":
+            where += f"; fetch() then checks it and extracts {entry.target}/ (or put {entry.target}/ there)"
+    return FetchError(
+        f"cannot download {entry.name!r}: {reason}.\n  URL:           {url or entry.url}\n"
+        f"  expected file: {what}\n  put it in:     {where}\n"
+        f"or pass root= / set {ENV_DATA} to a folder that already holds {entry.target}."
+    )
+
+
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _download(
+    entry: Remote, url: str, dest: Path, known: str | None, home: Path, *, progress: bool
+) -> None:
+    """Download ``url`` to ``dest`` through pooch (temporary file, hash check, then rename)."""
+    if is_offline():
+        raise _unavailable(entry, home, f"{ENV_OFFLINE}=1 is set", url)
+    import pooch
+    import requests
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=entry.size or None, desc=entry.name, unit="B", unit_scale=True)
+    try:
+        with _quiet_pooch():
+            pooch.retrieve(
+                url, known_hash=known and _norm(known), fname=dest.name, path=dest.parent,
+                downloader=pooch.HTTPDownloader(progressbar=bar or False),
+            )  # fmt: skip
+    except ValueError as exc:  # pooch: hash mismatch (its temporary file is already removed)
+        raise IntegrityError(
+            f"download of {entry.name!r} from {url} is corrupt and was deleted, not used: {exc}"
+        ) from exc
+    except (requests.RequestException, OSError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise _unavailable(entry, home, reason, url) from exc
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _write_manifest(folder: Path, rels: Iterable[str]) -> None:
+    lines = [f"{_sha256(folder / rel)}  {rel}\n" for rel in sorted(rels)]
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text("".join(lines))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _verify_files(entry: Remote, folder: Path) -> None:
+    """Check ``folder`` against its recorded manifest and the entry's pinned hashes."""
+    expected = {}
+    if (folder / MANIFEST).is_file():
+        expected = {k: f"sha256:{v}" for k, v in read_sha256sums(folder / MANIFEST).items()}
+    expected.update({k: _norm(v) for k, v in entry.files.items() if v})
+    bad = []
+    for rel, known in sorted(expected.items()):
+        path = folder / rel
+        got = _file_hash(path, known) if path.is_file() else "missing"
+        if got != known:
+            bad.append(f"{rel}: expected {known}, got {got}")
+    if bad:
+        raise IntegrityError(
+            f"{len(bad)} file(s) of {str(folder)!r} differ from {MANIFEST} / the pinned hashes "
+            f"(first: {'; '.join(bad[:3])}). Delete the folder to fetch it again."
+        )
+
+
+def _in_place(entry: Remote, home: Path) -> Path | None:
+    for path in (home / entry.target, home):
+        if path.name != entry.target:
+            continue
+        if entry.kind == "file" and path.is_file():
+            _check_in_place(path, entry.known_hash or "")
+            return path
+        if entry.kind != "file" and path.is_dir():
+            if entry.kind == "files":
+                _verify_files(entry, path)
+            return path
+    return None
+
+
+def fetch(name: str, *, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Local path of a registered dataset or file, downloaded (and extracted) if missing.
+
+    Parameters
+    ----------
+    name : {"cifar10", "cifar100", "stl10", "tiny_imagenet", "vessmap", "l2tww_source"}
+        A key of :data:`DATASETS`.
+    root : str or PathLike, optional
+        Folder to look in and download into (see :func:`data_home`). Data already there
+        (e.g. ``root/cifar-10-batches-py``, or ``root`` itself if it is that folder) are
+        used without any download.
+    progress : bool
+        Show tqdm bars for the download and the extraction.
+
+    Returns
+    -------
+    Path
+        The extracted folder (``.../cifar-10-batches-py``, ``.../VessMAP``, ...) or, for
+        ``"l2tww_source"``, the file ``.../l2tww_tinyimagenet_resnet32.pth.tar``.
+
+    Raises
+    ------
+    KeyError
+        Unknown name (the message lists the registered ones).
+    FetchError
+        Missing and ``CNNX_OFFLINE=1``, or the server is unreachable or refuses.
+    IntegrityError
+        A download or a file in place differs from its pinned hash (or, for VessMAP, from
+        the manifest recorded at first fetch, or the published split lists).
+
+    Examples
+    --------
+    >>> folder = fetch("cifar10")  # doctest: +SKIP
+    >>> folder.name  # doctest: +SKIP
+    'cifar-10-batches-py'
+    """
+    entry = _entry(name)
+    home = data_home(root)
+    found = _in_place(entry, home)
+    if found is not None:
+        return found
+    if entry.kind == "file":
+        dest = home / entry.target
+        _download(entry, entry.url, dest, entry.known_hash, home, progress=progress)
+        return dest
+    if entry.kind == "files":
+        return _fetch_files(entry, home, progress=progress)
+    archive = home / entry.filename
+    if archive.is_file():  # placed by hand, or left by an interrupted extraction
+        _check_in_place(archive, entry.known_hash or "")
+    else:
+        _download(entry, entry.url, archive, entry.known_hash, home, progress=progress)
+    with staging(home, entry.target) as stage:
+        extract_archive(archive, stage, progress=progress)
+    archive.unlink(missing_ok=True)  # the folder is what is kept
+    return home / entry.target
+
+
+def _fetch_files(entry: Remote, home: Path, *, progress: bool) -> Path:
+    if is_offline():
+        raise _unavailable(entry, home, f"{ENV_OFFLINE}=1 is set")
+    from tqdm.auto import tqdm
+
+    with staging(home, entry.target) as stage:
+        folder = stage / entry.target
+        for rel, known in tqdm(entry.files.items(), desc=entry.name, disable=not progress):
+            dest = folder / rel
+            _download(entry, entry.url + rel, dest, known, home, progress=False)
+        if entry.check is not None:
+            entry.check(folder)
+        _write_manifest(folder, entry.files)
+    return home / entry.target
+
+
+def fetch_all(
+    names: Sequence[str] | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Fetch several registered names ahead of time (default: all); ``{name: path}``."""
+    names = sorted(DATASETS) if names is None else list(names)
+    for name in names:
+        _entry(name)  # fail on a typo before downloading anything
+    return {name: fetch(name, root=root, progress=progress) for name in names}
+
+
+def list_datasets(*, root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The registry as a table, one row per name.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``name, description, kind, size_mb, target, present, path, url, hash,
+        licence, citation``; ``present`` tells whether ``path`` (under :func:`data_home`)
+        exists already.
+    """
+    import pandas as pd
+
+    home = data_home(root)
+    rows = []
+    for e in DATASETS.values():
+        path = home / e.target
+        rows.append({
+            "name": e.name, "description": e.description, "kind": e.kind,
+            "size_mb": round(e.size / 1e6, 1), "target": e.target, "present": path.exists(),
+            "path": str(path), "url": e.url,
+            "hash": e.known_hash or f"per file ({len(e.files)} files)",
+            "licence": e.licence, "citation": e.citation,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cnnexplore_nb.data [--root DIR] [--list] [NAME ...]``: fetch ahead of time."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cnnexplore_nb.data", description=main.__doc__)
+    parser.add_argument("names", nargs="*", help=f"registered names: {', '.join(DATASETS)}")
+    parser.add_argument(
+        "--root", default=None, help=f"data folder (default ${ENV_DATA} or the cache)"
+    )
+    parser.add_argument("--list", action="store_true", help="list the registry and exit")
+    args = parser.parse_args(argv)
+    if args.list or not args.names:
+        table = list_datasets(root=args.root)
+        print(table[["name", "kind", "size_mb", "present", "path"]].to_string(index=False))
+        return 0
+    for name, path in fetch_all(args.names, root=args.root).items():
+        print(f"{name}: {path}")
+    return 0
