@@ -1,5 +1,5 @@
 """Data: synthetic vessel images, the scikit-image retina, folders of image/mask pairs and
-split lists, classification readers (digits, CIFAR-10/100, STL-10, Tiny ImageNet),
+split lists (VessMAP), classification readers (digits, CIFAR-10/100, STL-10, Tiny ImageNet),
 samplers, and the fetcher that downloads the documents' real data into a cache on first use.
 """
 
@@ -27,6 +27,7 @@ from .vessels import (
     synthetic_vessels,
     train_val_split,
 )
+from .vessmap import vessmap, vessmap_folder
 
 __all__ = [
     "DATASETS",
@@ -53,4 +54,6 @@ __all__ = [
     "synthetic_vessels",
     "tiny_imagenet",
     "train_val_split",
+    "vessmap",
+    "vessmap_folder",
 ]

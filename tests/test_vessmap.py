@@ -1,0 +1,185 @@
+"""VessMAP: split lists in VesselFolder, the vessmap reader, and its trust-on-first-use fetch.
+
+The fixture is a VessMAP folder in the published format, made in code: the 100 published
+ids with small 8-bit TIFF images, TIFF labels named ``.png``, PNG region masks and the four
+csv lists with repository-root paths (``data/VessMAP/images/<id>.tiff``). Fetches are served
+from 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from _fetch_helpers import Server, guard_network, make_vessmap, point
+from PIL import Image
+
+from cnnexplore_nb.data import FetchError, IntegrityError, VesselFolder, fetch, vessmap
+
+fetch_module = importlib.import_module("cnnexplore_nb.data.fetch")
+sources = importlib.import_module("cnnexplore_nb.data._sources")
+DATASETS, IDS = fetch_module.DATASETS, sources.VESSMAP_IDS
+SIZES = {"train": 40, "val": 10, "test": 50, "all": 100}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    guard_network(monkeypatch)
+    monkeypatch.setenv("CNNX_OFFLINE", "1")
+    monkeypatch.setenv("CNNX_DATA", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("published") / "VessMAP"
+    return folder, make_vessmap(folder, IDS)
+
+
+@pytest.fixture
+def served(published, tmp_path, monkeypatch):
+    """The published folder served at /vessmap/ with the registry pointed at it."""
+    shutil.copytree(published[0], tmp_path / "srv" / "vessmap")
+    srv = Server(tmp_path / "srv")
+    monkeypatch.delenv("CNNX_OFFLINE")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    point(monkeypatch, DATASETS, "vessmap", srv.url("vessmap/"))
+    yield srv
+    srv.close()
+
+
+def test_fixture_is_in_the_published_format(published):
+    folder, _ = published
+    assert (folder / "annotator1/labels/5740.png").read_bytes()[:4] == b"II*\x00"  # TIFF
+    assert (folder / "images/5740.tiff").read_bytes()[:4] == b"II*\x00"
+    assert (folder / "mask/5740.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "test.csv").read_text().splitlines()[1] == (
+        "data/VessMAP/images/5740.tiff,data/VessMAP/annotator1/labels/5740.png,"
+        "data/VessMAP/mask/5740.png"
+    )
+
+
+@pytest.mark.parametrize("split", list(SIZES))
+def test_splits_from_a_folder_as_published(published, split):
+    folder, truth = published
+    ds = vessmap(split, root=folder.parent, normalize="none")
+    assert len(ds) == SIZES[split] and ds.names == list(IDS[split])
+    for k in (0, len(ds) - 1):
+        image, mask, roi = ds[k]
+        ref = truth[ds.names[k]]
+        assert image.dtype == torch.float32 and tuple(image.shape) == (1, 16, 16)
+        assert np.allclose(image[0].numpy(), ref["image"] / 255.0)
+        assert mask.dtype == torch.int64 and np.array_equal(mask.numpy(), ref["label"] // 255)
+        assert roi.dtype == torch.bool and np.array_equal(roi.numpy(), ref["mask"] > 0)
+
+
+def test_root_may_be_the_folder_or_a_repository_clone(published, tmp_path):
+    folder, _ = published
+    assert len(vessmap("val", root=folder)) == 10
+    shutil.copytree(folder, tmp_path / "clone" / "data" / "VessMAP")
+    assert len(vessmap("val", root=tmp_path / "clone")) == 10
+    with pytest.raises(FileNotFoundError, match=r"(?s)VessMAP not found.*annotator1/labels"):
+        vessmap(root=tmp_path)
+    with pytest.raises(ValueError, match="unknown split 'tset'; closest: 'test'"):
+        vessmap("tset", root=folder)
+
+
+def test_folder_options_pass_through(published):
+    folder, _ = published
+    ds = vessmap("train", root=folder, normalize="dataset")
+    x, _, _ = ds[0]
+    assert ds.stats["mean"].shape == (1,) and abs(float(x.mean())) < 1.0
+    with pytest.raises(TypeError, match="name sub-folders"):
+        vessmap("train", root=folder, images="images")
+
+
+# ------------------------------------------------------------------- split lists in general
+def _write(path, array, fmt):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+
+
+def test_split_list_with_folder_relative_paths_and_two_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in ("a", "b", "c"):
+        _write(tmp_path / f"img/{i}.tif", rng.integers(0, 256, (8, 8), dtype=np.uint8), "PNG")
+        _write(tmp_path / f"gt/{i}.png", np.eye(8, dtype=np.uint8), "TIFF")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists/s.csv").write_text(
+        "image,label\r\nimg/c.tif,gt/c.png\r\nimg/a.tif,gt/a.png\r\n"
+    )
+    ds = VesselFolder(tmp_path, split="lists/s.csv", normalize="none")
+    assert ds.names == ["c", "a"] and len(ds[0]) == 2  # list order; no roi column
+    assert np.array_equal(ds[1][1].numpy(), np.eye(8))  # TIFF content under a .png name
+    assert "split='lists/s.csv'" in repr(ds)
+    absolute = VesselFolder(tmp_path, split=tmp_path / "lists/s.csv", columns=["image", "label"])
+    assert absolute.names == ["c", "a"]
+
+
+def test_split_list_errors(tmp_path, published):
+    folder, _ = published
+    (tmp_path / "bad.csv").write_text("im_paths,gt_paths\nimages/1.tiff,labels/1.png\n")
+    with pytest.raises(FileNotFoundError, match=r"names 2 file\(s\) not found.*images/1.tiff"):
+        VesselFolder(tmp_path, split="bad.csv")
+    with pytest.raises(FileNotFoundError, match="split list .*nope.csv"):
+        VesselFolder(tmp_path, split="nope.csv")
+    with pytest.raises(ValueError, match=r"expected 2 or 3 columns.*columns=\['x', 'y'\]"):
+        VesselFolder(folder, split="train.csv", columns=("x", "y"))
+    dup = folder.parent / "dup.csv"
+    dup.write_text("i,m\nVessMAP/images/5740.tiff,VessMAP/mask/5740.png\n" * 2)
+    with pytest.raises(ValueError, match="names image '5740' twice"):
+        VesselFolder(folder, split=dup)
+
+
+# ----------------------------------------------------------------------- fetch (TOFU)
+def test_fetch_records_a_manifest_and_verifies_it(served, tmp_path, published):
+    _, truth = published
+    ds = vessmap("test", normalize="none", progress=False)  # root=None: fetched
+    home = tmp_path / "cache"
+    assert ds.root == home / "VessMAP" and len(ds) == 50 and served.total == 304
+    assert sorted(p.name for p in home.iterdir()) == ["VessMAP"]
+    assert np.array_equal(ds[0][1].numpy(), truth["5740"]["label"] // 255)
+    lines = (home / "VessMAP/SHA256SUMS").read_text().splitlines()
+    assert len(lines) == 304
+    digest, rel = lines[0].split("  ")
+    assert digest == hashlib.sha256((home / "VessMAP" / rel).read_bytes()).hexdigest()
+    assert len(vessmap("all", progress=False)) == 100 and served.total == 304  # cache hit
+    label = home / "VessMAP/annotator1/labels/9000.png"
+    label.write_bytes(label.read_bytes()[:-1] + b"\x01")
+    with pytest.raises(IntegrityError, match=r"1 file\(s\).*annotator1/labels/9000.png: expected"):
+        vessmap("test")
+
+
+def test_pinned_hashes_reject_a_different_download(served, tmp_path, monkeypatch):
+    entry = DATASETS["vessmap"]
+    monkeypatch.setitem(DATASETS, "vessmap", entry.with_hashes({"images/5740.tiff": "0" * 64}))
+    with pytest.raises(IntegrityError, match="corrupt and was deleted, not used"):
+        fetch("vessmap", progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing published, no staging left
+    monkeypatch.setitem(DATASETS, "vessmap", entry)
+    trusted = fetch("vessmap", root=tmp_path / "first", progress=False) / "SHA256SUMS"
+    monkeypatch.setitem(DATASETS, "vessmap", entry.with_hashes(trusted))
+    assert sum(v is not None for v in DATASETS["vessmap"].files.values()) == 304
+    assert len(vessmap("val", progress=False)) == 10
+    with pytest.raises(KeyError, match="has no files"):
+        entry.with_hashes({"images/nope.tiff": "0" * 64})
+
+
+def test_split_lists_are_checked_by_content(served, tmp_path):
+    train = served.root / "vessmap/train.csv"
+    train.write_text("\n".join(train.read_text().splitlines()[:-1]) + "\n")  # one row fewer
+    with pytest.raises(IntegrityError, match=r"train.csv: expected the 40 published ids.*8686"):
+        fetch("vessmap", progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_offline_error_says_where_to_put_the_folder(tmp_path):
+    with pytest.raises(FetchError) as err:
+        vessmap("train")
+    msg = str(err.value)
+    assert "CNNX_OFFLINE=1" in msg and sources.VESSMAP_COMMIT in msg
+    assert str(tmp_path / "cache" / "VessMAP" / "train.csv") in msg
+    assert not (tmp_path / "cache").exists()
