@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.distance import cdist
 
 from cnnexplore_nb.similarity.moments import Moments, full_fp32_precision
 
@@ -48,15 +49,30 @@ def test_cross_block_matches_float64_reference(chunk, within):
             m.cka()
 
 
-def test_self_block_matches_reference_and_is_symmetric():
-    x = np.random.default_rng(2).normal(size=(2, 6, 5, 5))
-    m = Moments(chunk_pixels=9).update(x)
-    ref = _ref(x, x)
-    np.testing.assert_allclose(m.pearson(), ref["pearson"], atol=1e-6)
-    np.testing.assert_allclose(m.pearson(), m.pearson().T, atol=1e-12)
-    np.testing.assert_allclose(m.euclidean(), ref["euclidean"], atol=1e-4)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    ("shape", "chunk", "dtype"),
+    [((2, 6, 5, 5), 9, "float32"), ((3, 37, 33, 33), 16384, "float32"),
+     ((3, 64, 40, 40), 300, "float64"), ((2, 130, 20, 20), 2048, "float32")],
+)  # fmt: skip
+def test_self_block_matches_reference_and_is_symmetric(shape, chunk, dtype, threads):
+    x = np.random.default_rng(2).normal(3.0, 2.0, size=shape)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        m = Moments(chunk_pixels=chunk, dtype=dtype).update(x).update(x[:1] * 0.5)
+    finally:
+        torch.set_num_threads(before)
+    xs = _flat(np.concatenate([x, x[:1] * 0.5]))
+    np.testing.assert_allclose(m.pearson(), np.corrcoef(xs), atol=1e-6)
+    np.testing.assert_allclose(m.euclidean(), cdist(xs, xs), rtol=1e-5, atol=1e-4)
+    for name in ("pearson", "cosine", "euclidean", "covariance"):
+        r = getattr(m, name)()
+        # r[i, j] and r[j, i] are the same number, bit for bit (not merely close)
+        assert np.array_equal(r, r.T, equal_nan=True), name
+    assert np.array_equal(np.diag(m.covariance()), np.diag(m._centred("aa")) / (m.n - 1))
     assert m.cka() == pytest.approx(1.0)
-    np.testing.assert_allclose(m.mean_a, _flat(x).mean(1), atol=1e-12)
+    np.testing.assert_allclose(m.mean_a, xs.mean(1), atol=1e-12)
 
 
 def test_streaming_image_by_image_equals_all_at_once():

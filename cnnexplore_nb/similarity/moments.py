@@ -86,6 +86,13 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def _symmetric(c: np.ndarray) -> np.ndarray:
+    """(c + cᵀ) / 2: exactly symmetric (a + b == b + a in IEEE arithmetic), in place."""
+    c += c.T.copy()
+    c *= 0.5
+    return c
+
+
 def _rowdot(w: np.ndarray) -> np.ndarray:
     """Σw² per row of a (K, n) array, as float64 (BLAS dot per row)."""
     return np.matmul(w[:, None, :], w[:, :, None])[:, 0, 0].astype(np.float64)
@@ -368,10 +375,16 @@ class Moments:
         return self.mean_a if not self.cross else self.shift_b + s.s_b / s.n
 
     def _centred(self, which: str) -> np.ndarray:
-        """Centred co-moment Σ(x−x̄)(y−ȳ)ᵀ for ``which`` in {"aa", "bb", "ab"} (or diag)."""
+        """Centred co-moment Σ(x−x̄)(y−ȳ)ᵀ for ``which`` in {"aa", "bb", "ab"} (or diag).
+
+        A block compared with itself gives a matrix symmetric bit for bit: the float64
+        sums of the GEMM blocks and corrections need not be (their rounding depends on the
+        order of the terms), so the matrix is replaced by (C + Cᵀ) / 2, whose entries
+        C[i, j] + C[j, i] are the same sum both ways; the diagonal is unchanged.
+        """
         s = self._state()
         if not self.cross:
-            c = s.s_aa - np.outer(s.s_a, s.s_a) / s.n
+            c = _symmetric(s.s_aa - np.outer(s.s_a, s.s_a) / s.n)
             keep = ~self.constant_a
             return c * keep[:, None] * keep[None, :]
         x = {"aa": s.s_aa, "bb": s.s_bb, "ab": s.s_ab}[which]
@@ -381,10 +394,14 @@ class Moments:
         kb = ~(self.constant_b if which[1] == "b" else self.constant_a)
         if x.ndim == 1:
             return (x - sa * sa / s.n) * ka
-        return (x - np.outer(sa, sb) / s.n) * ka[:, None] * kb[None, :]
+        c = x - np.outer(sa, sb) / s.n
+        if which != "ab":  # within-block Gram matrices (CKA) are self-blocks too
+            c = _symmetric(c)
+        return c * ka[:, None] * kb[None, :]
 
     def _var_sums(self) -> tuple[np.ndarray, np.ndarray]:
-        caa, cbb = self._centred("aa"), self._centred("bb")
+        caa = self._centred("aa")
+        cbb = self._centred("bb") if self.cross else caa
         va = np.diag(caa) if caa.ndim == 2 else caa
         vb = np.diag(cbb) if cbb.ndim == 2 else cbb
         return np.maximum(va, 0.0), np.maximum(vb, 0.0)
