@@ -87,6 +87,7 @@ def test_registry_pins_every_entry():
 def test_shared_source_network_matches_the_pin_and_is_used_in_place():
     assert sha256(SHARED) == DATASETS["l2tww_source"].known_hash
     assert fetch("l2tww_source", root=SHARED.parent) == SHARED  # offline: no download
+    assert data.locate("l2tww_source", None, SHARED.parent) == SHARED
 
 
 def test_data_home_precedence(monkeypatch, tmp_path):
@@ -136,6 +137,19 @@ def test_data_already_in_a_user_folder_is_used_without_download(cifar, tmp_path)
     assert len(data.cifar10(user)) == 15 and server.total == 0
     with pytest.raises(FileNotFoundError, match=r"(?s)did you mean split=.test.*root=None"):
         data.cifar10("test")  # a folder given by the user is never downloaded into
+
+
+def test_locate_looks_in_the_roots_and_never_downloads(cifar, tmp_path):
+    server, archive, _ = cifar
+    assert data.locate("cifar10") is None and data.locate("cifar10", tmp_path) is None
+    user = tmp_path / "user"
+    user.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(user, filter="data")
+    assert data.locate("cifar10", None, user) == user / "cifar-10-batches-py"
+    fetch("cifar10", progress=False)
+    assert data.locate("cifar10", None, user) == tmp_path / "cache" / "cifar-10-batches-py"
+    assert server.total == 1
 
 
 def test_corrupt_download_is_deleted_and_never_used(cifar, tmp_path):

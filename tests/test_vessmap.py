@@ -166,6 +166,8 @@ def test_pinned_hashes_reject_a_different_download(served, tmp_path, monkeypatch
     assert len(vessmap("val", progress=False)) == 10
     with pytest.raises(KeyError, match="has no files"):
         entry.with_hashes({"images/nope.tiff": "0" * 64})
+    with pytest.raises(ValueError, match="expected sha256 hex digests"):
+        entry.with_hashes({"images/5740.tiff": "md5:0"})
 
 
 def test_split_lists_are_checked_by_content(served, tmp_path):

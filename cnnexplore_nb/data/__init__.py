@@ -16,6 +16,7 @@ from .fetch import (
     fetch_all,
     is_offline,
     list_datasets,
+    locate,
 )
 from .sampling import imbalanced_subset, per_class_subset
 from .vessels import (
@@ -46,6 +47,7 @@ __all__ = [
     "imbalanced_subset",
     "is_offline",
     "list_datasets",
+    "locate",
     "normalize_intensity",
     "per_class_subset",
     "retina_image",

@@ -99,8 +99,11 @@ class Remote:
         unknown = sorted(set(hashes) - set(self.files))
         if unknown:
             raise KeyError(f"{self.name!r} has no files {unknown[:5]} (it has {len(self.files)})")
-        pinned = {k: (f"sha256:{v}" if ":" not in v else v) for k, v in hashes.items()}
-        return replace(self, files={**self.files, **pinned})
+        pinned = {k: str(v).lower().removeprefix("sha256:") for k, v in hashes.items()}
+        bad = {k: v for k, v in pinned.items() if len(v) != 64 or set(v) - set("0123456789abcdef")}
+        if bad:
+            raise ValueError(f"expected sha256 hex digests (64 characters), got {bad}")
+        return replace(self, files={**self.files, **{k: f"sha256:{v}" for k, v in pinned.items()}})
 
 
 def read_sha256sums(path: str | os.PathLike) -> dict[str, str]:

@@ -28,7 +28,8 @@ VessMAP (trust on first use)
     content (columns and the published ids of each split, in order). To pin the images,
     compare your ``SHA256SUMS`` with one you trust and use
     ``DATASETS["vessmap"] = DATASETS["vessmap"].with_hashes(path)``; a pinned file whose
-    download differs then raises :class:`IntegrityError`.
+    download differs then raises :class:`IntegrityError`. A ``VessMAP`` folder you placed
+    yourself has no manifest and is used as it is.
 
 Command line: ``python -m cnnexplore_nb.data --list`` or ``python -m cnnexplore_nb.data cifar10 vessmap``.
 """
@@ -63,6 +64,7 @@ __all__ = [
     "fetch_all",
     "is_offline",
     "list_datasets",
+    "locate",
 ]
 
 ENV_DATA = "CNNX_DATA"
@@ -307,6 +309,35 @@ def _fetch_files(entry: Remote, home: Path, *, progress: bool) -> Path:
             entry.check(folder)
         _write_manifest(folder, entry.files)
     return home / entry.target
+
+
+def locate(name: str, *roots: str | os.PathLike | None) -> Path | None:
+    """Where ``name`` already is, never downloading: the first of ``roots`` that holds it.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`.
+    *roots : str, PathLike or None
+        Folders to look in, in order; ``None`` stands for :func:`data_home` (the default
+        when no root is given).
+
+    Returns
+    -------
+    Path or None
+        As :func:`fetch` would return it, or None if no root holds it. A file in place with
+        a wrong hash raises :class:`IntegrityError` rather than being skipped.
+
+    Examples
+    --------
+    >>> locate("l2tww_source", DATA_DIR, None, "../shared/data")  # doctest: +SKIP
+    """
+    entry = _entry(name)
+    for root in roots or (None,):
+        found = _in_place(entry, data_home(root))
+        if found is not None:
+            return found
+    return None
 
 
 def fetch_all(
