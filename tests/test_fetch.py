@@ -341,3 +341,12 @@ def test_command_line_module_runs_without_warnings(tmp_path):
         capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
     assert "l2tww_source" in out.stdout and str(tmp_path / "cli") in out.stdout
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.1/x.tar.gz", "https://data.invalid/x.tar.gz"])
+def test_any_address_but_localhost_fails_the_test_loudly(monkeypatch, url):
+    """The guard blocks before a packet leaves; fetch does not swallow the failure."""
+    monkeypatch.delenv("CNNX_OFFLINE")
+    point(monkeypatch, DATASETS, "cifar100", url)
+    with pytest.raises(RuntimeError, match="only 127.0.0.1 allowed"):
+        fetch("cifar100", progress=False)
