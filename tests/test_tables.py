@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -193,8 +197,13 @@ def _net_maps(seed: int) -> dict[str, torch.Tensor]:
 
 
 def test_same_seed_gives_bit_identical_tables(tmp_path):
-    t1 = correlation_tables(_net_maps(7), progress=False)
-    t2 = correlation_tables(_net_maps(7), progress=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # same seed, same bits: at a fixed number of threads
+    try:
+        t1 = correlation_tables(_net_maps(7), progress=False)
+        t2 = correlation_tables(_net_maps(7), progress=False)
+    finally:
+        torch.set_num_threads(before)
     for name in ("pairs", "maxima", "minima", "stats", "partners"):
         pd.testing.assert_frame_equal(getattr(t1, name), getattr(t2, name), check_exact=True)
     save_tables(t1, tmp_path / "a")
@@ -275,3 +284,178 @@ def test_progress_bar_streams_images_with_the_same_result(capsys):
     shown = correlation_tables(maps, progress=True)
     assert "similarity moments" in capsys.readouterr().err
     np.testing.assert_allclose(shown.pairs["correlation"], quiet.pairs["correlation"], atol=1e-6)
+
+
+# ---------------------------------------------------------------- all-or-nothing saves
+
+
+def _old_and_new(tmp_path, fmt="csv"):
+    """A saved set (its files' bytes) and other tables to save over it."""
+    old = correlation_tables(_maps(seed=1, k=6), progress=False)
+    save_tables(old, tmp_path / "set", fmt=fmt)
+    new = correlation_tables(_maps(seed=2, k=6), progress=False)
+    return old, new, _bytes(tmp_path / "set")
+
+
+def _bytes(directory) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def _same_tables(a, b) -> None:
+    for name in ("pairs", "maxima", "minima", "stats", "partners"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+    for key, mat in a.matrices.items():
+        np.testing.assert_array_equal(b.matrices[key], mat)
+
+
+@pytest.mark.parametrize("fail_at", range(1, 8))  # 5 tables, metadata.json, manifest.json
+def test_a_rename_failing_mid_commit_leaves_the_old_set_identical(tmp_path, monkeypatch, fail_at):
+    old, new, before = _old_and_new(tmp_path)
+    real, calls = os.replace, []
+
+    def flaky(src, dst, *args, **kwargs):
+        if Path(dst).parent == tmp_path / "set":
+            calls.append(Path(dst).name)
+            if len(calls) == fail_at:
+                raise OSError(f"injected failure renaming onto {dst}")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(tables_io.os, "replace", flaky)
+    with pytest.raises(OSError, match="injected failure"):
+        save_tables(new, tmp_path / "set")
+    monkeypatch.undo()
+    assert calls[fail_at - 1] in before  # it failed on one of the set's files
+    assert _bytes(tmp_path / "set") == before  # same files, same bytes, nothing left over
+    _same_tables(old, load_tables(tmp_path / "set"))
+    save_tables(new, tmp_path / "set")  # and the next save goes through
+    _same_tables(new, load_tables(tmp_path / "set"))
+
+
+def test_a_target_that_is_a_directory_fails_the_save_and_keeps_the_old_set(tmp_path):
+    old, new, before = _old_and_new(tmp_path, fmt="csv")
+    (tmp_path / "set" / "max.json").mkdir()  # in the way of the json set's second file
+    with pytest.raises(IsADirectoryError, match=r"max\.json"):
+        save_tables(new, tmp_path / "set", fmt="json")
+    assert _bytes(tmp_path / "set") == before
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == sorted([*before, "max.json"])
+    _same_tables(old, load_tables(tmp_path / "set"))
+
+
+KILLED_SAVE = """
+import os, signal
+import numpy as np
+import cnnexplore_nb.similarity.tables_io as tables_io
+from cnnexplore_nb.similarity import correlation_tables, save_tables
+
+maps = dict(np.load({maps!r}))
+new = correlation_tables(maps, progress=False)
+real, calls = os.replace, []
+
+def killing(src, dst, *args, **kwargs):
+    calls.append(dst)
+    if len(calls) == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)  # no handler, no finally: a real kill
+    return real(src, dst, *args, **kwargs)
+
+tables_io.os.replace = killing
+save_tables(new, {directory!r})
+"""
+
+
+@pytest.mark.parametrize("kill_at", [2, 4, 7])  # after 1 / 3 / 6 files of 7 were replaced
+def test_a_save_killed_between_replacements_is_rolled_back_on_load(tmp_path, kill_at):
+    old, new, before = _old_and_new(tmp_path)
+    np.savez(tmp_path / "maps.npz", **_maps(seed=2, k=6))
+    code = KILLED_SAVE.format(
+        maps=str(tmp_path / "maps.npz"), kill_at=kill_at, directory=str(tmp_path / "set")
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    # the kill left new and old files mixed: the first kill_at - 1 moved in, the others
+    # still temporary, and a backup of every old file
+    after = _bytes(tmp_path / "set")
+    assert after["pairs.csv"] != before["pairs.csv"]  # the first file replaced
+    assert sum(n.endswith(".tmp") for n in after) == 8 - kill_at
+    assert sum(n.endswith(".bak") for n in after) == 7
+    assert after["manifest.json"] == before["manifest.json"]  # not committed
+    with pytest.warns(RuntimeWarning, match="interrupted save .* was rolled back"):
+        back = load_tables(tmp_path / "set")
+    _same_tables(old, back)
+    assert {n: b for n, b in _bytes(tmp_path / "set").items() if n in before} == before
+    save_tables(new, tmp_path / "set")  # a later save clears the leftovers
+    assert sorted(_bytes(tmp_path / "set")) == sorted(before)
+    _same_tables(new, load_tables(tmp_path / "set"))
+
+
+# ---------------------------------------------------------------- truncated files
+
+
+def _keep_lines(n):
+    def cut(path):
+        path.write_text("".join(path.read_text().splitlines(keepends=True)[:n]))
+
+    return cut
+
+
+def _keep_fraction(f):
+    def cut(path):
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * f)])
+
+    return cut
+
+
+TRUNCATED = [
+    ("pairs.csv missing its last rows", "pairs.csv", _keep_lines(30),
+     r"pairs\.csv' does not match manifest\.json: expected 36 rows, found 29"),
+    ("stats.csv cut to 1 of 4 rows", "stats.csv", _keep_lines(2),
+     r"stats\.csv' does not match manifest\.json: expected 4 rows, found 1"),
+    ("pairs.csv cut mid-line", "pairs.csv", _keep_fraction(0.55),
+     r"pairs\.csv' does not match manifest\.json: expected 36 rows, found \d+"),
+    ("max.csv cut mid-line", "max.csv", _keep_fraction(0.5),
+     r"max\.csv' does not match manifest\.json: expected 12 rows, found \d+"),
+    ("truncated metadata.json", "metadata.json", _keep_fraction(0.5),
+     r"metadata\.json' does not match manifest\.json: .*sha256 mismatch: truncated"),
+    ("truncated manifest.json", "manifest.json", _keep_fraction(0.5),
+     r"manifest '.*manifest\.json' is not valid JSON \(truncated or corrupt"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def small_set(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = {f"conv_module{i}": rng.normal(size=(2, 3, 4, 4)) for i in (1, 2)}
+    tables = correlation_tables(maps, progress=False)
+    assert (len(tables.pairs), len(tables.stats), len(tables.maxima)) == (36, 4, 12)
+    save_tables(tables, tmp_path / "set")
+    return tmp_path / "set"
+
+
+@pytest.mark.parametrize(("name", "cut", "match"), [t[1:] for t in TRUNCATED],
+                         ids=[t[0] for t in TRUNCATED])  # fmt: skip
+def test_a_truncated_file_is_an_error_naming_it(small_set, name, cut, match):
+    cut(small_set / name)
+    with pytest.raises(tables_io.TablesFormatError, match=match) as err:
+        load_tables(small_set)
+    assert str(small_set / name) in str(err.value)
+
+
+WITHOUT_MANIFEST = [
+    ("pairs.csv", _keep_lines(30),
+     r"pairs\.csv' has 2 row\(s\) for layers 'conv_module2' x 'conv_module2', expected 9 "
+     r"\(3 x 3 maps\)"),
+    ("pairs.csv", _keep_lines(36),  # the last row only: the matrix would come back 3 x 2
+     r"pairs\.csv' has 8 row\(s\) for layers 'conv_module2' x 'conv_module2', expected 9"),
+    ("stats.csv", _keep_lines(2),
+     r"stats\.csv' has 1 row\(s\), expected 4 \(one per layer pair of 2 x 2 layers\)"),
+    ("metadata.json", _keep_fraction(0.5), r"metadata '.*metadata\.json' is not valid JSON"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "cut", "match"), WITHOUT_MANIFEST)
+def test_sets_without_a_manifest_are_still_checked_for_truncation(small_set, name, cut, match):
+    (small_set / "manifest.json").unlink()  # as saved by an older version
+    cut(small_set / name)
+    with pytest.warns(UserWarning, match="has no manifest.json"):
+        with pytest.raises(tables_io.TablesFormatError, match=match):
+            load_tables(small_set)

@@ -6,11 +6,13 @@ names as prefixes, ``CNN6(1)_map_id``), ``metadata.json`` (names, threshold, mea
 order) and ``manifest.json`` (format version, and the row count and sha256 of every file).
 
 Writing is all or nothing. Every new file is written to a temporary file first; the files it
-replaces are kept (as hard links) until every new file is in place and the manifest, written
-last, commits the set. A failure while files are being replaced puts the old ones back, and a
-set whose save was killed half-way is detected by its manifest and rolled back to the old
-files on the next load. Loading checks every file against the manifest, so a truncated or
-edited file is an error naming the file, not a silently shorter table.
+replaces are kept (as hard links, or copies) until every new file is in place and the
+manifest, written last, commits the set. A failure while files are being replaced puts the
+old ones back, and a set whose save was killed half-way is detected by its manifest and
+rolled back to the old files on the next load (or save). Loading checks every file against
+the manifest, so a truncated or edited file is an error naming the file, not a silently
+shorter table; sets saved before manifests existed are still checked for the row counts
+their layer lists imply.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import uuid
 import warnings
@@ -108,7 +111,10 @@ def _commit(directory: Path, temps: dict[str, Path], tag: str) -> None:
             target = directory / name
             if target.is_file():
                 backup = directory / f".{name}.cnnx-{tag}.bak"
-                os.link(target, backup)
+                try:
+                    os.link(target, backup)
+                except OSError:  # a file system without hard links: copy
+                    shutil.copy2(target, backup)
                 backups[name] = backup
         for name, tmp in temps.items():
             os.replace(tmp, directory / name)
@@ -311,12 +317,38 @@ def load_tables(directory: str | os.PathLike) -> CorrelationTables:
         attr: _read_table(d / f"{table}.{fmt}", fmt, table, names, la_list, lb_list)
         for table, attr in TABLES.items()
     }
+    _check_counts(frames, la_list, lb_list, d, fmt)
     mats, za, zb = _matrices(frames["pairs"], la_list, lb_list)
     return CorrelationTables(
         names=names, threshold=float(meta["threshold"]), measure=meta["measure"],
         matrices=mats, zero_flags_a=za, zero_flags_b=zb,
         self_comparison=bool(meta["self_comparison"]), frames=frames,
     )  # fmt: skip
+
+
+def _check_counts(frames: dict, la_list: list[str], lb_list: list[str], d: Path, fmt: str) -> None:
+    """Row counts implied by the layer lists (also catches truncation without a manifest)."""
+    stats, want = frames["stats"], len(la_list) * len(lb_list)
+    if len(stats) != want:
+        raise TablesFormatError(
+            f"{str(d / f'stats.{fmt}')!r} has {len(stats)} row(s), expected {want} (one per "
+            f"layer pair of {len(la_list)} x {len(lb_list)} layers): truncated or edited"
+        )
+    pairs = frames["pairs"]
+    blocks = pairs.groupby(["A_layer", "B_layer"], observed=False)
+    size = blocks.size()
+    k_a = blocks["A_map_id"].max().fillna(-1).astype(int) + 1
+    k_b = blocks["B_map_id"].max().fillna(-1).astype(int) + 1
+    for la in la_list:
+        for lb in lb_list:
+            found, ka, kb = int(size[(la, lb)]), int(k_a[(la, lb)]), int(k_b[(la, lb)])
+            n_a, n_b = int(k_a[la].max()), int(k_b[:, lb].max())
+            if found == 0 or found != n_a * n_b or (ka, kb) != (n_a, n_b):
+                want = f"expected {n_a * n_b} ({n_a} x {n_b} maps)" if found else "expected some"
+                raise TablesFormatError(
+                    f"{str(d / f'pairs.{fmt}')!r} has {found} row(s) for layers {la!r} x "
+                    f"{lb!r}, {want}: truncated or edited"
+                )
 
 
 def _matrices(pairs: pd.DataFrame, la_list: list[str], lb_list: list[str]):
