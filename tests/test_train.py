@@ -163,8 +163,14 @@ def test_predict_and_evaluate_agree_with_metrics(data):
     pred = predict_masks(model, xv, batch_size=1)
     assert pred.dtype == np.uint8 and pred.shape == mv.shape
     with torch.no_grad():
-        ref = model(torch.from_numpy(xv)[:, None]).argmax(1).numpy()
-    np.testing.assert_array_equal(pred, ref)
+        logits = model(torch.from_numpy(xv)[:, None])
+    ref = logits.argmax(1).numpy()
+    # one image per batch against one batch of all: the logits agree up to float32 rounding
+    # (blocking depends on the batch), so only a near tie may flip the argmax
+    margin = (logits[:, 1] - logits[:, 0]).abs().numpy()
+    clear = margin > 1e-4
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(pred[clear], ref[clear])
     frame = evaluate_segmentation(model, (xv, mv))
     assert frame.columns[:8].tolist() == [
         "image",
@@ -235,8 +241,10 @@ def test_diverging_lr_with_finite_data_stops_and_best_stays_finite(
 ):
     train, val = data
     with pytest.raises(NonFiniteLossError, match=match):
-        train_segmentation(_model(), train, val, epochs=3, lr=lr, optimizer="sgd",
-                           batch_size=batch_size, checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+        train_segmentation(
+            _model(), train, val, epochs=3, lr=lr, optimizer="sgd", batch_size=batch_size,
+            checkpoint_dir=tmp_path, progress=False,
+        )  # fmt: skip
     assert np.isfinite(np.asarray(train[0])).all()
     for name in ("best.pt", "last.pt"):  # written for the good epochs only, all finite
         ckpt = load_checkpoint(tmp_path / name)

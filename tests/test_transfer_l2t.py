@@ -284,8 +284,8 @@ def test_a_nan_meta_loss_stops_the_run_too():
 
     x = torch.zeros(3, 1, 2, 2)
     _check_finite({"loss": 1.0, "meta_loss": 0.5}, 1, 0, x, [4, 0, 2])  # finite: no error
-    with pytest.raises(NonFiniteLossError, match=r"^meta-loss is nan at epoch 2, batch 1: the "
-                       r"inputs of that batch are finite, so the optimisation diverged"):  # fmt: skip
+    first = r"^meta-loss is nan at epoch 2, batch 1: the inputs of that batch are finite, so"
+    with pytest.raises(NonFiniteLossError, match=first):
         _check_finite({"loss": 1.0, "meta_loss": float("nan")}, 2, 1, x, [4, 0, 2])
     x[1, 0, 1, 1] = float("inf")
     with pytest.raises(NonFiniteLossError, match=r"items \[1\] of the batch \(dataset items \[0\]"):
