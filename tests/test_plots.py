@@ -143,20 +143,52 @@ def _stats(layers_a, layers_b, seed=0):
     return pd.DataFrame(rows)
 
 
+def _cells(heat: hv.HeatMap) -> dict[tuple[str, str], float]:
+    """(row layer, column layer) -> value of a layer heatmap."""
+    xs, ys, vs = (heat.dimension_values(k) for k in range(3))
+    return {(str(y), str(x)): float(v) for x, y, v in zip(xs, ys, vs)}
+
+
 def test_layer_heatmap_cells_follow_layer_order():
     layers = ["conv_module1", "conv_module2", "conv_module10"]
+    shown = {"conv_module1": "module 1", "conv_module2": "module 2", "conv_module10": "module 10"}
     stats = _stats(layers, layers[:2])
-    overlay = plots.layer_heatmap(stats, "mean")
-    heat = overlay.Image.I
+    overlay = plots.layer_heatmap(stats, "mean", threshold=0.8, names=("CNN6", "CNN6"))
+    heat = overlay.HeatMap.I
+    cells = _cells(heat)
     for _, row in stats.iterrows():
-        i = layers.index(row["A_layer"])
-        j = layers.index(row["B_layer"])
-        assert heat[j, i] == pytest.approx(row["mean"])
-    assert heat.opts.get("plot", backend="bokeh").kwargs["yticks"] == list(enumerate(layers))
+        assert cells[shown[row["A_layer"]], shown[row["B_layer"]]] == pytest.approx(row["mean"])
+    # Bokeh: categorical axes in layer order, the first layer at the top; hover names layers
+    fig = bokeh_plot(overlay).state
+    assert list(fig.y_range.factors) == [shown[x] for x in layers][::-1]
+    assert list(fig.x_range.factors) == [shown[x] for x in layers[:2]]
+    assert heat.vdims[0].label == "mean max |r| of maps ≥ 0.8"
+    assert [d.label for d in heat.kdims] == ["CNN6 partner layer", "CNN6 layer"]
     labels = overlay.Labels.I
     assert f"{stats['mean'].iloc[0]:.2f}" in list(labels.dimension_values("text"))
     with pytest.raises(ValueError, match="unknown stats column 'maen'; closest: 'mean'"):
         plots.layer_heatmap(stats, "maen")
+
+
+def test_layer_heatmap_default_percent_fixed_range_and_tables():
+    from cnnexplore_nb.similarity import correlation_tables
+
+    stats = _stats(["l1", "l2"], ["l1", "l2"])
+    heat = plots.layer_heatmap(stats).HeatMap.I
+    assert heat.vdims[0].name == "percent"
+    opts = heat.opts.get("plot", backend="bokeh").kwargs
+    assert opts["clim"] == (0.0, 100.0)  # same range in every figure of this statistic
+    assert "{:.0f}".format(stats["percent"].iloc[0]) in list(
+        plots.layer_heatmap(stats).Labels.I.dimension_values("text")
+    )
+    rng = np.random.default_rng(0)
+    maps = {"conv_module1": rng.normal(size=(1, 4, 6, 6)).astype(np.float32)}
+    tables = correlation_tables(maps, names=("CNN6", "CNN6"), threshold=0.7, measure="cosine",
+                                progress=False)  # fmt: skip
+    heat = plots.layer_heatmap(tables).HeatMap.I  # names, threshold and measure of the tables
+    assert heat.vdims[0].label == "% maps with max |cos| ≥ 0.7"
+    assert heat.kdims[1].label == "CNN6(1) layer"  # the tables name the two instances
+    assert list(heat.dimension_values(0)) == ["module 1"]
 
 
 def test_percent_bars_diagonal_and_pairs():
@@ -206,10 +238,10 @@ def test_errorbar_curves_mean_and_std():
         {
             "n": [5, 5, 5, 10, 10, 5, 5],
             "acc": [1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 9.0],
-            "method": ["ww"] * 5 + ["www"] * 2,
+            "method": ["l2t_ww"] * 5 + ["l2t_www"] * 2,
         }
     )
-    ov = plots.errorbar_curves(df, "n", "acc", "method")
+    ov = plots.errorbar_curves(df, "n", "acc", "method", categorical=False)
     errs = [e for e in ov if isinstance(e, hv.ErrorBars)]
     ww = errs[0]
     np.testing.assert_allclose(ww.dimension_values("acc"), [2.0, 5.0])
@@ -217,6 +249,7 @@ def test_errorbar_curves_mean_and_std():
     # two series dodged symmetrically by a quarter of the x spacing (5): -0.625 and +0.625
     np.testing.assert_allclose(ww.dimension_values("n"), [5 - 0.625, 10 - 0.625])
     np.testing.assert_allclose(errs[1].dimension_values("n"), [5 + 0.625])
+    assert [e.label for e in errs] == ["L2T-ww", "L2T-www"]  # display names, input order
     sem = plots.errorbar_curves(df, "n", "acc", "method", err="sem")
     www = [e for e in sem if isinstance(e, hv.ErrorBars)][1]
     np.testing.assert_allclose(
@@ -226,11 +259,32 @@ def test_errorbar_curves_mean_and_std():
         plots.errorbar_curves(df, "seed", "acc", "method")
 
 
+def test_errorbar_curves_categorical_x_and_distinct_series():
+    """N = 5/10/15 samples per class: evenly spaced categories with ticks only there."""
+    df = pd.DataFrame(
+        {"n": [5, 10, 15] * 15, "acc": np.arange(45.0), "g": np.repeat(list("abcdefghijklmno"), 3)}
+    )
+    ov = plots.errorbar_curves(df, "n", "acc", "g", xlabel="samples per class (N)")
+    opts = ov.opts.get("plot", backend="matplotlib").kwargs
+    assert opts["xticks"] == [(0, "5"), (1, "10"), (2, "15")]
+    curves = [e for e in ov if isinstance(e, hv.Curve)]
+    xs = curves[0].dimension_values(0)
+    assert np.allclose(np.diff(xs), 1.0) and -0.2 < xs[0] < 0.2  # dodged around category 0
+    styles = set()
+    for c, s in zip(curves, [e for e in ov if isinstance(e, hv.Scatter)]):
+        line = c.opts.get("style", backend="matplotlib").kwargs
+        dot = s.opts.get("style", backend="matplotlib").kwargs
+        styles.add((line["color"], line["linestyle"], dot["marker"]))
+    assert len(styles) == 15  # 15 series, 15 distinct colour/line/marker combinations
+    assert curves[0].kdims[0].label == "samples per class (N)"
+
+
 def test_training_history_segmentation_embedding():
     hist = pd.DataFrame({"epoch": [0, 1, 2], "loss": [3.0, 2.0, 1.0], "val_iou": [0.1, 0.5, 0.7]})
     ov = plots.training_history(hist)
-    assert [c.label for c in ov] == ["loss", "val_iou"]
-    np.testing.assert_allclose(list(ov)[1].dimension_values("value"), [0.1, 0.5, 0.7])
+    curves = [c for c in ov if isinstance(c, hv.Curve)]
+    assert [c.label for c in curves] == ["loss", "validation IoU"]
+    np.testing.assert_allclose(curves[1].dimension_values("value"), [0.1, 0.5, 0.7])
     img = np.random.default_rng(4).random((6, 8))
     mask = img > 0.5
     seg = plots.segmentation_figure(img, mask, {"CNN6": ~mask}, titles={"CNN6": "IoU 0.00"})
@@ -244,3 +298,4 @@ def test_training_history_segmentation_embedding():
     pts = plots.embedding_scatter(emb)
     assert list(pts.dimension_values("layer")) == ["a", "b"]
     assert [el.label for el in pts] == ["a", "b"]  # one labelled legend entry per layer
+    assert [d.label for d in list(pts)[0].kdims] == ["component 1", "component 2"]

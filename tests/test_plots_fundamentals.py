@@ -66,4 +66,4 @@ def test_matrix_heatmap_orientation():
     opts = img.opts.get("plot", backend="bokeh").kwargs
     assert opts["yticks"] == [(0, "a"), (1, "b"), (2, "c")]
     assert opts["xticks"] == [(0, "x"), (1, "y")]
-    assert img.kdims[0].name == "B" and img.vdims[0].name == "cka"
+    assert img.kdims[0].label == "B" and img.vdims[0].name == "cka"

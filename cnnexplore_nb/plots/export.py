@@ -1,8 +1,16 @@
 """Write figures to files: PNG/SVG/PDF through Matplotlib (no browser), HTML through Bokeh.
 
+PNG, SVG and PDF come from one Matplotlib drawing in the paper style
+(:func:`cnnexplore_nb.plots.paper.draw`): a column (3.5 in) or page (7.16 in) wide, fonts at
+print size, PNG at 300 dpi, SVG and PDF with text kept as text (``svg.fonttype = "none"``,
+``pdf.fonttype = 42``), so a figure goes into a paper unedited and stays editable.
+
 Every format is rendered to a temporary file beside the target and all are moved into place
 only when all succeeded, so a failure never leaves half-written or partial sets of files.
 SVG and PDF are byte-identical across runs (fixed ``SOURCE_DATE_EPOCH`` and SVG hash salt).
+With ``check=True`` (or ``CNNX_FIGURE_CHECK=1`` in the environment) the drawn figure is
+checked (:func:`cnnexplore_nb.plots.check.check_figure`) and the report is written beside
+it as ``<name>.layout.json``.
 """
 
 from __future__ import annotations
@@ -12,19 +20,23 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import holoviews as hv
 
 from .._checks import check_positive_int, unknown_name_message
 from ..io import check_writable_dir
 from ._style import ensure_backends
+from .paper import draw, static_view
+from .style import paper_rc
 
-__all__ = ["FORMATS", "export", "static_view"]
+__all__ = ["CHECK_ENV", "FORMATS", "export", "static_view"]
 
 #: Supported output formats.
 FORMATS = ("png", "svg", "pdf", "html")
 _DEFAULT = ("png", "svg", "pdf")
+#: Environment variable that makes every export write its layout report.
+CHECK_ENV = "CNNX_FIGURE_CHECK"
 
 
 @contextlib.contextmanager
@@ -35,7 +47,7 @@ def _reproducible(epoch: str = "0") -> Iterator[None]:
     old = os.environ.get("SOURCE_DATE_EPOCH")
     os.environ["SOURCE_DATE_EPOCH"] = old if old is not None else epoch
     try:
-        with matplotlib.rc_context({"svg.hashsalt": "cnnexplore_nb", "svg.fonttype": "path"}):
+        with matplotlib.rc_context(paper_rc()):
             yield
     finally:
         if old is None:
@@ -46,22 +58,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def static_view(fig: Any) -> Any:
-    """A static HoloViews object for ``fig``: a DynamicMap is evaluated at its current state."""
-    if isinstance(fig, hv.DynamicMap):
-        if fig.kdims:
-            raise ValueError(
-                "cannot export a DynamicMap with key dimensions "
-                f"{[d.name for d in fig.kdims]}; select a frame first, e.g. dmap[key]"
-            )
-        return fig[()]
-    if isinstance(fig, (hv.Layout, hv.NdLayout, hv.Overlay)) and any(
-        isinstance(x, hv.DynamicMap) for x in fig.traverse(lambda x: x, [hv.DynamicMap])
-    ):
-        return fig.map(lambda d: static_view(d), [hv.DynamicMap])
-    return fig
 
 
 def _parse_formats(formats: Sequence[str] | str | None, path: Path) -> tuple[Path, list[str]]:
@@ -83,6 +79,12 @@ def _parse_formats(formats: Sequence[str] | str | None, path: Path) -> tuple[Pat
     return stem, out
 
 
+def _check_wanted(check: bool | None) -> bool:
+    if check is not None:
+        return bool(check)
+    return os.environ.get(CHECK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def export(
     fig: Any,
     path: str | os.PathLike,
@@ -91,6 +93,12 @@ def export(
     dpi: int = 300,
     fig_size: float | None = None,
     title: str | None = None,
+    width: Literal["column", "page"] | float | None = None,
+    height: float | None = None,
+    letters: bool | None = None,
+    share_colors: bool = True,
+    check: bool | None = None,
+    full_page: bool = False,
 ) -> list[Path]:
     """Write ``fig`` to ``path`` in several formats; return the written paths.
 
@@ -106,14 +114,29 @@ def export(
         Default ``("png", "svg", "pdf")``. PNG/SVG/PDF are drawn with Matplotlib; HTML is an
         interactive Bokeh page with BokehJS inlined (works offline).
     dpi : int
-        Resolution of raster output.
+        Resolution of raster output (300 for print).
     fig_size : float, optional
-        Matplotlib figure size in percent (HoloViews ``fig_size``, default 100).
+        Height in percent of the automatic height (the width is set by ``width``).
+    title : str, optional
+        Page title of the HTML file.
+    width : "column", "page" or float, optional
+        3.5 in, 7.16 in or inches; default a column for one panel, a page for several.
+    height : float, optional
+        Inches; default from the panels' aspect ratios.
+    letters : bool, optional
+        Panel letters "(a)", "(b)"... in the titles (default: layouts of several panels).
+    share_colors : bool
+        Panels with colour bars for the same quantity share one colour range and one bar.
+    check : bool, optional
+        Check the drawn figure and write ``<stem>.layout.json`` beside it; default from the
+        environment variable ``CNNX_FIGURE_CHECK``.
+    full_page : bool
+        The figure is a full-page figure: the checker accepts any width.
 
     Raises
     ------
     ValueError
-        Unknown format (the valid ones are listed).
+        Unknown format (the valid ones are listed) or width.
     NotADirectoryError, PermissionError
         The destination directory cannot be written; nothing is written then.
     """
@@ -124,6 +147,7 @@ def export(
     ensure_backends()
     temps: list[tuple[Path, Path]] = []
     figure = None
+    report = None
     try:
         for fmt in fmts:
             fd, name = tempfile.mkstemp(prefix=f".{stem.name}.", suffix=f".{fmt}", dir=directory)
@@ -137,31 +161,40 @@ def export(
             else:
                 with _reproducible():
                     if figure is None:  # draw once, save every static format from it
-                        figure = _matplotlib_figure(obj, dpi=dpi, fig_size=fig_size)
-                    figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+                        figure = draw(
+                            obj, width=width, height=height, letters=letters, dpi=dpi,
+                            share_colors=share_colors,
+                            height_scale=(fig_size or 100.0) / 100.0,
+                        )  # fmt: skip
+                    figure.savefig(tmp, format=fmt, dpi=dpi, metadata=_metadata(fmt))
             if tmp.stat().st_size == 0:
                 raise RuntimeError(f"rendering {fmt!r} produced an empty file")
+        if figure is not None and _check_wanted(check):
+            from .check import check_figure
+
+            with _reproducible():
+                report = check_figure(figure, name=stem.name, full_page=full_page)
         mode = 0o666 & ~_umask()
         for tmp, target in temps:
             os.chmod(tmp, mode)  # mkstemp creates 0600; give the usual permissions
             os.replace(tmp, target)
     finally:
-        if figure is not None:
-            import matplotlib.pyplot as plt
-
-            plt.close(figure)
         for tmp, _ in temps:
             if tmp.exists():
                 tmp.unlink()
+    if report is not None:
+        from .check import write_report
+
+        write_report(report, stem.with_name(f"{stem.name}.layout.json"))
     return [target for _, target in temps]
 
 
-def _matplotlib_figure(obj: Any, *, dpi: int, fig_size: float | None) -> Any:
-    """Render ``obj`` with HoloViews' Matplotlib backend and return the Matplotlib figure."""
-    renderer = hv.renderer("matplotlib")
-    kw: dict[str, Any] = {"dpi": dpi}
-    if fig_size is not None:
-        kw["fig_size"] = fig_size
-    renderer = renderer.instance(**kw)
-    plot = renderer.get_plot(obj)
-    return plot.state
+def _metadata(fmt: str) -> dict[str, Any] | None:
+    """File metadata without the Matplotlib version (stable files across upgrades)."""
+    if fmt == "svg":
+        return {"Creator": "cnnexplore_nb"}
+    if fmt == "pdf":
+        return {"Creator": "cnnexplore_nb", "Producer": "cnnexplore_nb"}
+    if fmt == "png":
+        return {"Software": "cnnexplore_nb"}
+    return None

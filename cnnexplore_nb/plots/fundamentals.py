@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 
 from ._style import STYLE, as_array, cell_labels, fonts, styled
-from .general import _need_columns
+from .general import _need_columns, series_elements
 from .maps import _grid_layout
+from .names import display_name, layer_names, series_label
+from .style import series_styles
 
 __all__ = ["grid_of", "line_curves", "matrix_heatmap", "sequence_bars", "value_grid"]
 
@@ -54,6 +56,7 @@ def line_curves(
     xlabel: str | None = None,
     ylabel: str | None = None,
     invert_x: bool = False,
+    ordered: bool = False,
 ) -> hv.Overlay:
     """Line-and-marker curves of ``y`` against ``x``, one per value of ``by``.
 
@@ -62,37 +65,40 @@ def line_curves(
     df : DataFrame
         Tidy rows; each ``by`` group is sorted by ``x``.
     by : str, optional
-        Grouping column (legend entries); one curve when omitted.
+        Grouping column (legend entries, display names of its values); one curve when
+        omitted.
+    xlabel, ylabel : str, optional
+        Axis labels (default the display names of ``x`` and ``y``).
     invert_x : bool
         Draw ``x`` decreasing to the right (e.g. a threshold going down).
+    ordered : bool
+        Ordered groups: an ordered palette.
     """
     _need_columns(df, [x, y] + ([by] if by else []), "line_curves")
     groups = [(None, df)] if by is None else [(k, df[df[by] == k]) for k in dict.fromkeys(df[by])]
+    kdim = hv.Dimension(x, label=xlabel or display_name(x))
+    vdim = hv.Dimension(y, label=ylabel or display_name(y))
     parts = []
-    for key, sub in groups:
+    for (key, sub), style in zip(groups, series_styles(len(groups), ordered=ordered)):
         sub = sub.sort_values(x)
-        data = (sub[x].to_numpy(float), sub[y].to_numpy(float))
-        label = "" if key is None else str(key)
-        curve = hv.Curve(data, kdims=[x], vdims=[y], label=label)
-        pts = hv.Scatter(data, kdims=[x], vdims=[y], label=label)
-        parts += [
-            styled(curve, {}, bokeh={"tools": ["hover"]}),
-            styled(pts, {}, bokeh={"size": 6}, mpl={"s": 15}),
-        ]
+        label = "" if key is None else series_label(by, key)
+        parts += series_elements(
+            sub[x].to_numpy(float), sub[y].to_numpy(float), kdim=kdim, vdim=vdim, label=label,
+            style=style,
+        )  # fmt: skip
     w, h = STYLE["plot_px"]
     return styled(
         hv.Overlay(parts),
         {
             "title": title,
-            "xlabel": xlabel or x,
-            "ylabel": ylabel or y,
+            "xlabel": kdim.label,
+            "ylabel": vdim.label,
             "invert_xaxis": invert_x,
             "show_legend": by is not None,
-            "legend_position": "right",
             **fonts(),
         },
-        bokeh={"width": w + (120 if by else 0), "height": h},
-        mpl={"fig_inches": STYLE["plot_inches"]},
+        bokeh={"width": w + (160 if by else 0), "height": h, "legend_position": "right"},
+        mpl={"fig_inches": STYLE["plot_inches"], "legend_position": "right"},
     )
 
 
@@ -133,22 +139,29 @@ def matrix_heatmap(
     df: pd.DataFrame, *, value: str = "value", title: str = "", clim: tuple | None = (0.0, 1.0)
 ) -> hv.Overlay:
     """A labelled heatmap of a square-ish DataFrame (index = rows top to bottom, columns =
-    left to right), e.g. :func:`cnnexplore_nb.embedding.cka_matrix`, values printed."""
+    left to right), e.g. :func:`cnnexplore_nb.similarity.cka_matrix`, values printed.
+
+    Row and column labels that are built-in layer paths show their display names; the
+    index and column names label the axes and ``value`` the colour bar.
+    """
     grid = df.to_numpy(float)
-    rows, cols = [str(r) for r in df.index], [str(c) for c in df.columns]
+    rows = list(layer_names([str(r) for r in df.index]).values())
+    cols = list(layer_names([str(c) for c in df.columns]).values())
     ny, nx = grid.shape
-    ylab = str(df.index.name or "rows")
-    xlab = str(df.columns.name or "columns")
-    heat = hv.Image(
-        np.flipud(grid), bounds=(-0.5, -0.5, nx - 0.5, ny - 0.5), kdims=[xlab, ylab], vdims=[value]
-    )
+    ylab = display_name(df.index.name or "rows")
+    xlab = display_name(df.columns.name or "columns")
+    if xlab == ylab:
+        xlab = f"{xlab} (columns)"
+    kx, ky = hv.Dimension("col", label=xlab), hv.Dimension("row", label=ylab)
+    vdim = hv.Dimension(value, label=display_name(value))
+    heat = hv.Image(np.flipud(grid), bounds=(-0.5, -0.5, nx - 0.5, ny - 0.5), kdims=[kx, ky],
+                    vdims=[vdim])  # fmt: skip
     opts: dict[str, Any] = {
         "cmap": STYLE["cmap"],
         "colorbar": True,
         "invert_yaxis": True,
         "xticks": list(enumerate(cols)),
         "yticks": list(enumerate(rows)),
-        "xrotation": 45,
         "title": title,
         **fonts(),
     }
@@ -158,12 +171,12 @@ def matrix_heatmap(
     heat = styled(
         heat,
         opts,
-        bokeh={"frame_width": h, "frame_height": h, "tools": ["hover"]},
+        bokeh={"frame_width": h, "frame_height": h, "tools": ["hover"], "xrotation": 45},
         mpl={"fig_inches": STYLE["plot_inches"][1], "aspect": "square"},
     )
     jj, ii = np.meshgrid(np.arange(nx), np.arange(ny))
     text = [f"{v:.2f}" if np.isfinite(v) else "" for v in grid.ravel()]
-    return heat * cell_labels(jj, ii, text, [xlab, ylab], size=7)
+    return heat * cell_labels(jj, ii, text, [kx, ky], size=7)
 
 
 def grid_of(panels: Sequence[Any], ncols: int) -> hv.Layout:

@@ -1,5 +1,11 @@
 """Generic figures the notebooks need: error-bar curves, training history, segmentation
-panels and 2-D embeddings."""
+panels and 2-D embeddings.
+
+Series are labelled with display names (:func:`~cnnexplore_nb.plots.names.series_label`:
+``l2t_www`` -> "L2T-www", ``val_iou`` -> "validation IoU", pair ``4-0`` -> "source block 4 →
+target conv 0") and told apart by colour and marker (and line style beyond ten series);
+ordered series (layer depth) take an ordered palette.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import pandas as pd
 
 from ._style import STYLE, as_array, fonts, styled
 from .maps import _grid_layout, map_image
+from .names import display_name, series_label
+from .style import bokeh_series, mpl_series, series_styles
 
 __all__ = ["embedding_scatter", "errorbar_curves", "segmentation_figure", "training_history"]
 
@@ -20,6 +28,50 @@ def _need_columns(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise KeyError(f"{what}: missing column(s) {missing}; got columns {list(df.columns)}")
+
+
+def _is_categorical(values: np.ndarray, logx: bool) -> bool:
+    """Few integer values (N = 5/10/15, a module number): ticks only at the values."""
+    v = values[np.isfinite(values)]
+    return (not logx) and 0 < len(v) <= 8 and bool(np.all(v == np.round(v)))
+
+
+def _tick(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def series_elements(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    *,
+    kdim: hv.Dimension,
+    vdim: hv.Dimension,
+    label: str,
+    style: dict[str, str],
+    err: np.ndarray | None = None,
+    markers: bool = True,
+) -> list[Any]:
+    """Curve (+ markers, + error bars) of one series in its style, for both backends."""
+    curve = hv.Curve((xs, ys), kdims=[kdim], vdims=[vdim], label=label)
+    parts = [
+        styled(
+            curve, {}, bokeh={**bokeh_series(style, "line"), "tools": ["hover"]},
+            mpl=mpl_series(style, "line"),
+        )
+    ]  # fmt: skip
+    if markers:
+        dots = hv.Scatter((xs, ys), kdims=[kdim], vdims=[vdim], label=label)
+        parts.append(
+            styled(dots, {}, bokeh={**bokeh_series(style, "marker"), "size": 6},
+                   mpl={**mpl_series(style, "marker"), "s": 16})
+        )  # fmt: skip
+    if err is not None:
+        bars = hv.ErrorBars((xs, ys, err), kdims=[kdim], vdims=[vdim, "err"], label=label)
+        parts.append(
+            styled(bars, {"color": style["color"]},
+                   mpl={"edgecolor": style["color"], "capsize": 2})
+        )  # fmt: skip
+    return parts
 
 
 def errorbar_curves(
@@ -31,17 +83,33 @@ def errorbar_curves(
     err: Literal["std", "sem"] | str = "std",
     title: str = "",
     logx: bool = False,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    categorical: bool | None = None,
+    ordered: bool = False,
 ) -> hv.Overlay:
     """Mean ± error curves of ``y`` against ``x``, one per value of ``by``.
 
     Parameters
     ----------
     df : DataFrame
-        Tidy results, one row per run (e.g. columns ``samples_per_class``, ``accuracy``,
-        ``method``, ``seed``) or already aggregated rows when ``err`` names a column.
+        Tidy results, one row per run (e.g. columns ``n``, ``accuracy``, ``method``,
+        ``seed``) or already aggregated rows when ``err`` names a column.
     err : "std", "sem" or a column name
         Error bar half-length: the standard deviation or standard error of the runs at each
         (by, x), or an existing column of ``df``.
+    xlabel, ylabel : str, optional
+        Axis labels (default the display names of ``x`` and ``y``).
+    categorical : bool, optional
+        Put the x values at evenly spaced categories (ticks only at the values); default
+        when ``x`` holds at most 8 integers (N = 5/10/15 samples per class).
+    ordered : bool
+        The groups are ordered (layer depth, epochs): an ordered palette.
+
+    Notes
+    -----
+    Series are dodged sideways (a quarter of the x spacing in all) so their error bars do
+    not hide one another.
     """
     _need_columns(df, [x, y, by], "errorbar_curves")
     if err in ("std", "sem"):
@@ -53,40 +121,52 @@ def errorbar_curves(
     else:
         _need_columns(df, [err], "errorbar_curves err")
         agg = df[[by, x, y, err]].rename(columns={err: "err"})
-    curves = []
-    keys = list(dict.fromkeys(agg[by]))
-    palette = hv.Cycle.default_cycles["default_colors"]
+    keys = [k for k in dict.fromkeys(df[by]) if k in set(agg[by])]  # order of appearance
     xvals = np.unique(agg[x].to_numpy(float))
-    # dodge the series sideways so their error bars do not hide one another
-    step = np.min(np.diff(xvals)) if len(xvals) > 1 else 1.0
-    width = 0.25 * step if not logx else 0.0
-    for i, key in enumerate(keys):
-        color = palette[i % len(palette)]
+    if categorical is None:
+        categorical = _is_categorical(xvals, logx)
+    kdim = hv.Dimension(x, label=xlabel or display_name(x))
+    vdim = hv.Dimension(y, label=ylabel or display_name(y))
+    if categorical:
+        where = {float(v): float(i) for i, v in enumerate(xvals)}
+        step = 1.0
+    else:
+        where = None
+        step = float(np.min(np.diff(xvals))) if len(xvals) > 1 else 1.0
+    width = 0.0 if logx else 0.25 * step
+    styles = series_styles(len(keys), ordered=ordered)
+    curves = []
+    for i, (key, style) in enumerate(zip(keys, styles)):
         sub = agg[agg[by] == key].sort_values(x)
         xs, ys, es = (sub[c].to_numpy(float) for c in (x, y, "err"))
+        if where is not None:
+            xs = np.array([where[float(v)] for v in xs])
         if len(keys) > 1:
             xs = xs + width * i / (len(keys) - 1) - width / 2
-        curve = hv.Curve((xs, ys), kdims=[x], vdims=[y], label=str(key))
-        dots = hv.Scatter((xs, ys), kdims=[x], vdims=[y], label=str(key))
-        bars = hv.ErrorBars((xs, ys, es), kdims=[x], vdims=[y, "err"], label=str(key))
-        curves += [
-            styled(curve, {"color": color}, bokeh={"tools": ["hover"]}),
-            styled(dots, {"color": color}, bokeh={"size": 6}, mpl={"s": 25}),
-            styled(bars, {"color": color}, mpl={"edgecolor": color, "capsize": 3}),
-        ]
+        curves += series_elements(
+            xs, ys, kdim=kdim, vdim=vdim, label=series_label(by, key), style=style, err=es
+        )
     w, h = STYLE["plot_px"]
+    opts: dict[str, Any] = {"title": title, "logx": logx, "padding": 0.08, **fonts()}
+    if where is not None:
+        opts["xticks"] = [(i, _tick(v)) for i, v in enumerate(xvals)]
     return styled(
         hv.Overlay(curves),
-        {
-            "title": title,
-            "logx": logx,
-            "legend_position": "bottom_right",
-            "padding": 0.08,
-            **fonts(),
-        },
-        bokeh={"width": w + 80, "height": h},
-        mpl={"fig_inches": STYLE["plot_inches"]},
+        opts,
+        bokeh={"width": w + 160, "height": h, "legend_position": "right"},
+        mpl={"fig_inches": STYLE["plot_inches"], "legend_position": "right"},
     )
+
+
+def _common_label(names: list[str]) -> str | None:
+    if len(names) == 1:
+        return names[0]
+    low = [n.lower() for n in names]
+    if all(n.endswith("loss") or n == "cross-entropy" for n in low):
+        return "loss"
+    if all("accuracy" in n for n in low):
+        return "accuracy"
+    return None
 
 
 def training_history(
@@ -95,8 +175,28 @@ def training_history(
     *,
     x: str = "epoch",
     title: str = "",
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    ordered: bool = False,
+    markers: bool | None = None,
 ) -> hv.Overlay:
-    """Curves of training metrics (e.g. loss, val IoU) against ``x``, one per metric."""
+    """Curves of training metrics (e.g. loss, validation IoU) against ``x``, one per metric.
+
+    Parameters
+    ----------
+    history : DataFrame
+        Wide: ``x`` and one column per series (metrics, pair ids, methods...).
+    metrics : sequence of str, optional
+        Columns to draw (default every numeric column besides ``x``); legends show their
+        display names (``val_iou`` -> "validation IoU", ``l2t_ww`` -> "L2T-ww").
+    ylabel : str, optional
+        Default: the metric's name for one metric, "loss" / "accuracy" when all are losses
+        or accuracies, else "value" (pass one: the figure checker flags "value").
+    ordered : bool
+        Ordered series (channels, depth): an ordered palette.
+    markers : bool, optional
+        Markers on the curves (default when there are at most 30 points).
+    """
     _need_columns(history, [x], "training_history")
     if metrics is None:
         metrics = [
@@ -105,25 +205,25 @@ def training_history(
     _need_columns(history, list(metrics), "training_history metrics")
     if not metrics:
         raise ValueError(f"no numeric metric columns besides {x!r} in {list(history.columns)}")
-    curves = [
-        styled(
-            hv.Curve(
-                (history[x].to_numpy(float), history[m].to_numpy(float)),
-                kdims=[x],
-                vdims=["value"],
-                label=str(m),
-            ),
-            {},
-            bokeh={"tools": ["hover"]},
-        )
-        for m in metrics
-    ]
+    labels = [series_label(None, m) for m in metrics]
+    kdim = hv.Dimension(x, label=xlabel or display_name(x))
+    vdim = hv.Dimension("value", label=ylabel or _common_label(labels) or "value")
+    if markers is None:
+        markers = len(history) <= 30
+    styles = series_styles(len(metrics), ordered=ordered)
+    xs = history[x].to_numpy(float)
+    curves = []
+    for m, label, style in zip(metrics, labels, styles):
+        curves += series_elements(
+            xs, history[m].to_numpy(float), kdim=kdim, vdim=vdim, label=label, style=style,
+            markers=markers,
+        )  # fmt: skip
     w, h = STYLE["plot_px"]
     return styled(
         hv.Overlay(curves),
-        {"title": title, "legend_position": "right", **fonts()},
-        bokeh={"width": w + 120, "height": h},
-        mpl={"fig_inches": STYLE["plot_inches"]},
+        {"title": title, **fonts()},
+        bokeh={"width": w + 160, "height": h, "legend_position": "right"},
+        mpl={"fig_inches": STYLE["plot_inches"], "legend_position": "right"},
     )
 
 
@@ -196,28 +296,47 @@ def embedding_scatter(
     *,
     hover: Sequence[str] = (),
     title: str = "",
+    ordered: bool | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
 ) -> hv.Overlay:
     """2-D embedding (e.g. PCA/UMAP of maps) as points coloured by ``by``, one labelled
-    legend entry per group (in order of first appearance)."""
+    legend entry per group (in order of first appearance).
+
+    ``ordered`` (default: ``by == "layer"``, layers come in depth order) uses an ordered
+    palette; axes default to "component 1" / "component 2" for the ``x``/``y`` columns of
+    :func:`~cnnexplore_nb.similarity.map_embedding`.
+    """
     _need_columns(df, [x, y, by, *hover], "embedding_scatter")
     data = df[[x, y, by, *hover]].copy()
     data[by] = data[by].astype(str)
-    palette = hv.Cycle.default_cycles["default_colors"]
+    keys = list(dict.fromkeys(data[by]))
+    if ordered is None:
+        ordered = by == "layer"
+    styles = series_styles(len(keys), ordered=ordered)
+    default = {"x": "component 1", "y": "component 2"}
+    kx = hv.Dimension(x, label=xlabel or default.get(x) or display_name(x))
+    ky = hv.Dimension(y, label=ylabel or default.get(y) or display_name(y))
+    vd = [hv.Dimension(by, label=display_name(by))] + [
+        hv.Dimension(c, label=display_name(c)) for c in hover
+    ]
     w, h = STYLE["plot_px"]
     layers = []
-    for i, key in enumerate(dict.fromkeys(data[by])):
-        pts = hv.Points(data[data[by] == key], kdims=[x, y], vdims=[by, *hover], label=key)
+    for key, style in zip(keys, styles):
+        pts = hv.Points(
+            data[data[by] == key], kdims=[kx, ky], vdims=vd, label=series_label(by, key)
+        )
         layers.append(
             styled(
                 pts,
-                {"color": palette[i % len(palette)]},
-                bokeh={"size": 6, "tools": ["hover"]},
-                mpl={"s": 12},
+                {},
+                bokeh={**bokeh_series(style, "marker"), "size": 6, "tools": ["hover"]},
+                mpl={**mpl_series(style, "marker"), "s": 12},
             )
         )
     return styled(
         hv.Overlay(layers),
-        {"title": title, "legend_position": "right", **fonts()},
-        bokeh={"width": w + 120, "height": h},
-        mpl={"fig_inches": STYLE["plot_inches"]},
+        {"title": title, **fonts()},
+        bokeh={"width": w + 160, "height": h, "legend_position": "right"},
+        mpl={"fig_inches": STYLE["plot_inches"], "legend_position": "right"},
     )

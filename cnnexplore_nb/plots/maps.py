@@ -10,8 +10,18 @@ import numpy as np
 
 from .._checks import as_rng, check_positive_int
 from ._style import STYLE, as_array, border_hooks, fonts, styled
+from .names import measure_symbol
 
-__all__ = ["kernel_grid", "map_grid", "map_image", "map_pair"]
+__all__ = ["kernel_grid", "map_grid", "map_image", "map_pair", "panel_px"]
+
+#: Width (pixels) a grid of panels may take in a notebook (fits a 1600 px screen).
+GRID_PX = 1400
+
+
+def panel_px(ncols: int, base: int | None = None) -> int:
+    """Bokeh panel side for a grid of ``ncols`` columns that fits :data:`GRID_PX`."""
+    base = base or STYLE["panel_px"]
+    return int(max(60, min(base, GRID_PX // max(1, ncols) - 40)))
 
 
 def _clim(arrays: Iterable[np.ndarray]) -> tuple[float, float]:
@@ -132,10 +142,12 @@ def map_grid(
         raise ValueError("ids must name at least one map, got an empty list")
     marked = set(_check_ids(list(highlight), arr.shape[0], "highlight"))
     clim = _clim(arr[i] for i in chosen) if shared_scale else None
+    size = panel_px(min(ncols, len(chosen)))
     panels = [
-        map_image(arr[i], title=title.format(id=i), clim=clim, cmap=cmap, highlight=i in marked)
+        map_image(arr[i], title=title.format(id=i), clim=clim, cmap=cmap, highlight=i in marked,
+                  size=size)
         for i in chosen
-    ]
+    ]  # fmt: skip
     return _grid_layout(panels, ncols)
 
 
@@ -206,7 +218,7 @@ def kernel_grid(
             title=f"kernel {i}",
             clim=clim,
             cmap=cmap or STYLE["diverging_cmap"],
-            size=STYLE["panel_px"] // 2,
+            size=panel_px(ncols, STYLE["panel_px"] // 2),
             label="weight",
         )
         for i in chosen
@@ -222,19 +234,31 @@ def map_pair(
     r: float | None = None,
     max_points: int = 4000,
     rng: int | np.random.Generator | None = 0,
+    measure: str = "pearson",
+    same: bool = False,
 ) -> hv.Layout:
-    """Two maps side by side and the scatter of their pixel values, with r in the title.
+    """Two maps side by side and the scatter of their pixel values, with the similarity in
+    the title.
 
     Parameters
     ----------
     a, b : array or Tensor of shape (H, W)
         The two maps (same shape).
     names : (str, str)
-        Panel titles, e.g. ``("conv_module2 #5", "conv_module6 #17")``.
+        Panel titles, e.g. ``("module 2 · map 5", "module 6 · map 17")``.
     r : float, optional
-        Correlation to print; the Pearson r of the pixels if omitted (NaN for a constant map).
+        Similarity to print; the Pearson r of the pixels if omitted (NaN for a constant map:
+        the title says "undefined").
     max_points : int
         The scatter shows a random subset of at most this many pixels (seeded by ``rng``).
+    measure : str
+        Names the similarity in the title: "r = 0.93", "cos = 0.93".
+    same : bool
+        The two maps are one map (a map is never compared with itself): the title says so.
+
+    Notes
+    -----
+    The scatter's axes follow its data (``framewise``), so a live view rescales.
     """
     xa, xb = as_array(a, "a", (2,)), as_array(b, "b", (2,))
     if xa.shape != xb.shape:
@@ -246,15 +270,27 @@ def map_pair(
             ca, cb = fa - fa.mean(), fb - fb.mean()
             den = np.sqrt((ca * ca).sum() * (cb * cb).sum())
             r = float((ca * cb).sum() / den) if den > 0 else float("nan")
+    sym = measure_symbol(measure)
+    if same:
+        head = "the same map"
+    elif r is None or not np.isfinite(r):
+        head = f"{sym} undefined (constant map)"
+    else:
+        head = f"{sym} = {r:.3f}"
     if fa.size > max_points:
         keep = np.sort(as_rng(rng).choice(fa.size, size=max_points, replace=False))
         fa, fb = fa[keep], fb[keep]
     left = map_image(xa, title=names[0])
     right = map_image(xb, title=names[1])
-    scatter = hv.Scatter((fa, fb), kdims=[names[0]], vdims=[names[1]])
+    la, lb = str(names[0]), str(names[1])
+    if la == lb:
+        la, lb = f"{la} (A)", f"{lb} (B)"
+    scatter = hv.Scatter(
+        (fa, fb), kdims=[hv.Dimension("a", label=la)], vdims=[hv.Dimension("b", label=lb)]
+    )
     scatter = styled(
         scatter,
-        {"title": f"r = {r:.3f}", **fonts()},
+        {"title": head, "framewise": True, **fonts()},
         bokeh={
             "frame_width": STYLE["panel_px"],
             "frame_height": STYLE["panel_px"],

@@ -9,7 +9,8 @@ import holoviews as hv
 
 from .._checks import check_positive_int
 from ._style import as_array
-from .maps import _check_ids, _clim, _grid_layout, map_image
+from .maps import _check_ids, _clim, _grid_layout, map_image, panel_px
+from .names import layer_name
 
 __all__ = ["layer_map_rows"]
 
@@ -34,7 +35,8 @@ def layer_map_rows(
     ncols : int, optional
         Panels per row of the layout (default: the longest id list).
     title : str
-        Format string of the panel titles with ``{layer}`` and ``{id}``.
+        Format string of the panel titles with ``{layer}`` (the layer's display name) and
+        ``{id}``.
     cmap : str, optional
         Colour map (default the shared sequential one; ``"gray"`` for images and masks).
 
@@ -46,7 +48,8 @@ def layer_map_rows(
     if not rows:
         raise ValueError("rows must name at least one layer, got none")
     panels = []
-    widest = 0
+    widest = max(len(list(ids)) for _, ids, _ in rows.values())
+    size = panel_px(ncols or widest)
     for layer, (maps, ids, highlight) in rows.items():
         arr = as_array(maps, f"maps of {layer!r}", (3,))
         chosen = _check_ids(list(ids), arr.shape[0], "map")
@@ -54,10 +57,9 @@ def layer_map_rows(
             raise ValueError(f"no map ids given for layer {layer!r}")
         marked = set(_check_ids(list(highlight), arr.shape[0], "highlight"))
         clim = _clim(arr[i] for i in chosen) if shared_scale else None
-        widest = max(widest, len(chosen))
         panels += [
-            map_image(arr[i], title=title.format(layer=layer, id=i), clim=clim,
-                      cmap=cmap, highlight=i in marked)
+            map_image(arr[i], title=title.format(layer=layer_name(layer), id=i), clim=clim,
+                      cmap=cmap, highlight=i in marked, size=size)
             for i in chosen
         ]  # fmt: skip
     return _grid_layout(panels, check_positive_int("ncols", ncols or widest))
