@@ -31,8 +31,8 @@ THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 #    Python so that this notebook is reproducible, and a static export of each panel's view.
 #
 # **Scales.** smoke (tests): the smoke CNN6 (8 maps per layer, 1 epoch) on a 64×64 retina;
-# **embedded** (this CPU): the embedded CNN6 of notebook 02 (64 maps per layer, 6 epochs on
-# 40 synthetic 64×64 images) on the retina downscaled to 256×256 (a fully convolutional
+# **embedded** (this CPU): the embedded CNN6 of notebook 02 (64 maps per layer, trained on
+# synthetic 64×64 images; its epochs are printed below) on the retina downscaled to 256×256 (a fully convolutional
 # network accepts any size; 256 keeps the main vessels a few pixels wide, as in training);
 # full: the thesis-protocol CNN6 on the full 1411×1411 photograph.
 #
@@ -43,7 +43,7 @@ THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 # %%
 import numpy as np
 import pandas as pd
-import torch
+from IPython.display import display
 
 from cnnexplore_nb import (
     correlation_tables,
@@ -54,7 +54,7 @@ from cnnexplore_nb import (
     save_tables,
     select_layers,
 )
-from cnnexplore_nb.data import normalize_intensity, retina_image, retina_pseudo_label
+from cnnexplore_nb.data import retina_pseudo_label
 from cnnexplore_nb.models import feature_layers
 from cnnexplore_nb.notebook import artifacts_dir, figures_dir, scale_settings
 from cnnexplore_nb.plots import (
@@ -67,7 +67,8 @@ from cnnexplore_nb.plots import (
     percent_bars,
     segmentation_figure,
 )
-from cnnexplore_nb.studies.vessels import trained_vessel_model
+from cnnexplore_nb.studies.vessel_findings import retina_findings
+from cnnexplore_nb.studies.vessels import retina_input, trained_vessel_model
 from cnnexplore_nb.training import predict_masks
 from cnnexplore_nb.widgets import CorrelationPanel, LayerPicker, MapBrowser, setup_notebook
 
@@ -105,11 +106,7 @@ print(
 # real ones.
 
 # %%
-green = retina_image(channel="green", size=settings["retina_size"])
-fundus = green > 0.2 * np.percentile(green, 99)
-filled = np.where(fundus, green, np.median(green[fundus]))
-x, _ = normalize_intensity((1.0 - filled)[None, None])
-x = torch.from_numpy(x)  # (1, 1, H, W)
+green, x = retina_input(settings["retina_size"])  # x: (1, 1, H, W), as in training
 prediction = predict_masks(model, x)[0]
 pseudo = retina_pseudo_label(green)
 retina_fig = segmentation_figure(green, None, {"Frangi pseudo-label": pseudo, "CNN6": prediction})
@@ -242,22 +239,12 @@ panel.export(FIG / "panel_correlation")
 # ## Conclusion
 # The thesis (CNN6 on microscopy vessels) found that many maps of a layer are highly
 # correlated with another map of the same layer — largely redundant — and more so in deeper
-# layers. At embedded scale (recorded run: CNN6 trained 6 epochs on synthetic vessels, val
-# IoU 0.87, applied to the 256×256 fundus photograph it never saw) the network still
-# segments many retinal vessels (plus a blob at the fovea: a dark spot, bright once inverted,
-# unlike anything in the synthetic data), and the finding appears clearly: 84 % of the maps of module 1
-# and 98 % of module 6 have a partner with |r| ≥ 0.8 in their layer, rising with depth; the
-# histogram of |r| within module 2 has a peak at |r| ≈ 1 (near-copies). With one image, r is
-# computed over one image's pixels; notebook 03 repeats the analysis over many images. The
-# cell below computes the verdict from this run's tables.
+# layers. Here the network was trained on synthetic vessels and applied to a fundus
+# photograph it never saw; the prediction above shows how well it transfers. With one
+# image, r is computed over that image's pixels; notebook 03 repeats the analysis over many
+# images. The verdict below is computed from this run's tables.
 
 # %%
-diag = tables.stats[tables.stats["A_layer"].astype(str) == tables.stats["B_layer"].astype(str)]
-percent = diag.set_index(diag["A_layer"].astype(str))["percent"].reindex(layers).fillna(0.0)
-print(percent.round(1).to_string())
-rising = bool(np.all(np.diff(percent.to_numpy()) >= 0))
-print(
-    f"within-layer redundancy (max |r| >= {THRESHOLD}): {percent.min():.0f}-{percent.max():.0f} % "
-    f"of the maps; non-decreasing with depth (thesis trend): {rising}; "
-    f"deepest vs first layer: {percent.iloc[-1]:.0f} % vs {percent.iloc[0]:.0f} %"
-)
+findings = retina_findings(tables, layers)
+display(findings.table.T)
+findings

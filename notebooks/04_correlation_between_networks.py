@@ -27,17 +27,17 @@ THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 # %%
 import holoviews as hv
 import pandas as pd
+from IPython.display import display
 
-from cnnexplore_nb import create_model, save_tables, seed_everything
+from cnnexplore_nb import create_model, seed_everything
 from cnnexplore_nb.notebook import artifacts_dir, figures_dir
 from cnnexplore_nb.plots import export, layer_heatmap
 from cnnexplore_nb.studies.vessel_correlation import (
     aggregate_correlation,
-    cross_network_profile,
-    image_tables,
     layer_maps,
     layer_pair_summary,
 )
+from cnnexplore_nb.studies.vessel_findings import cross_network_findings, table_sets
 from cnnexplore_nb.studies.vessels import (
     DISPLAY_NAMES,
     MODELS,
@@ -68,13 +68,12 @@ x_test, _ = stack_images(data["test"])
 
 # %%
 maps = {n: layer_maps(model, x_test) for n, model in models.items()}  # one forward per model
-summaries = {}
-for a, b in PAIRS:
-    names = (DISPLAY_NAMES[a], DISPLAY_NAMES[b])
-    for i in range(len(x_test)):
-        t = image_tables(maps[a], i, maps[b], names=names, threshold=THRESHOLD)
-        save_tables(t, TABLES / f"{a}_vs_{b}_image{i}")
-        summaries[a, b, i] = layer_pair_summary(t)
+summaries = {
+    (a, b, i): layer_pair_summary(t)
+    for a, b in PAIRS
+    for i, t in table_sets(maps[a], maps[b], names=(DISPLAY_NAMES[a], DISPLAY_NAMES[b]),
+                           threshold=THRESHOLD, save_dir=TABLES, stem=f"{a}_vs_{b}").items()
+}  # fmt: skip
 
 
 def _title(a, b, extra):
@@ -144,52 +143,12 @@ pd.concat([s.assign(pair=f"{na} vs {nb}") for (na, nb), s in aggregated.items()]
 # %% [markdown]
 # ## Does the thesis finding appear?
 # The thesis reports that networks of different depth learn similar maps, above all in the
-# first and the last layers. For every pair the cell below compares the first-vs-first and
-# last-vs-last layer pairs with all other layer pairs (aggregated mean max-|r| and % of
-# maps with a partner at |r| ≥ 0.8), for the trained pairs and the untrained control.
+# first and the last layers. For every pair the first-vs-first and last-vs-last layer pairs
+# are compared with all other layer pairs (aggregated mean max-|r| and % of maps with a
+# partner at |r| ≥ the threshold), for the trained pairs and the untrained control. The
+# verdicts and every number in them are computed from this run.
 
 # %%
-rows = []
-for (na, nb), s in aggregated.items():
-    mm = cross_network_profile(s, "mean_max_mean")
-    pc = cross_network_profile(s, "percent_mean")
-    rows.append(
-        {
-            "pair": f"{na} vs {nb}",
-            "first-first max|r|": mm["first"],
-            "last-last max|r|": mm["last"],
-            "other pairs max|r|": mm["others"],
-            "first-first %": pc["first"],
-            "last-last %": pc["last"],
-            "other pairs %": pc["others"],
-            "first & last above others": mm["first"] > mm["others"] and mm["last"] > mm["others"],
-        }
-    )
-verdict = pd.DataFrame(rows)
-print(verdict.round(2).to_string(index=False))
-trained = verdict[~verdict["pair"].str.contains("untrained")]
-print(
-    f"\nfirst and last layer pairs more similar than the others in "
-    f"{int(trained['first & last above others'].sum())} of {len(trained)} trained pairs"
-)
-
-# %% [markdown]
-# **Conclusion (embedded scale, synthetic vessels).** The verdict printed above is computed
-# from this run. In the recorded embedded run (16 aggregate images) it reads:
-#
-# * **Similar first layers — present, but not learned.** The first layers of the trained
-#   networks match well (mean max-|r| 0.75–0.79, 46–59 % of maps with a partner at
-#   |r| ≥ 0.8), although they start from different random weights. The untrained CNN6
-#   matches the trained CNN10's first layer just as well (0.78, 51 %): on a smooth grey
-#   image any bank of 3×3 filters followed by ReLU yields maps of this kind, so this part of
-#   the thesis finding is reproduced but needs the control to be interpreted.
-# * **Similar last layers — only in one direction.** CNN10's last-layer maps find partners
-#   in CNN6's last layer (0.79, 48 %) and in CNN1 (0.79, 50 %), but CNN6's last-layer maps
-#   do not find partners in CNN10's last layer (0.56, 7 %): CNN6's L6 is one big block of
-#   near-identical maps whose common pattern CNN10 does not reproduce. The training-made
-#   similarity is real (the untrained CNN6 gives 0.42, 2 %), yet the last-last pair is not
-#   the most similar pair of layers: first and last pairs both beat the other layer pairs in
-#   only 1 of the 4 trained comparisons (CNN10 vs CNN6, by a hair).
-# * Overall, at this scale the statement "networks of different depth learn similar maps in
-#   their first and last layers" is supported for the first layer (for architectural
-#   reasons) and only partly for the last layer.
+findings = cross_network_findings(aggregated, control=("CNN6 untrained", "CNN10"))
+display(findings.table.round(2))
+findings

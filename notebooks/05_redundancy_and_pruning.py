@@ -24,10 +24,10 @@ DATA_DIR = None  # folder with images/ and masks/, required at full scale
 # removing the same number of maps per layer.
 #
 # **Scales**: the models are the ones trained (and cached) by notebook 02 (trained here if
-# missing). Embedded: maps of all 6 modules on the "aggregate" synthetic images (64×64, not used in training),
-# evaluation on the 8 validation images, fine-tuning 1 epoch (Adam, lr 1e-3) on the 32
-# training images, thresholds 0.5-0.99 for the curve; the beyond-the-thesis part uses 8
-# images. Smoke: narrow networks, 3 thresholds, 1 fine-tuning epoch.
+# missing). The maps of all modules are computed on the "aggregate" images of notebook 03
+# (never used in training); evaluation uses the validation images; the fine-tuning, the
+# thresholds of the curve and the images of the beyond-the-thesis part are set per scale
+# in the table printed below.
 
 # %%
 import holoviews as hv
@@ -39,18 +39,16 @@ from cnnexplore_nb import correlation_tables, feature_layers
 from cnnexplore_nb.notebook import figures_dir, scale_settings
 from cnnexplore_nb.plots import embedding_scatter, export, layer_heatmap
 from cnnexplore_nb.plots.fundamentals import line_curves, matrix_heatmap
-from cnnexplore_nb.prune import (
-    PruningStudy,
-    choose_redundant,
-    count_params,
-    map_means,
-    mean_ablation,
-    merge_curve,
-    merge_maps,
-    prune_maps,
-    prune_report,
-)
+from cnnexplore_nb.prune import PruningStudy, choose_redundant, prune_maps, prune_report
 from cnnexplore_nb.similarity import cka_matrix, map_embedding
+from cnnexplore_nb.studies.pruning import (
+    ablation_vs_removal,
+    criterion_verdicts,
+    pruning_comparison,
+    pruning_curves,
+    pruning_findings,
+    selection_table,
+)
 from cnnexplore_nb.studies.vessel_correlation import layer_maps
 from cnnexplore_nb.studies.vessels import (
     stack_images,
@@ -58,7 +56,6 @@ from cnnexplore_nb.studies.vessels import (
     vessel_data,
     vessel_settings,
 )
-from cnnexplore_nb.training import evaluate_segmentation, train_segmentation
 from cnnexplore_nb.widgets.teaching import threshold_explorer
 
 hv.extension("bokeh", inline=True)
@@ -83,8 +80,10 @@ LAYERS = feature_layers(cnn6)
 maps = layer_maps(cnn6, x_analysis, LAYERS)
 T = S["threshold"]
 print(
-    f"{len(LAYERS)} layers x {maps[LAYERS[0]].shape[1]} maps, {len(x_analysis)} analysis images; threshold {T}"
+    f"{len(LAYERS)} layers x {maps[LAYERS[0]].shape[1]} maps, {len(x_analysis)} analysis images, "
+    f"{len(data['val'])} validation images; threshold {T}"
 )
+pd.Series(S, dtype=object).to_frame(f"setting ({SCALE})")
 
 # %% [markdown]
 # ## 1 · Choosing the redundant maps from the correlation tables
@@ -95,15 +94,7 @@ print(
 # %%
 tables = correlation_tables(maps, names=("CNN6", "CNN6"), threshold=T, progress=False)
 chosen = {layer: choose_redundant(tables, layer, T) for layer in LAYERS}
-selection = pd.DataFrame(
-    {
-        "layer": LAYERS,
-        "maps": [maps[la].shape[1] for la in LAYERS],
-        "dead": [int(tables.zero_flags_a[la].sum()) for la in LAYERS],
-        "removed": [len(chosen[la]) for la in LAYERS],
-    }
-)
-selection["kept"] = selection["maps"] - selection["removed"]
+selection = selection_table(chosen, maps, tables.zero_flags_a)
 selection
 
 # %% [markdown]
@@ -113,24 +104,17 @@ selection
 # next conv's bias, so both agree except within the zero-padded border (checked below).
 
 # %%
-means = map_means(cnn6, x_analysis, LAYERS, progress=False)
-pruned = prune_maps(cnn6, chosen, fold_means=means)
-xs = x_analysis[:4]
-with torch.no_grad(), mean_ablation(cnn6, chosen, means) as ablated:
-    out_ablated = ablated(xs)
-with torch.no_grad():
-    out_pruned = pruned.eval()(xs)
-border = len(LAYERS) + 1  # each 3x3 conv lets the padding reach one pixel further in
-inner = (out_ablated - out_pruned)[..., border:-border, border:-border].abs().max().item()
-edge = (out_ablated - out_pruned).abs().max().item()
-print(
-    f"max |ablated - pruned| logits: {inner:.2e} inside a {border}-pixel border, {edge:.2e} overall"
-)
-
-# %%
+study = PruningStudy(
+    cnn6, maps, data["val"], layers=LAYERS, fine_tune_data=data["train"],
+    lr=S["fine_tune_lr"], batch_size=3, progress=False,
+)  # fmt: skip
+print("the study's selection is the tables' selection:", study.removal(T) == chosen)
+agreement = ablation_vs_removal(cnn6, chosen, study.means, x_analysis[:4])
+pruned = prune_maps(cnn6, chosen, fold_means=study.means)
 report = prune_report(cnn6, pruned, x_analysis[:4], repeats=S["repeats"])
 print(
-    f"pruned CNN6 has {count_params(pruned):,} parameters (reported {report.loc[0, 'after']:,.0f})"
+    f"max |ablated - pruned| logits: {agreement['inside']:.2e} inside a "
+    f"{agreement['border_px']}-pixel border, {agreement['overall']:.2e} overall"
 )
 report.round(3)
 
@@ -144,45 +128,9 @@ report.round(3)
 # per layer: the correlation tables, and the L1 baseline (smallest filter L1 norms). Then a
 # short fine-tuning of three of the pruned networks. Evaluation: the validation images.
 
-
 # %%
-def scores(model):
-    df = evaluate_segmentation(model, data["val"])
-    return {"iou": df["iou"].mean(), "cldice": df["cldice"].mean()}
-
-
-def fine_tune(model):
-    tuned, _ = train_segmentation(
-        model, data["train"], data["val"], epochs=S["fine_tune_epochs"], lr=S["fine_tune_lr"],
-        batch_size=3, seed=0, progress=False,
-    )  # fmt: skip
-    return tuned.eval()
-
-
-study = PruningStudy(cnn6, maps, data["val"], layers=LAYERS, progress=False)
-print("study's selection == the tables' selection:", study.removal(T) == chosen)
-plan_l1 = study.removal(T, "l1")
-with mean_ablation(cnn6, chosen, means) as ablated:
-    ablated_scores = scores(ablated)
-candidates = {
-    "pruned, mean-fold (correlation)": pruned,
-    "pruned, mean-fold (L1)": prune_maps(cnn6, plan_l1, fold_means=means),
-    "pruned, merged (correlation)": merge_maps(cnn6, chosen, maps),
-    "pruned, merged (L1)": merge_maps(cnn6, plan_l1, maps),
-}
-rows = [
-    {"model": "CNN6 (before)", "params": count_params(cnn6), **study.before},
-    {"model": "mean-ablated (correlation)", "params": count_params(cnn6), **ablated_scores},
-]
-rows += [{"model": k, "params": count_params(m), **scores(m)} for k, m in candidates.items()]
-for k in ("pruned, mean-fold (correlation)", "pruned, merged (correlation)", "pruned, merged (L1)"):
-    tuned = fine_tune(candidates[k])
-    rows.append({"model": k + " + fine-tuned", "params": count_params(tuned), **scores(tuned)})
-summary = pd.DataFrame(rows).rename(columns={"iou": "IoU", "cldice": "clDice"})
-print(
-    f"threshold {T}: {sum(map(len, chosen.values()))} maps removed; fine-tuning {S['fine_tune_epochs']} epoch(s)"
-)
-summary.round(4)
+comparison = pruning_comparison(study, maps, T, fine_tune_epochs=S["fine_tune_epochs"])
+comparison.round(4)
 
 # %% [markdown]
 # ## 4 · Threshold → maps removed → IoU after pruning (no fine-tuning)
@@ -190,18 +138,12 @@ summary.round(4)
 # results; the slider below reads that cache), for both actions and both selections.
 
 # %%
-curve = study.curve(S["thresholds"])
-plans = {c: {t: study.removal(t, c) for t in S["thresholds"]} for c in ("correlation", "l1")}
-merged_curve = pd.concat(
-    [merge_curve(cnn6, maps, plans[c], scores).assign(criterion=c) for c in plans]
-)
-tidy = pd.concat(
-    [curve.assign(method="mean-fold · " + curve["criterion"], iou=curve["iou_pruned"]),
-     merged_curve.assign(method="merge · " + merged_curve["criterion"], iou=merged_curve["iou_merged"])],
-)[["threshold", "removed", "method", "iou"]]  # fmt: skip
+curves = pruning_curves(study, maps, S["thresholds"])
+tidy = curves.assign(method=curves["action"] + " · " + curves["selection"])
+removed = curves[(curves["action"] == "mean-fold") & (curves["selection"] == "correlation")]
 removed_plot = line_curves(
-    curve[curve["criterion"] == "correlation"], "threshold", "removed",
-    title="maps removed (all 6 modules)", ylabel="maps removed",
+    removed, "threshold", "removed", title=f"maps removed (all {len(LAYERS)} modules)",
+    ylabel="maps removed",
 )  # fmt: skip
 iou_plot = line_curves(
     tidy, "threshold", "iou", "method", title=f"val IoU after pruning (before: {study.before['iou']:.3f})",
@@ -220,20 +162,8 @@ threshold_explorer(study, S["thresholds"], value=T if T in S["thresholds"] else 
 # (same number of maps per layer) are compared under the same action.
 
 # %%
-wide = tidy.pivot_table(index="threshold", columns="method", values="iou")
-wide["removed"] = curve[curve["criterion"] == "correlation"].set_index("threshold")["removed"]
-print(wide.round(4).to_string())
-active = wide[wide["removed"] > 0]
-verdicts = {}
-for action in ("mean-fold", "merge"):
-    corr, l1 = active[f"{action} · correlation"], active[f"{action} · l1"]
-    wins, losses = int((corr > l1 + 1e-3).sum()), int((corr < l1 - 1e-3).sum())
-    verdicts[action] = "correlation" if wins > losses else "L1" if losses > wins else "neither"
-    print(f"{action}: correlation better at {wins}, L1 better at {losses} of {len(active)} thresholds "
-          f"-> {verdicts[action]} selection is better")  # fmt: skip
-best = wide.drop(columns="removed").max().idxmax()
-print(f"best action · selection over the curve: {best}")
-
+verdicts = criterion_verdicts(curves)
+verdicts
 
 # %% [markdown]
 # ## 6 · Beyond the thesis: all maps in 2-D, and CKA between two networks
@@ -272,41 +202,13 @@ cka_fig
 
 # %% [markdown]
 # ## Conclusions
-# At embedded scale (recorded run; the cells above and below recompute every number):
-# * The tables are generous: at |r| ≥ 0.8 about two thirds of CNN6's maps (252 of 384, most
-#   in the late modules) have a partner and are flagged. Mean ablation and physical removal
-#   agree to ~1e-6 away from the border, and the network really shrinks (≈ 8× fewer
-#   parameters and MACs; the measured speed-up on this busy 2-core CPU is much smaller).
-# * **Replacing redundant maps by their mean destroys the network** (val IoU 0.87 → 0, with
-#   either selection, at every threshold of the curve, even |r| ≥ 0.99; mean ablation too): a highly
-#   correlated map is *not* an unimportant one — the next layer reads its signal. What the
-#   correlation licenses is **merging**: with each removed map folded onto its partner through
-#   the linear fit, CNN6 keeps IoU 0.82 with 252 of 384 maps removed (≈ 8× fewer parameters)
-#   and 0.87 with 46 removed, without any fine-tuning.
-# * Correlation vs L1 (same number of maps per layer): with merging, the correlation selection
-#   wins at every threshold that removes maps except the most conservative one (L1 + merge
-#   collapses to 0 until only 46 maps go); with mean folding both are at 0, so neither wins.
-#   The computed verdicts are printed in section 5 and below.
-# * One epoch of fine-tuning (Adam, lr 1e-3, 32 images) does not help at this scale: the
-#   merged network drops slightly (0.82 → 0.79), the collapsed ones stay near 0 — a real
-#   recovery would need the longer fine-tuning of the full scale.
-# * The measured speed-up (≈ 1.1×) is far below the MAC ratio (≈ 8×) on 64×64 inputs on a
-#   loaded 2-core CPU: per-layer overheads dominate such small convolutions.
-# * Beyond the thesis: CKA and mean max-|r| agree on the broad picture (first layers of both
-#   networks alike, similarity falling with depth); CKA, invariant to rotations of the map
-#   basis, can stay higher where single maps have no one-to-one partner.
+# The findings below are computed from this run (the tables above hold every number). The
+# beyond-the-thesis part compares CKA, which is invariant to rotations of the map basis, with
+# the thesis's mean max-|r|, which needs one-to-one partners.
 
 # %%
-ratio = report.set_index("quantity")["ratio"]
-tab = summary.set_index("model")["IoU"]
-print(f"threshold {T}: {int(selection['removed'].sum())} of {int(selection['maps'].sum())} maps removed; "
-      f"params x{ratio['params']:.2f} smaller, MACs x{ratio['macs']:.2f}, measured speed-up x{ratio['time_ms']:.2f}")  # fmt: skip
-print(f"IoU before {tab['CNN6 (before)']:.4f} | mean-ablated {tab['mean-ablated (correlation)']:.4f} | "
-      f"mean-fold {tab['pruned, mean-fold (correlation)']:.4f} | merged {tab['pruned, merged (correlation)']:.4f} | "
-      f"merged + fine-tuned {tab['pruned, merged (correlation) + fine-tuned']:.4f}")  # fmt: skip
-print("merging keeps more IoU than mean folding:",
-      bool(tab["pruned, merged (correlation)"] > tab["pruned, mean-fold (correlation)"]))  # fmt: skip
-print(f"selection verdicts: {verdicts}")
+findings = pruning_findings(comparison, report, selection, verdicts, T)
 diag = float(np.nanmean([cka.iloc[i, i] for i in range(min(cka.shape))]))
 print(f"mean CKA of same-depth layers {diag:.3f}; CKA first layers {cka.iloc[0, 0]:.3f}, "
       f"last CNN6 vs last CNN10 {cka.iloc[-1, -1]:.3f}")  # fmt: skip
+findings

@@ -13,6 +13,7 @@ import torch
 from cnnexplore_nb import metrics
 from cnnexplore_nb.models.fcn import FCN
 from cnnexplore_nb.studies import vessel_correlation as vc
+from cnnexplore_nb.studies import vessel_tables as svt
 from cnnexplore_nb.studies import vessels as sv
 from cnnexplore_nb.training import predict_masks
 
@@ -177,7 +178,7 @@ def _fcn_params(n, w):
 def test_tables_4_and_5_against_hand_computation(artifacts):
     s = sv.vessel_settings("smoke", TINY)
     res = {n: sv.trained_vessel_model(n, "smoke", settings=TINY, progress=False) for n in sv.MODELS}
-    t4 = sv.training_table(res, s)
+    t4 = svt.training_table(res, s)
     assert list(t4["model"]) == ["CNN1", "CNN6", "CNN10"]
     assert list(t4["modules"]) == [1, 6, 10] and list(t4["layers"]) == [2, 7, 11]
     assert list(t4["batch"]) == [5, 3, 1]
@@ -187,7 +188,7 @@ def test_tables_4_and_5_against_hand_computation(artifacts):
     assert t4.loc[0, "training_s"] == pytest.approx(hist["seconds"].sum())
 
     data = sv.vessel_data(s)
-    t5 = sv.per_image_table({n: m for n, (m, _) in res.items()}, data)
+    t5 = svt.per_image_table({n: m for n, (m, _) in res.items()}, data)
     assert len(t5) == 9 and set(t5["model"]) == {"CNN1", "CNN6", "CNN10"}
     x, masks = sv.stack_images(data["test"])
     pred = predict_masks(res["cnn1"][0], x)

@@ -167,7 +167,7 @@ class ImageClassification(Dataset):
         )  # fmt: skip
 
     def with_transform(self, transform: Callable[..., torch.Tensor] | None) -> ImageClassification:
-        """A view of the same tensors with another ``transform`` (e.g. ``Augment()`` or None)."""
+        """A view of the same tensors with another ``transform`` (an ``Augment()``, or None)."""
         return ImageClassification(
             self.images, self.labels, classes=self.classes, transform=transform,
             normalize=self.normalize,
@@ -176,7 +176,7 @@ class ImageClassification(Dataset):
     def select_classes(
         self, classes: Sequence[int], *, relabel: bool = True
     ) -> ImageClassification:
-        """Keep the given class indices; ``relabel`` maps them to ``0 .. len(classes)-1``."""
+        """Keep the given class indices; ``relabel`` maps them to ``range(len(classes))``."""
         classes = [int(c) for c in classes]
         bad = [c for c in classes if not 0 <= c < self.num_classes]
         if bad:

@@ -147,8 +147,10 @@ def side_by_side(
 
     Returns
     -------
-    DataFrame with columns ``*on, mean_measured, std_measured, n_runs, mean_published,
-    std_published, diff`` (``diff = mean_measured − mean_published``, percentage points).
+    DataFrame
+        Columns: the ``on`` columns, then ``mean_measured``, ``std_measured``, ``n_runs``,
+        ``mean_published``, ``std_published`` and ``diff`` (``mean_measured -
+        mean_published``, percentage points).
     """
     from .stats import summarize
 

@@ -3,8 +3,9 @@
 Convolution arithmetic (worked example, output size, padding, dilation, parameter counts of
 standard / depthwise-separable / grouped convolutions), pooling (max, average, min),
 BatchNorm step by step, Sobel edge maps, 1-D (normalised) correlation as a matched filter,
-receptive-field growth (theoretical vs effective, :mod:`.receptive`) and FGSM adversarial
-perturbations on a tiny digits classifier (:mod:`.adversarial`). Used by notebook
+receptive-field growth (theoretical vs effective, :mod:`cnnexplore_nb.lecture.receptive`)
+and FGSM adversarial perturbations on a tiny digits classifier
+(:mod:`cnnexplore_nb.lecture.adversarial`). Used by notebook
 ``00_fundamentals``; each function is checked
 against torch / scipy / the lectures' hand values in ``tests/test_fundamentals.py``.
 """

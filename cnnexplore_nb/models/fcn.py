@@ -32,7 +32,7 @@ class ConvModule(nn.Sequential):
 
 
 class FCN(nn.Module):
-    """CNN-N: ``n_modules`` ConvModules named ``conv_module1 .. conv_moduleN`` and a
+    """CNN-N: ``n_modules`` ConvModules (``conv_module1`` to ``conv_moduleN``) and a
     ``classifier`` conv (3x3) to ``num_classes`` logit maps.
 
     Parameters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -110,6 +111,30 @@ class PruningStudy:
         self.before = {k: float(v) for k, v in self._evaluate(model).items()}
         self._cache: dict[tuple, dict[str, Any]] = {}
 
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """The study's metrics of ``model`` (default: mean IoU and clDice on ``eval_data``)."""
+        return {k: float(v) for k, v in self._evaluate(model).items()}
+
+    def fine_tune(self, model: nn.Module, epochs: int | None = None) -> nn.Module:
+        """A fine-tuned copy of ``model`` on ``fine_tune_data`` (eval mode).
+
+        ``epochs`` defaults to ``fine_tune_epochs``; the best-validation weights on
+        ``eval_data`` are kept, as in training. ``model`` itself is not changed.
+        """
+        epochs = self.fine_tune_epochs if epochs is None else epochs
+        epochs = check_positive_int("epochs", epochs, minimum=0)
+        if not epochs or self.fine_tune_data is None:
+            raise ValueError(
+                "fine-tuning needs epochs > 0 and fine_tune_data, got "
+                f"epochs={epochs} and fine_tune_data="
+                f"{'given' if self.fine_tune_data is not None else None}"
+            )
+        tuned, _ = train_segmentation(
+            copy.deepcopy(model), self.fine_tune_data, self.eval_data, epochs=epochs, lr=self.lr,
+            batch_size=self.batch_size, seed=self.seed, progress=False,
+        )  # fmt: skip
+        return tuned.eval()
+
     def removal(
         self, threshold: float, criterion: Criterion = "correlation"
     ) -> dict[str, list[int]]:
@@ -139,16 +164,7 @@ class PruningStudy:
             res: dict[str, Any] = {"params": count_params(pruned)}
             res.update({f"{m}_pruned": float(v) for m, v in self._evaluate(pruned).items()})
             if self.fine_tune_epochs:
-                tuned, _ = train_segmentation(
-                    pruned,
-                    self.fine_tune_data,
-                    self.eval_data,
-                    epochs=self.fine_tune_epochs,
-                    lr=self.lr,
-                    batch_size=self.batch_size,
-                    seed=self.seed,
-                    progress=False,
-                )
+                tuned = self.fine_tune(pruned)
                 res.update({f"{m}_finetuned": float(v) for m, v in self._evaluate(tuned).items()})
             else:
                 res.update({f"{m}_finetuned": float("nan") for m in self.before})

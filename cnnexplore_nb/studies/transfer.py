@@ -29,6 +29,7 @@ from ..notebook.scales import SCALES, artifacts_dir
 
 __all__ = [
     "DATASETS",
+    "scales_table",
     "EXPERIMENTS",
     "TRANSFER_SETTINGS",
     "dataset_split",
@@ -129,6 +130,38 @@ def transfer_settings(scale: str, overrides: Mapping[str, Any] | None = None) ->
         out[key] = copy.deepcopy(value)
     out["scale"] = scale
     return out
+
+
+def scales_table() -> pd.DataFrame:
+    """The transfer study's settings at every scale, side by side (for the notebooks)."""
+
+    def data(s: Mapping[str, Any]) -> str:
+        return "; ".join(
+            f"{ds} N = {', '.join(str(n) for n in s['n_values'][ds])}" for ds in s["datasets"]
+        )
+
+    def source(s: Mapping[str, Any]) -> str:
+        src = s["source"]
+        return f"ResNet-32 ×{src['width']:g} on {src['dataset']}, {src['epochs']} epochs"
+
+    rows = {
+        "limited-data sweep": data,
+        "seeds × epochs": lambda s: f"{len(s['seeds'])} × {s['epochs']}",
+        "source": source,
+        "target": lambda s: f"VGG-9-BN ×{s['target_width']:g}",
+        "imbalanced": lambda s: (
+            f"{s['imbalanced']['dataset']}: {s['imbalanced']['n']} per class, class "
+            f"{s['imbalanced']['small_class']} with {s['imbalanced']['n_small']}"
+        ),
+        "ablation run": lambda s: (
+            f"{s['ablation']['dataset']}, N = {s['ablation']['n']}, {s['ablation']['epochs']} epochs"
+        ),
+        "batch, meta lr": lambda s: f"{s['batch_size']}, {s['meta_lr']:g}",
+        "executor": lambda s: s["executor"],
+    }
+    return pd.DataFrame(
+        {sc: {k: f(TRANSFER_SETTINGS[sc]) for k, f in rows.items()} for sc in TRANSFER_SETTINGS}
+    )
 
 
 # ------------------------------------------------------------------------------- data

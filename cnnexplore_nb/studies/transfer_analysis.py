@@ -15,8 +15,13 @@ import torch
 from torch import nn
 
 from .._hooks import Hooks
+from ._report import Finding, Findings
 
 __all__ = [
+    "meta_init_table",
+    "meta_movement",
+    "method_tests",
+    "transfer_findings",
     "gamma_array",
     "gamma_frame",
     "gamma_maps",
@@ -184,3 +189,115 @@ def verdict(df: pd.DataFrame, value: str = "test_acc") -> pd.DataFrame:
             row[f"www_minus_{short}"] = means.get("l2t_www", np.nan) - means.get(other, np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- method (06)
+def meta_init_table(step: Any, x: torch.Tensor, pairs: Sequence[str]) -> pd.DataFrame:
+    """The meta-networks f (what), g (where), h (which) of every pair at initialisation.
+
+    Parameters
+    ----------
+    step : TransferStep
+        An ``l2t_www`` step (``build_step``).
+    x : Tensor of shape (B, C, H, W)
+        A probe batch for the source features.
+    pairs : sequence of str
+        Pair ids in the step's order (``pairs_table(...)["pair"]``).
+
+    Returns
+    -------
+    DataFrame
+        Per pair: the weight shapes of f, g and h, ``max |w - 1/C|``, mean λ and
+        ``max |γ - 1|`` on the probe batch.
+    """
+    with torch.no_grad():
+        meta = step.meta_outputs(step.source_features(x))
+    rows = []
+    for k, pair in enumerate(pairs):
+        c = meta.w[k].shape[1]
+        rows.append({
+            "pair": pair, "f (what)": tuple(step.meta.what[k].weight.shape),
+            "g (where)": tuple(step.meta.where[k].weight.shape),
+            "h (which)": tuple(step.meta.which[k].weight.shape),
+            "max |w − 1/C|": float((meta.w[k] - 1 / c).abs().max()),
+            "λ (mean)": float(meta.lam[k].mean()),
+            "max |γ − 1|": float((meta.gamma[k] - 1).abs().max()),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def meta_movement(record: Mapping[str, Any]) -> pd.Series:
+    """How far γ, λ and w moved from their initial values during a run (``snapshot=True``)."""
+    g = gamma_frame(record)
+    g0 = g[g["epoch"] == 0]["gamma"].to_numpy()
+    g1 = g[g["epoch"] == g["epoch"].max()]["gamma"].to_numpy()
+    lam, w = lambda_w_frame(record)
+    return pd.Series(
+        {
+            "max |γ − 1| at init": float(np.abs(g0 - 1).max()),
+            "max |γ − 1| at the end": float(np.abs(g1 - 1).max()),
+            "mean |γ − 1| at the end": float(np.abs(g1 - 1).mean()),
+            "λ min at the end": float(lam.iloc[-1, 1:].min()),
+            "λ max at the end": float(lam.iloc[-1, 1:].max()),
+            "max w at the end": float(w[w["epoch"] == w["epoch"].max()]["w"].max()),
+        },
+        name="value",
+    )
+
+
+# --------------------------------------------------------------------------- findings (07)
+def method_tests(
+    runs: pd.DataFrame,
+    a: str = "l2t_www",
+    others: Sequence[str] = ("l2t_ww", "ufm", "scratch"),
+    by: Sequence[str] = ("dataset", "n"),
+) -> pd.DataFrame:
+    """Mann-Whitney tests of method ``a`` against each of ``others`` in every cell.
+
+    Returns
+    -------
+    DataFrame
+        :func:`cnnexplore_nb.experiments.compare_methods` rows with a column ``b``.
+    """
+    from ..experiments import compare_methods
+
+    present = set(runs["method"])
+    parts = [compare_methods(runs, a, b, by=list(by)).assign(b=b) for b in others if b in present]
+    return pd.concat(parts, ignore_index=True)
+
+
+def transfer_findings(runs: pd.DataFrame, tests: pd.DataFrame) -> Findings:
+    """Notebook 07: the dissertation's claims on the limited-data sweep, checked on ``runs``."""
+    v = verdict(runs)
+    cells = len(v)
+    names = {"ww": "L2T-ww", "ufm": "UFM", "scratch": "scratch"}
+    wins = {k: int((v[f"www_minus_{k}"] > 0).sum()) for k in names}
+    sig = tests[tests["significant"]] if "significant" in tests else tests.iloc[:0]
+    min_p = float(tests["min_p"].min()) if len(tests) else float("nan")
+    power = (
+        f" With these seeds the smallest attainable two-sided p is {min_p:.2f}, so no difference "
+        "can be significant here."
+        if min_p >= 0.05
+        else ""
+    )
+    items = []
+    for k, label in names.items():
+        d = v[f"www_minus_{k}"]
+        n_sig = int((sig["b"] == f"l2t_{k}" if k == "ww" else sig["b"] == k).sum())
+        items.append(
+            Finding(
+                f"L2T-www reaches a higher accuracy than {label}",
+                None if d.isna().all() else bool(wins[k] == cells),
+                f"Higher mean in {wins[k]} of {cells} cells (differences "
+                f"{d.min():+.1f} to {d.max():+.1f} points); significant after Holm "
+                f"correction in {n_sig} of them.{power if k == 'ww' else ''}",
+                {"wins": wins[k], "cells": cells, "significant": n_sig},
+            )
+        )
+    best = v.set_index(["dataset", "n"])["order"].str.split(" > ").str[0]
+    note = (
+        "Best method per cell: "
+        + ", ".join(f"{ds} N = {n}: {m}" for (ds, n), m in best.items())
+        + "."
+    )
+    return Findings("L2T-www against the other methods (limited data)", items, v, note)

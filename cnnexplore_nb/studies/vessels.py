@@ -31,24 +31,23 @@ from ..data import (
     VesselArrays,
     VesselFolder,
     normalize_intensity,
+    retina_image,
     synthetic_vessels,
     train_val_split,
 )
 from ..io import atomic_path, load_checkpoint
 from ..models import create_model
 from ..notebook.scales import SCALES, artifacts_dir
-from ..training.evaluate import evaluate_segmentation
 from ..training.train import train_segmentation
 
 __all__ = [
     "DISPLAY_NAMES",
     "MODELS",
-    "THESIS_TABLE4",
     "VESSEL_SETTINGS",
-    "per_image_table",
+    "retina_input",
+    "scales_table",
     "stack_images",
     "trained_vessel_model",
-    "training_table",
     "vessel_data",
     "vessel_settings",
 ]
@@ -99,17 +98,6 @@ VESSEL_SETTINGS: dict[str, dict[str, Any]] = {
         "n_aggregate": 20,
     },
 }
-
-#: The thesis's Table 4 (validation set of the private microscopy data).
-THESIS_TABLE4 = pd.DataFrame(
-    {
-        "model": ["CNN1", "CNN6", "CNN10"],
-        "batch": [5, 3, 1],
-        "parameters": ["3.3K", "1.01M", "1.81M"],
-        "IoU": [0.81, 0.91, 0.92],
-        "clDice": [0.88, 0.97, 0.98],
-    }
-)
 
 
 def vessel_settings(scale: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -357,66 +345,53 @@ def trained_vessel_model(
     return model.cpu().eval(), history
 
 
-# ------------------------------------------------------------------------------ tables
-def training_table(
-    results: Mapping[str, tuple[nn.Module, pd.DataFrame]], settings: Mapping[str, Any]
-) -> pd.DataFrame:
-    """The thesis Table 4 for trained models.
+def retina_input(size: int | None = 256) -> tuple[np.ndarray, torch.Tensor]:
+    """The scikit-image fundus photograph prepared like the training images.
 
-    Parameters
-    ----------
-    results : dict of model name -> (model, history)
-        As returned by :func:`trained_vessel_model`.
-    settings : dict
-        The settings they were trained with (batch sizes).
+    Vessels are dark in a fundus photograph but bright in the training images, so the green
+    channel is inverted, after the black surround of the fundus is filled with the fundus's
+    median (else it would become a bright "vessel"), then z-scored as in training.
+
+    Returns
+    -------
+    green : ndarray of shape (H, W)
+        The green channel in [0, 1] (for display).
+    x : Tensor of shape (1, 1, H, W)
+        The model input.
+    """
+    green = retina_image(channel="green", size=size)
+    fundus = green > 0.2 * np.percentile(green, 99)
+    filled = np.where(fundus, green, np.median(green[fundus]))
+    x, _ = normalize_intensity((1.0 - filled)[None, None])
+    return green, torch.from_numpy(x)
+
+
+def scales_table() -> pd.DataFrame:
+    """The vessel study's settings at every scale, side by side (for the notebooks).
 
     Returns
     -------
     DataFrame
-        One row per model: ``model``, ``layers`` (conv layers, modules + classifier),
-        ``modules``, ``batch``, ``epochs``, ``training_s`` (sum of epoch times),
-        ``parameters``, ``best_epoch``, ``IoU`` and ``clDice`` (validation, at the best
-        epoch).
+        One row per setting (data, maps per layer, epochs and batch size per model,
+        aggregate images), one column per scale.
     """
-    rows = []
-    for name, (model, history) in results.items():
-        best = history.loc[history["val_iou"].idxmax()]
-        modules = int(getattr(model, "n_modules", 0))
-        rows.append(
-            {
-                "model": DISPLAY_NAMES.get(name, name),
-                "layers": modules + 1,
-                "modules": modules,
-                "batch": int(settings["batch_sizes"][name]),
-                "epochs": len(history),
-                "training_s": float(history["seconds"].sum()),
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "best_epoch": int(best["epoch"]),
-                "IoU": float(best["val_iou"]),
-                "clDice": float(best["val_cldice"]),
-            }
-        )
-    return pd.DataFrame(rows)
 
+    def data(s: Mapping[str, Any]) -> str:
+        if s["source"] == "synthetic":
+            return f"{s['n_images']} synthetic {s['size']}×{s['size']}"
+        return "DATA_DIR (or VessMAP), full resolution"
 
-def per_image_table(models: Mapping[str, nn.Module], data: Mapping[str, Any]) -> pd.DataFrame:
-    """The thesis Table 5: IoU and clDice of every model on the three test images.
-
-    Returns
-    -------
-    DataFrame
-        Tidy: ``image`` (0, 1, 2), ``vessel_fraction`` (of the ground truth), ``model``
-        (a Categorical in the order of ``models``),
-        ``IoU``, ``clDice``, ``precision``, ``recall``.
-    """
-    frames = []
-    for name, model in models.items():
-        scores = evaluate_segmentation(model, data["test"])
-        frame = scores[["image", "vessel_fraction", "iou", "cldice", "precision", "recall"]]
-        frame = frame.rename(columns={"iou": "IoU", "cldice": "clDice"})
-        frame.insert(2, "model", DISPLAY_NAMES.get(name, name))
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    order = [DISPLAY_NAMES.get(n, n) for n in models]
-    out["model"] = pd.Categorical(out["model"], categories=order, ordered=True)
-    return out
+    rows = {
+        "data": data,
+        "maps per layer": lambda s: s["width"],
+        "epochs CNN1/6/10": lambda s: "/".join(str(s["epochs"][m]) for m in MODELS),
+        "batch CNN1/6/10": lambda s: "/".join(str(s["batch_sizes"][m]) for m in MODELS),
+        "images aggregated (03-05)": lambda s: s["n_aggregate"],
+        "optimizer, lr": lambda s: f"{s['optimizer']}, {s['lr']:g}",
+    }
+    return pd.DataFrame(
+        {
+            scale: {k: f(VESSEL_SETTINGS[scale]) for k, f in rows.items()}
+            for scale in VESSEL_SETTINGS
+        }
+    )
