@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-SCALE = "embedded"
+SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # True: train the vessel CNN6 again even if it is cached in artifacts/
-DATA_DIR = None  # folder with images/ and masks/, required at full scale
+DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
 
 # %% [markdown]
 # # 00 · Fundamentals: convolution, pooling, BatchNorm, receptive fields, adversarial examples
@@ -20,11 +20,11 @@ DATA_DIR = None  # folder with images/ and masks/, required at full scale
 # reproduced with their exact numbers (the 3×3 patch · vertical-edge filter = 32.64; the
 # matched filter w = (3, 7, 5); the 4×4 min-pooling example).
 #
-# **Scales** (cell below): the embedded scale uses a 256×256 retina, receptive fields of
-# width-16 networks on 64×64 inputs from random inputs (8 per layer), the vessel CNN6 of notebook 02
-# (trained and cached there; trained here if missing) and a tiny digits CNN trained for 8
-# epochs (≈ 97 % test accuracy). Smoke shrinks everything to seconds; full uses the full
-# retina, width 64 and more ERF samples.
+# **Scales** (the settings are printed below): the retina's size, the width and input size of
+# the networks whose receptive fields are traced, the number of random inputs per effective
+# receptive field and the epochs of a tiny digits CNN; the vessel CNN6 is the one of
+# notebook 02 at the same scale (trained and cached there; trained here if missing), on
+# synthetic vessels (embedded) or VessMAP (cpu, full). Smoke shrinks everything to seconds.
 
 # %%
 import holoviews as hv
@@ -62,6 +62,7 @@ S = scale_settings(
             "erf_n": 8,
             "digits_epochs": 8,
         },
+        "cpu": {"retina": 512, "rf_width": 32, "rf_input": 96, "erf_n": 16, "digits_epochs": 15},
         "full": {"retina": 1024, "rf_width": 64, "rf_input": 96, "erf_n": 64, "digits_epochs": 30},
     },
 )

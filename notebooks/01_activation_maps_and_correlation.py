@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-SCALE = "embedded"
+SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # train the vessel model again even if notebook 02 cached it
-DATA_DIR = None  # folder holding images/ and masks/, required at full scale
+DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
 THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 
 # %% [markdown]
@@ -78,6 +78,7 @@ settings = scale_settings(
     {
         "smoke": {"retina_size": 64, "layer": "conv_module2", "n_show": 4},
         "embedded": {"retina_size": 256, "layer": "conv_module2", "n_show": 8},
+        "cpu": {"retina_size": 512, "layer": "conv_module2", "n_show": 8},
         "full": {"retina_size": None, "layer": "conv_module2", "n_show": 16},
     },
 )

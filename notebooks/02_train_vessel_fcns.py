@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-SCALE = "embedded"
+SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # train again even if checkpoints are cached
-DATA_DIR = None  # folder holding images/ and masks/, required at full scale
+DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
 
 # %% [markdown]
 # # 02 · Training the vessel-segmentation FCNs (CNN1, CNN6, CNN10)

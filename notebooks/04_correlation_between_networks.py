@@ -7,8 +7,8 @@
 # ---
 
 # %% tags=["parameters"]
-SCALE = "embedded"
-DATA_DIR = None  # folder holding images/ and masks/, required at full scale
+SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
+DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
 THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 
 # %% [markdown]

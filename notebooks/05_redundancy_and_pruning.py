@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-SCALE = "embedded"
+SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # True: train CNN6/CNN10 again even if cached in artifacts/ (notebook 02)
-DATA_DIR = None  # folder with images/ and masks/, required at full scale
+DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
 
 # %% [markdown]
 # # 05 · From redundant maps to a smaller network (and beyond the thesis)
@@ -67,6 +67,8 @@ S = scale_settings(
                   "fine_tune_lr": 1e-3, "n_beyond": 4, "repeats": 5},
         "embedded": {"threshold": 0.8, "thresholds": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99],
                      "fine_tune_epochs": 1, "fine_tune_lr": 1e-3, "n_beyond": 8, "repeats": 20},
+        "cpu": {"threshold": 0.8, "thresholds": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99],
+                "fine_tune_epochs": 2, "fine_tune_lr": 1e-3, "n_beyond": 8, "repeats": 10},
         "full": {"threshold": 0.8, "thresholds": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99],
                  "fine_tune_epochs": 10, "fine_tune_lr": 1e-3, "n_beyond": 20, "repeats": 50},
     },

@@ -7,10 +7,10 @@
 # ---
 
 # %% tags=["parameters"]
-SCALE = "embedded"
+SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # pre-train the source again even if it is cached
-DATA_DIR = None  # folder with cifar-10-batches-py/, stl10_binary/, ... (full scale only)
-SOURCE_CHECKPOINT = None  # the L2T-ww reference ResNet-32 (.pth.tar) instead of training one
+DATA_DIR = None  # folder with cifar-10-batches-py/, stl10_binary/, ...; None: the data cache
+SOURCE_CHECKPOINT = None  # a source ResNet-32 file; None: the scale's (reference file at cpu/full)
 
 # %% [markdown]
 # # 06 · L2T-www, step by step

@@ -7,14 +7,12 @@
 # ---
 
 # %% tags=["parameters"]
-SCALE = "embedded"
+SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 EXECUTOR = None  # None: the scale's default; or "inline", "local" (processes), "dask"
 WORKERS = 2  # processes of the local executor
 DASK_ADDRESS = None  # Dask scheduler address for the dask executor, like tcp://10.0.0.5:8786
-DATA_DIR = (
-    None  # folder with stl10_binary/, cifar-10-batches-py/, cifar-100-python/, tiny-imagenet-200/
-)
-SOURCE_CHECKPOINT = None  # the L2T-ww reference ResNet-32 (.pth.tar) instead of training one
+DATA_DIR = None  # folder with cifar-10-batches-py/, stl10_binary/, ...; None: the data cache
+SOURCE_CHECKPOINT = None  # a source ResNet-32 file; None: the scale's (reference file at cpu/full)
 RETRAIN = False  # pre-train the source again even if it is cached
 
 # %% [markdown]
@@ -33,12 +31,13 @@ RETRAIN = False  # pre-train the source again even if it is cached
 # interrupted sweep resumes. The ablation (Figures 35-36) uses the seed-0, N = 10 runs of the
 # sweep (same seed → same target initialisation for every method), so costs nothing extra.
 #
-# **Full scale**: set `SCALE = "full"`, `DATA_DIR` (the datasets in their original formats)
-# and either `SOURCE_CHECKPOINT` (the L2T-ww reference ResNet-32) or let the notebook
-# pre-train the source on Tiny ImageNet; run on a GPU machine, or spread the runs over
-# a Dask cluster with `EXECUTOR = "dask"` and `DASK_ADDRESS` (workers need the package, the
-# data folder and the artifacts folder at the same paths). The same cells then produce the
-# dissertation's tables and figures.
+# **Real data** (`SCALE = "cpu"` or `"full"`): the datasets and the L2T-ww reference source
+# (ResNet-32 trained on Tiny ImageNet) are read from `DATA_DIR` when given, else from the data
+# cache, downloaded and hash-checked on first use (`python -m cnnexplore_nb.data --list` shows
+# where; `CNNX_DATA` moves it). `cpu` runs CIFAR-10 at two values of N on this CPU; `full` is
+# the dissertation's protocol, for a GPU machine or a Dask cluster (`EXECUTOR = "dask"`,
+# `DASK_ADDRESS`; workers need the package, the data and the artifacts folder at the same
+# paths). The same cells then produce the dissertation's tables and figures.
 
 # %%
 import os
@@ -75,9 +74,6 @@ hv.extension("bokeh", inline=True)
 T0 = time.perf_counter()
 LOAD0 = os.getloadavg()
 settings = transfer_settings(SCALE)
-if SOURCE_CHECKPOINT is not None:
-    settings["source"] = {"dataset": "tiny_imagenet", "width": 1.0, "epochs": 0,
-                          "id": "l2tww_reference_checkpoint"}  # fmt: skip
 FIG = figures_dir("07_l2t_www_experiments")
 EXECUTOR = EXECUTOR or settings["executor"]
 sweep = dict(executor=EXECUTOR, workers=WORKERS, client=DASK_ADDRESS, data_dir=DATA_DIR)

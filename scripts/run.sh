@@ -8,7 +8,8 @@
 #   TORCH_SPEC       torch requirement installed when torch is missing (default: torch==2.13.0
 #                    on machines without an NVIDIA GPU, plain "torch" with one)
 #   TORCH_INDEX_URL  optional package index for the torch wheel (e.g. PyTorch's CPU-only index)
-#   SCALE            notebooks: smoke | embedded (default) | full
+#   SCALE            notebooks: smoke | embedded (default) | cpu (real data, fetched) | full
+#   CNNX_OFFLINE     1: never download (the tests and CI set it); CNNX_DATA: the data cache
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,7 @@ case "$task" in
   tests)
     setup
     ensure_chromium
+    export CNNX_OFFLINE=1  # the tests never download; fetchers are tested against 127.0.0.1
     python -m pytest "$@"
     ;;
   *)

@@ -103,12 +103,17 @@ def test_folder_data_picks_low_median_high_density(tmp_path):
     assert d["test_display"].shape == (3, 12, 12) and len(d["aggregate"]) == 2
 
 
-def test_full_scale_needs_a_folder(artifacts, tmp_path):
-    with pytest.raises(ValueError, match="pass data_dir"):
-        sv.vessel_data(sv.vessel_settings("full"))
+def test_real_data_scales_fetch_vessmap_or_read_a_folder(artifacts, tmp_path, monkeypatch):
+    from cnnexplore_nb.data import FetchError
+
+    monkeypatch.setenv("CNNX_OFFLINE", "1")
+    monkeypatch.setenv("CNNX_DATA", str(tmp_path / "cache"))
+    for scale in ("cpu", "full"):  # VessMAP from the cache: offline, a clear error
+        with pytest.raises(FetchError, match="(?s)CNNX_OFFLINE=1.*VessMAP"):
+            sv.vessel_data(sv.vessel_settings(scale))
     with pytest.raises(FileNotFoundError, match="not a folder"):
         sv.vessel_data(sv.vessel_settings("full"), tmp_path / "missing")
-    with pytest.raises(ValueError, match="pass data_dir"):
+    with pytest.raises(FetchError):
         sv.trained_vessel_model("cnn1", "full", progress=False)
 
 
@@ -383,3 +388,32 @@ def test_layer_values_and_block_summary(tiny_net):
     t = correlation_tables({"conv_module1": maps}, names=("H", "H"), progress=False)
     row = vc.block_summary(t, 0.99).iloc[0]
     assert (row["blocks"], row["largest"], row["in_blocks"]) == (1, 3, 60.0)
+
+
+def test_cpu_scale_reads_vessmap_splits_and_trains_on_crops(tmp_path, monkeypatch):
+    import importlib
+
+    from _fetch_helpers import make_vessmap
+
+    monkeypatch.setenv("CNNX_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("CNNX_OFFLINE", "1")
+    ids = importlib.import_module("cnnexplore_nb.data._sources").VESSMAP_IDS
+    truth = make_vessmap(tmp_path / "VessMAP", ids, size=24)
+    s = sv.vessel_settings("cpu", {"crop": 16, "width": 4, "n_aggregate": 5})
+    data = sv.vessel_data(s, tmp_path)
+    assert data["source"] == "vessmap"
+    assert (len(data["train"]), len(data["val"]), len(data["aggregate"])) == (40, 10, 5)
+    image, mask, roi = data["train"][0]
+    assert image.shape == (1, 16, 16) and mask.shape == roi.shape == (16, 16)  # random crop
+    full = data["val"][0]
+    assert full[0].shape == (1, 24, 24) and full[2].dtype == torch.bool
+    fractions = [float(np.asarray(data["test"][i][1]).mean()) for i in range(3)]
+    pool = [float((truth[i]["label"] > 0).mean()) for i in ids["test"]]
+    assert fractions[0] == pytest.approx(min(pool)) and fractions[-1] == pytest.approx(max(pool))
+    model, hist = sv.trained_vessel_model(
+        "cnn1", "cpu", settings={"crop": 16, "width": 4, "epochs": {"cnn1": 1, "cnn6": 1,
+                                 "cnn10": 1}}, data_dir=tmp_path, progress=False,
+    )  # fmt: skip
+    assert len(hist) == 1 and np.isfinite(hist["val_iou"]).all()
+    with pytest.raises(ValueError, match="is VessMAP; use SCALE='cpu' or 'full'"):
+        sv.vessel_data(sv.vessel_settings("embedded"), tmp_path)

@@ -4,10 +4,13 @@ cached training of CNN1/CNN6/CNN10 and the training tables (thesis Tables 4 and 
 The correlation part of the study (maps of the selected layers, per-image tables and their
 aggregation over many images) is in :mod:`cnnexplore_nb.studies.vessel_correlation`.
 
-Scales (see :mod:`cnnexplore_nb.nb`): ``"smoke"`` (seconds, narrow networks),
-``"embedded"`` (a few minutes on a 2-core CPU: 40 synthetic 64 x 64 images, 64 maps per
-layer as in the thesis) and ``"full"`` (the thesis protocol on a folder of image/mask
-pairs: full resolution, 250 epochs, batch sizes 5/3/1).
+Scales (see :mod:`cnnexplore_nb.notebook.scales`): ``"smoke"`` (seconds, narrow
+networks), ``"embedded"`` (a few minutes on a 2-core CPU: synthetic images, 64 maps per
+layer as in the thesis), ``"cpu"`` (VessMAP, the public microscopy set of the thesis's lab:
+its published train / val / test splits, trained on random 128 x 128 crops for a budget a
+2-core CPU runs in well under an hour) and ``"full"`` (the thesis protocol on VessMAP or on a
+folder of image/mask pairs: full resolution, 250 epochs, batch sizes 5/3/1). A folder given
+as ``data_dir`` replaces VessMAP at the cpu and full scales.
 """
 
 from __future__ import annotations
@@ -88,16 +91,29 @@ VESSEL_SETTINGS: dict[str, dict[str, Any]] = {
         "epochs": {"cnn1": 8, "cnn6": 5, "cnn10": 5},
         "n_aggregate": 16,
     },
-    "full": {
+    "cpu": {
         **_COMMON,
-        "source": "folder",
+        "source": "vessmap",
         "size": None,
         "n_images": None,
         "width": 64,
+        "crop": 128,
+        "epochs": {"cnn1": 30, "cnn6": 20, "cnn10": 12},
+        "n_aggregate": 12,
+    },
+    "full": {
+        **_COMMON,
+        "source": "vessmap",
+        "size": None,
+        "n_images": None,
+        "width": 64,
+        "crop": None,
         "epochs": {"cnn1": 250, "cnn6": 250, "cnn10": 250},
-        "n_aggregate": 20,
+        "n_aggregate": 50,
     },
 }
+for _s in VESSEL_SETTINGS.values():
+    _s.setdefault("crop", None)
 
 
 def vessel_settings(scale: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -170,10 +186,7 @@ def _folder(settings: Mapping[str, Any], data_dir: Path) -> dict[str, Any]:
     has_test = (data_dir / "test" / "images").is_dir() and (data_dir / "test" / "masks").is_dir()
     pool = VesselFolder(data_dir / "test") if has_test else val
     # three images of different density: lowest, median and highest vessel fraction
-    fractions = np.array([float(np.asarray(pool[i][1]).mean()) for i in range(len(pool))])
-    order = np.argsort(fractions, kind="stable")
-    pick = sorted({int(order[0]), int(order[len(order) // 2]), int(order[-1])})
-    test = Subset(pool, pick)
+    test = Subset(pool, _density_pick(pool))
     x, _ = stack_images(test)
     agg = Subset(pool, list(range(min(len(pool), int(settings["n_aggregate"])))))
     ex_x, ex_m = stack_images(folder, range(min(4, len(folder))))
@@ -188,6 +201,62 @@ def _folder(settings: Mapping[str, Any], data_dir: Path) -> dict[str, Any]:
         "train_idx": tr,
         "val_idx": va,
     }
+
+
+def _random_crop(size: int):
+    """A transform taking the same random ``size`` x ``size`` window of image, mask and roi
+    (torch's global generator: seeded and checkpointed by the trainer)."""
+
+    def crop(image: torch.Tensor, *masks: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h, w = image.shape[-2:]
+        top = int(torch.randint(0, h - size + 1, ()))
+        left = int(torch.randint(0, w - size + 1, ()))
+        win = (slice(top, top + size), slice(left, left + size))
+        return (image[..., win[0], win[1]], *(m[win[0], win[1]] for m in masks))
+
+    return crop
+
+
+def _density_pick(pool: Dataset) -> list[int]:
+    """Indices of the lowest, median and highest vessel fraction of ``pool``, in that order."""
+    fractions = np.array([float(np.asarray(pool[i][1]).mean()) for i in range(len(pool))])
+    order = np.argsort(fractions, kind="stable")
+    picks = [int(order[0]), int(order[len(order) // 2]), int(order[-1])]
+    return list(dict.fromkeys(picks))  # sparse, medium, dense (duplicates dropped)
+
+
+def _vessmap(settings: Mapping[str, Any], root: Path | None) -> dict[str, Any]:
+    from ..data import vessmap
+
+    crop = settings.get("crop")
+    train = vessmap("train", root=root, transform=_random_crop(crop) if crop else None)
+    plain_train = vessmap("train", root=root)
+    val, pool = vessmap("val", root=root), vessmap("test", root=root)
+    test = Subset(pool, _density_pick(pool))
+    x, _ = stack_images(test)
+    ex_x, ex_m = stack_images(plain_train, range(4))
+    agg = Subset(pool, list(range(min(len(pool), int(settings["n_aggregate"])))))
+    return {
+        "source": "vessmap",
+        "train": train,
+        "val": val,
+        "test": test,
+        "aggregate": agg,
+        "test_display": x[:, 0].numpy(),
+        "examples": (ex_x[:, 0].numpy(), ex_m),
+        "train_idx": np.arange(len(train)),
+        "val_idx": np.arange(len(val)),
+    }
+
+
+def _is_vessmap(path: Path) -> bool:
+    from ..data import vessmap_folder
+
+    try:
+        vessmap_folder(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _resolve_dir(settings: Mapping[str, Any], data_dir: Any) -> Path | None:
@@ -215,26 +284,37 @@ def vessel_data(settings: Mapping[str, Any], data_dir: str | os.PathLike | None 
     data_dir : path, optional
         A folder ``images/`` + ``masks/`` (see :class:`~cnnexplore_nb.data.VesselFolder`),
         optionally with ``test/images`` + ``test/masks``. Default: the environment variable
-        ``CNNX_VESSEL_DATA``; without either, synthetic vessels (not allowed at full scale).
+        ``CNNX_VESSEL_DATA``. A folder holding ``VessMAP/`` (or that folder) is read with
+        its published splits. Without either: synthetic vessels (smoke, embedded) or
+        VessMAP from the cache, downloaded on first use (cpu, full).
 
     Returns
     -------
     dict
-        ``source`` ("synthetic" or "folder"); Datasets ``train`` and ``val`` (the thesis
-        80/20 split with the settings' seed), ``test`` (three images of low, medium and high
-        vessel density for Table 5), ``aggregate`` (images for the aggregated correlation
-        study, distinct from training); ``test_display`` (ndarray (3, H, W), the test images
+        ``source`` ("synthetic", "vessmap" or "folder"); Datasets ``train`` and ``val``
+        (VessMAP's published lists, else the thesis 80/20 split with the settings' seed;
+        VessMAP's training images as random crops when the settings give ``crop``), ``test``
+        (three images of low, medium and high vessel density for Table 5), ``aggregate``
+        (images for the aggregated correlation study, never used in training: VessMAP's test
+        list); ``test_display`` (ndarray (3, H, W), the test images
         for figures), ``examples`` (raw images and masks of up to 4 training images),
         ``train_idx``, ``val_idx``. Synthetic images are z-scored per image.
     """
     path = _resolve_dir(settings, data_dir)
-    return _synthetic(settings) if path is None else _folder(settings, path)
+    if settings["source"] == "synthetic" and path is None:
+        return _synthetic(settings)
+    if path is None or _is_vessmap(path):
+        if settings["source"] == "synthetic":
+            raise ValueError(f"data_dir {str(path)!r} is VessMAP; use SCALE='cpu' or 'full'")
+        return _vessmap(settings, path)
+    return _folder(settings, path)
 
 
 # ---------------------------------------------------------------------------- training
 def _fingerprint(name: str, s: Mapping[str, Any], data_dir: Path | None) -> dict[str, Any]:
     keys = ("size", "n_images", "difficulty", "vessel_fraction", "width", "lr", "optimizer")
     fp = {k: s[k] for k in keys} | {"seed": s["seed"], "model": name}
+    fp |= {"source": s["source"], "crop": s.get("crop")}
     fp["batch_size"] = int(s["batch_sizes"][name])
     fp["data_dir"] = None if data_dir is None else str(data_dir)
     return json.loads(json.dumps(fp))
@@ -282,7 +362,7 @@ def trained_vessel_model(
     Parameters
     ----------
     name : {"cnn1", "cnn6", "cnn10"}
-    scale : {"smoke", "embedded", "full"}
+    scale : {"smoke", "embedded", "cpu", "full"}
     settings : dict, optional
         Overrides of :data:`VESSEL_SETTINGS` entries (e.g. ``{"epochs": {...}}``).
     retrain : bool
@@ -305,7 +385,7 @@ def trained_vessel_model(
     epochs = int(s["epochs"][name])
     folder = artifacts_dir("vessels", scale, name)
     meta = _read_meta(folder)
-    if data_dir is None and not os.environ.get(DATA_ENV) and meta and s["source"] == "folder":
+    if data_dir is None and not os.environ.get(DATA_ENV) and meta and s["source"] != "synthetic":
         data_dir = meta["fingerprint"].get("data_dir")
     path = _resolve_dir(s, data_dir)
     fp = _fingerprint(name, s, path)

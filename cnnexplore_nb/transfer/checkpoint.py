@@ -62,15 +62,23 @@ def load_state_dict_checked(
 
 
 def load_l2tww_source(
-    path: str | os.PathLike, *, strict: bool = True, **model_kwargs: Any
+    path: str | os.PathLike | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    strict: bool = True,
+    **model_kwargs: Any,
 ) -> nn.Module:
     """Build ``resnet32`` and load the L2T-ww reference source checkpoint into it.
 
     Parameters
     ----------
-    path : str or PathLike
+    path : str or PathLike, optional
         The ``.pth.tar`` file (dict with ``state_dict`` and ``num_classes``), or a plain
-        state_dict saved with ``torch.save``.
+        state_dict saved with ``torch.save``. ``None``: the reference file from the data
+        cache (or ``root``), downloaded and checked against its sha256 on first use
+        (:func:`cnnexplore_nb.data.fetch`).
+    root : str or PathLike, optional
+        Folder holding the reference file (``path=None`` only); default the data cache.
     strict : bool
         Raise if model tensors are missing from the file (ignored extra keys only warn).
     **model_kwargs
@@ -102,6 +110,10 @@ def load_l2tww_source(
     """
     from ..models import create_model
 
+    if path is None:
+        from ..data.fetch import fetch
+
+        path = fetch("l2tww_source", root=root)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
