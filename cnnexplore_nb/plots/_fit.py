@@ -38,23 +38,25 @@ def _pt(px: float, fig: Any) -> float:
 
 
 def _rewrap(text: Any, limit_px: float, renderer: Any, vertical: bool = False) -> bool:
+    """Wrap ``text`` (from its one-line form) to ``limit_px``; True when it changed."""
     from .paper import wrap
 
-    s = text.get_text()
-    if not s.strip() or not text.get_visible():
+    if not text.get_visible() or not text.get_text().strip():
         return False
-    box = text.get_window_extent(renderer)
-    size = box.height if vertical else box.width
-    if size <= limit_px * 1.02:
-        return False
-    flat = " ".join(s.split())
+    flat = getattr(text, "_cnnx_flat", None)
+    if flat is None:
+        flat = " ".join(text.get_text().split())
+        text._cnnx_flat = flat
     width_in = limit_px / text.figure.dpi
-    new = wrap(flat, width_in * 0.97, text.get_fontsize())
-    if new == s or new.count("\n") <= s.count("\n"):
-        new = wrap(flat, width_in * 0.97 * (s.count("\n") + 1) / (s.count("\n") + 2),
-                   text.get_fontsize())  # fmt: skip
-    if new == s:
-        return False
+    natural = len(flat) * text.get_fontsize() * 0.56 / 72
+    new = flat if natural <= width_in else wrap(flat, width_in * 0.97, text.get_fontsize())
+    if new == text.get_text():
+        box = text.get_window_extent(renderer)
+        if (box.height if vertical else box.width) <= limit_px * 1.02 or "\n" in new:
+            return False
+        new = wrap(flat, width_in * 0.85, text.get_fontsize())
+        if new == text.get_text():
+            return False
     text.set_text(new)
     return True
 
@@ -161,26 +163,113 @@ def _fit_cells(ax: Any, drawn: Any, renderer: Any) -> bool:
     return True
 
 
-def fit_figure(fig: Any, axes: list, drawn: list) -> None:
-    """Lay ``fig`` out, then mend collisions until nothing changes (at most 6 rounds)."""
+def _panel_span(ax: Any, renderer: Any) -> tuple[float, float]:
+    """Left and right edge (pixels) of a panel: its axes and its y tick and axis labels."""
+    box = ax.get_window_extent(renderer)
+    x0, x1 = box.x0, box.x1
+    ybox = ax.yaxis.get_tightbbox(renderer)
+    if ybox is not None and ybox.width > 0 and np.isfinite(ybox.x0):
+        x0 = min(x0, ybox.x0)
+    return x0, x1
+
+
+def _place_title(ax: Any, renderer: Any) -> bool:
+    """Keep the title inside its panel: wrapped to the panel width, left-aligned with the
+    panel (over its y labels) when it has a letter or is wider than the axes."""
+    from .paper import wrap
+
+    flat = getattr(ax, "_cnnx_title", None)
+    if flat is None:
+        flat = " ".join((ax.title.get_text() or ax._left_title.get_text()).split())
+        ax._cnnx_title = flat
+        ax._cnnx_left = bool(ax._left_title.get_text())
+    if not flat:
+        return False
+    box = ax.get_window_extent(renderer)
+    x0, x1 = _panel_span(ax, renderer)
+    probe = ax._left_title if ax._cnnx_left else ax.title
+    size = probe.get_fontsize()
+    natural = len(flat) * size * 0.56 * ax.figure.dpi / 72
+    left = ax._cnnx_left or natural > box.width
+    limit = (x1 - x0) if left else box.width
+    text = wrap(flat, limit / ax.figure.dpi * 0.97, size)
+    target, other = (ax._left_title, ax.title) if left else (ax.title, ax._left_title)
+    x = (x0 - box.x0) / box.width if left else 0.5
+    changed = (
+        target.get_text() != text
+        or other.get_text() != ""
+        or (left and abs(target.get_position()[0] - x) > 1e-3)
+    )
+    if changed:
+        other.set_text("")
+        target.set_text(text)
+        if left:
+            target.set_x(x)
+    return changed
+
+
+def _fit_height(fig: Any, axes: list, aspects: list[float], max_height: float) -> bool:
+    """Resize the figure so that each panel gets the height its width and aspect ask for
+    (decorations such as titles then never squeeze fixed-aspect images)."""
+    w, h = fig.get_size_inches()
+    need: dict[int, float] = {}
+    for ax, aspect in zip(axes, aspects):
+        pos = ax.get_position(original=True)
+        row = ax.get_subplotspec().rowspan.start
+        delta = pos.width * w * aspect - pos.height * h
+        need[row] = max(need.get(row, -np.inf), delta)
+    new = float(np.clip(h + sum(need.values()), 0.6, max_height))
+    if abs(new - h) <= 0.03:
+        return False
+    fig.set_size_inches(w, new)
+    return True
+
+
+def fit_figure(
+    fig: Any,
+    axes: list,
+    drawn: list,
+    aspects: list[float] | None = None,
+    *,
+    max_height: float | None = None,
+) -> None:
+    """Lay ``fig`` out, then mend collisions and fit the height until nothing changes."""
+    _fit_loop(fig, axes, drawn, aspects, max_height)
+    fig.canvas.draw()
+
+
+def _fit_loop(
+    fig: Any, axes: list, drawn: list, aspects: list[float] | None, max_height: float | None
+) -> None:
+    import warnings
+
     canvas = fig.canvas
-    for _ in range(6):
-        canvas.draw()
+    for _ in range(16):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            canvas.draw()
+        if any("collapsed" in str(w.message) for w in caught):
+            w, h = fig.get_size_inches()
+            if max_height is None or h >= max_height:
+                return  # nothing left to try: the caller's draw will say so
+            fig.set_size_inches(w, min(h * 1.4, max_height))
+            continue
         renderer = canvas.get_renderer()
         changed = False
+        for ax in axes:
+            changed |= _place_title(ax, renderer)
         for ax in fig.axes:
             box = ax.get_window_extent(renderer)
-            is_cbar = hasattr(ax, "_colorbar")
-            for title in (ax.title, ax._left_title, ax._right_title):
-                changed |= _rewrap(title, box.width, renderer)
-            if is_cbar:
+            if hasattr(ax, "_colorbar"):
                 changed |= _rewrap(ax.yaxis.label, box.height, renderer, vertical=True)
                 continue
             changed |= _rewrap(ax.xaxis.label, box.width, renderer)
             changed |= _rewrap(ax.yaxis.label, box.height, renderer, vertical=True)
+        for ax in axes:
             changed |= _fit_ticks(ax, renderer)
         for ax, d in zip(axes, drawn):
             changed |= _fit_cells(ax, d, renderer)
+        if aspects is not None and max_height is not None:
+            changed |= _fit_height(fig, axes, aspects, max_height)
         if not changed:
             break
-    canvas.draw()

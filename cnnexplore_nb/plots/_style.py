@@ -100,6 +100,6 @@ def border_hooks(color: str, width: float) -> dict[str, list]:
         for spine in ax.spines.values():
             spine.set_visible(True)
             spine.set_edgecolor(color)
-            spine.set_linewidth(width)
+            spine.set_linewidth(min(width, 1.5))  # points at print size
 
     return {"bokeh": [bokeh_hook], "matplotlib": [mpl_hook]}

@@ -9,6 +9,7 @@ ordered series (layer depth) take an ordered palette.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from ._style import STYLE, as_array, fonts, styled
 from .maps import _grid_layout, map_image
-from .names import display_name, series_label
+from .names import display_name, pair_name, pair_title, series_label
 from .style import bokeh_series, mpl_series, series_styles
 
 __all__ = ["embedding_scatter", "errorbar_curves", "segmentation_figure", "training_history"]
@@ -135,19 +136,20 @@ def errorbar_curves(
         step = float(np.min(np.diff(xvals))) if len(xvals) > 1 else 1.0
     width = 0.0 if logx else 0.25 * step
     styles = series_styles(len(keys), ordered=ordered)
+    labels, legend = _labels(by, keys)
     curves = []
-    for i, (key, style) in enumerate(zip(keys, styles)):
+    for i, (key, label, style) in enumerate(zip(keys, labels, styles)):
         sub = agg[agg[by] == key].sort_values(x)
         xs, ys, es = (sub[c].to_numpy(float) for c in (x, y, "err"))
         if where is not None:
             xs = np.array([where[float(v)] for v in xs])
         if len(keys) > 1:
             xs = xs + width * i / (len(keys) - 1) - width / 2
-        curves += series_elements(
-            xs, ys, kdim=kdim, vdim=vdim, label=series_label(by, key), style=style, err=es
-        )
+        curves += series_elements(xs, ys, kdim=kdim, vdim=vdim, label=label, style=style, err=es)
     w, h = STYLE["plot_px"]
     opts: dict[str, Any] = {"title": title, "logx": logx, "padding": 0.08, **fonts()}
+    if legend:
+        opts["legend_opts"] = legend
     if where is not None:
         opts["xticks"] = [(i, _tick(v)) for i, v in enumerate(xvals)]
     return styled(
@@ -156,6 +158,17 @@ def errorbar_curves(
         bokeh={"width": w + 160, "height": h, "legend_position": "right"},
         mpl={"fig_inches": STYLE["plot_inches"], "legend_position": "right"},
     )
+
+
+_PAIR = re.compile(r"\s*\d+\s*-\s*\d+\s*")
+
+
+def _labels(column: str | None, keys: Sequence[Any]) -> tuple[list[str], dict[str, Any]]:
+    """Legend labels of the series and the legend options: transfer pairs get short labels
+    ("4 → 0") under a title saying what the numbers are."""
+    if keys and all(_PAIR.fullmatch(str(k)) for k in keys):
+        return [pair_name(str(k), short=True) for k in keys], {"title": pair_title()}
+    return [series_label(column, k) for k in keys], {}
 
 
 def _common_label(names: list[str]) -> str | None:
@@ -205,7 +218,7 @@ def training_history(
     _need_columns(history, list(metrics), "training_history metrics")
     if not metrics:
         raise ValueError(f"no numeric metric columns besides {x!r} in {list(history.columns)}")
-    labels = [series_label(None, m) for m in metrics]
+    labels, legend = _labels(None, list(metrics))
     kdim = hv.Dimension(x, label=xlabel or display_name(x))
     vdim = hv.Dimension("value", label=ylabel or _common_label(labels) or "value")
     if markers is None:
@@ -221,7 +234,7 @@ def training_history(
     w, h = STYLE["plot_px"]
     return styled(
         hv.Overlay(curves),
-        {"title": title, **fonts()},
+        {"title": title, **({"legend_opts": legend} if legend else {}), **fonts()},
         bokeh={"width": w + 160, "height": h, "legend_position": "right"},
         mpl={"fig_inches": STYLE["plot_inches"], "legend_position": "right"},
     )

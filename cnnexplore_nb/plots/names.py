@@ -38,6 +38,7 @@ __all__ = [
     "method_name",
     "metric_name",
     "pair_name",
+    "pair_title",
     "series_label",
     "statistic_name",
     "weight_name",
@@ -314,7 +315,13 @@ def _tap_name(spec: Any, index: int, default: str) -> str:
     return f"{spec if isinstance(spec, str) else default} {index}"
 
 
-def pair_name(pair: str, *, source: Any = None, target: Any = None) -> str:
+def pair_title(*, source: Any = None, target: Any = None) -> str:
+    """Legend title explaining short pair labels: "source block → target conv"."""
+    words = [s if isinstance(s, str) else d for s, d in ((source, "block"), (target, "conv"))]
+    return f"source {words[0]} → target {words[1]}"
+
+
+def pair_name(pair: str, *, source: Any = None, target: Any = None, short: bool = False) -> str:
     """A transfer pair id "4-0" (source tap 4 -> target tap 0) in words.
 
     Parameters
@@ -325,6 +332,8 @@ def pair_name(pair: str, *, source: Any = None, target: Any = None) -> str:
         A model (or its ``feature_info``) names the taps by their layers ("source stage 1
         block 5 → target conv 1"); a word names the kind of tap; default "block" (ResNet
         source) and "conv" (VGG target), as in L2T-ww: "source block 4 → target conv 0".
+    short : bool
+        Only the tap numbers, "4 → 0" (legends titled with :func:`pair_title`).
     """
     key = str(pair)
     user = NAMES.get("column", key)
@@ -334,6 +343,8 @@ def pair_name(pair: str, *, source: Any = None, target: Any = None) -> str:
     if not m:
         return display_name(key)
     s, t = int(m.group(1)), int(m.group(2))
+    if short:  # "4 → 0", explained by pair_title() (e.g. as the legend title)
+        return f"{s} → {t}"
     return f"source {_tap_name(source, s, 'block')} → target {_tap_name(target, t, 'conv')}"
 
 

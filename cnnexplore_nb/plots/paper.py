@@ -58,6 +58,7 @@ class _Plan:
     axes_off: bool
     aspect: float
     legend_chars: int
+    legend_entries: int
     colorbar: bool
     ytick_chars: int
     xtick_chars: int
@@ -99,6 +100,9 @@ def _plan(panel: Any) -> _Plan:
             aspect = (t - b) / (r - left) if r > left else 1.0
     elif opts.get("aspect") in ("square", "equal"):
         aspect = 1.0
+    elif isinstance(opts.get("fig_inches"), tuple) and len(opts["fig_inches"]) == 2:
+        fw, fh = opts["fig_inches"]
+        aspect = float(np.clip(fh / fw, 0.2, 1.2)) if fw else aspect
     labels = [str(e.label) for e in elements if str(e.label) and not isinstance(e, _RASTERS)]
     if isinstance(main, hv.Bars) and len(main.kdims) > 1:
         labels += [str(v) for v in main.dimension_values(1)]
@@ -113,8 +117,10 @@ def _plan(panel: Any) -> _Plan:
             return max((len(str(v)) for v in main.dimension_values(dim)), default=0)
         return 5
 
+    entries = len(dict.fromkeys(labels)) if legend_chars else 0
     return _Plan(
-        elements, opts, raster, axes_off, aspect, legend_chars, bool(opts.get("colorbar")),
+        elements, opts, raster, axes_off, aspect, legend_chars, entries,
+        bool(opts.get("colorbar")),
         tick_chars("yticks", 1), tick_chars("xticks", 0),
     )  # fmt: skip
 
@@ -186,17 +192,30 @@ def _draw_panel(ax: Any, panel: Any, plan: _Plan, letter: str, width_in: float) 
     xdim, ydim = _axis_dims(main)
     title = _title(panel, opts)
     title = f"({letter}) {title}".strip() if letter else title
-    ax.set_title(title, loc="left" if letter else "center")
+    axes_w = max(width_in - _extra_width(plan, False, plan.colorbar), 0.8)
+    ax.set_title(wrap(title, axes_w * 0.95, PAPER["fontsize"]["title"]),
+                 loc="left" if letter else "center")  # fmt: skip
     if opts.get("xaxis", True) is None:
         ax.set_xticks([])
     else:
         ax.set_xlabel(_label(opts, "xlabel", xdim))
         _apply_ticks(ax, "x", opts.get("xticks"), width_in)
+        if opts.get("xticks") is None and not plan.raster and _integer_x(plan.elements):
+            from matplotlib.ticker import MaxNLocator
+
+            nbins = max(3, int(width_in * 2.2))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True))
     if opts.get("yaxis", True) is None:
         ax.set_yticks([])
     else:
         ax.set_ylabel(_label(opts, "ylabel", ydim))
         _apply_ticks(ax, "y", opts.get("yticks"), width_in)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    if any(labels) and drawn.categories[0] is not None or isinstance(opts.get("xticks"), list):
+        longest = max((len(t) for t in labels), default=0)
+        axes_w = width_in - _extra_width(plan, False, plan.colorbar)
+        if len(labels) * (longest + 1) * PAPER["fontsize"]["tick"] * _CHAR > axes_w:
+            _turn(ax, 45 if longest <= 10 else 90)
     if plan.raster:
         for spine in ax.spines.values():
             spine.set_visible(not plan.axes_off)
@@ -222,6 +241,28 @@ def _draw_panel(ax: Any, panel: Any, plan: _Plan, letter: str, width_in: float) 
     for el in plan.elements:
         call_hooks(ax, el, drawn)
     return drawn
+
+
+def _integer_x(elements: list) -> bool:
+    """All x values are integers (epochs, module numbers): ticks only at integers."""
+    for el in elements:
+        if isinstance(el, (hv.Curve, hv.Scatter, hv.ErrorBars)):
+            xs = np.asarray(el.dimension_values(0))
+            if xs.dtype.kind not in "iuf" or not np.all(np.round(xs) == xs):
+                return False
+        elif not isinstance(el, (hv.VLine, hv.HLine, hv.Labels)):
+            return False
+    return True
+
+
+def _turn(ax: Any, angle: float) -> None:
+    """Turn the x tick labels (anchored at their ends, so they hang under their ticks)."""
+    for t in ax.get_xticklabels():
+        t.set_rotation(angle)
+        t.set_ha("right")
+        t.set_rotation_mode("anchor")
+        if angle == 90:
+            t.set_va("center")
 
 
 def _legend_handles(entries: dict[str, dict[str, Any]]) -> tuple[list, list[str]]:
@@ -313,61 +354,124 @@ def draw(
     plans = [_plan(p) for p in panels]
     if letters is None:
         letters = want_letters and not all(p.axes_off for p in plans)
-    if width is None and all(p.axes_off for p in plans) and ncols <= 4:
-        width = "column"  # a few maps side by side fit a column
+    if width is None and (ncols == 1 or (all(p.axes_off for p in plans) and ncols <= 4)):
+        width = "column"  # a few maps side by side, or panels stacked, fit a column
     w = paper_width(width, len(panels))
     shared_legend = _shared_legend(plans)
+    below = len(plans) == 1 and plans[0].legend_chars and _legend_width(plans[0]) > 0.42 * w
+    side_legends = not (shared_legend or below)  # legends beside each panel
     cbar_groups = sum(p.colorbar for p in plans)
     own_cbar = [p.colorbar and not (share_colors and cbar_groups > 1) for p in plans]
     while ncols > 1:
         cell = w / ncols
         if all(
-            cell - _extra_width(p, not shared_legend, c) >= _min_axes(p)
-            for p, c in zip(plans, own_cbar)
+            cell - _extra_width(p, side_legends, c) >= _min_axes(p) for p, c in zip(plans, own_cbar)
         ):
             break
         ncols -= 1
     nrows = math.ceil(len(panels) / ncols)
     spare = 0.7 if (cbar_groups > 1 and share_colors) else 0.0
-    spare += 0.3 + 0.08 * max((p.legend_chars for p in plans), default=0) if shared_legend else 0
+    if shared_legend:
+        spare += _legend_width(plans[0])
     cell = (w - spare) / ncols
     rows_h = []
     for r in range(nrows):
         row = list(zip(plans, own_cbar))[r * ncols : (r + 1) * ncols]
         rows_h.append(
             max(
-                max(cell - _extra_width(p, not shared_legend, c), 0.4) * p.aspect + _extra_height(p)
+                max(
+                    max(cell - _extra_width(p, side_legends, c), 0.4) * p.aspect + _extra_height(p),
+                    0.3 + 0.14 * p.legend_entries * side_legends,
+                )
                 for p, c in row
             )
         )
-    h = height or min(sum(rows_h) * height_scale + 0.05, PAPER["max_height"])
+    if below:
+        per_row = max(1, int((w - 0.1) // _legend_width(plans[0])))
+        rows_h.append(0.2 + 0.15 * math.ceil(plans[0].legend_entries / per_row))
+    # generous at first (a layout that collapses helps nobody); the fitting pass trims it
+    h = height or min(sum(rows_h) * height_scale * 1.3 + 0.3, PAPER["max_height"])
     with matplotlib.rc_context(paper_rc()):
         fig = Figure(figsize=(w, h), dpi=dpi or PAPER["dpi"], layout="constrained")
         FigureCanvasAgg(fig)
         fig.get_layout_engine().set(w_pad=3 / 72, h_pad=3 / 72, hspace=0.03, wspace=0.05)
-        grid = fig.add_gridspec(nrows, ncols)
+        ratios = [max(p.aspect for p in plans[r * ncols : (r + 1) * ncols]) for r in range(nrows)]
+        grid = fig.add_gridspec(nrows, ncols, height_ratios=ratios)
         axes, drawn = [], []
         for k, (panel, plan) in enumerate(zip(panels, plans)):
             ax = fig.add_subplot(grid[k // ncols, k % ncols])
             letter = "abcdefghijklmnopqrstuvwxyz"[k] if letters and k < 26 else ""
             drawn.append(_draw_panel(ax, panel, plan, letter, cell))
             axes.append(ax)
+        _share_labels(axes, ncols)
         _colorbars(fig, axes, drawn, plans, share_colors)
-        if shared_legend:
-            handles, labels = _legend_handles(drawn[0].legend)
-            fig.legend(handles, labels, loc="outside right upper")
-        else:
-            for ax, d, p in zip(axes, drawn, plans):
-                if d.legend and p.legend_chars:
-                    handles, labels = _legend_handles(d.legend)
-                    ax.legend(
-                        handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                        borderaxespad=0.0, ncols=1 if len(labels) <= 16 else 2,
-                    )  # fmt: skip
+        _legends(fig, axes, drawn, plans, shared_legend, w)
         from ._fit import fit_figure
 
-        fit_figure(fig, axes, drawn)
+        fit_figure(
+            fig, axes, drawn, None if height else [p.aspect * height_scale for p in plans],
+            max_height=PAPER["max_height"],
+        )  # fmt: skip
     return fig
+
+
+def _legend_width(plan: _Plan) -> float:
+    return 0.35 + min(plan.legend_chars, 40) * PAPER["fontsize"]["legend"] * _CHAR
+
+
+def _legends(
+    fig: Any, axes: list, drawn: list[Drawn], plans: list[_Plan], shared: bool, width: float
+) -> None:
+    """Legends outside the data: one for the figure when the panels share their series, below
+    a single panel whose legend would take much of its width, else right of each panel."""
+    for ax, d, p in zip(axes, drawn, plans):
+        if not (d.legend and p.legend_chars):
+            continue
+        handles, labels = _legend_handles(d.legend)
+        title = (p.opts.get("legend_opts") or {}).get("title")
+        lw = _legend_width(p)
+        if shared or (len(axes) == 1 and lw > 0.42 * width):
+            cols = max(1, min(len(labels), int((width - 0.1) // lw)))
+            where = "outside right upper" if shared and lw < 0.3 * width else "outside lower center"
+            fig.legend(handles, labels, loc=where, ncols=cols if "lower" in where else 1,
+                       title=title)  # fmt: skip
+            return
+        ax.legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+            ncols=2 if len(labels) > 16 or (len(labels) > 10 and max(map(len, labels)) <= 10)
+            else 1,
+            title=title,
+        )  # fmt: skip
+
+
+def _share_labels(axes: list, ncols: int) -> None:
+    """Panels of a row with the same y axis (ticks, labels, limits) show it once, at the
+    left; panels of a column with the same x axis show it once, at the bottom."""
+
+    def same(group: list, axis: str) -> bool:
+        def sig(ax: Any) -> tuple:
+            a = ax.yaxis if axis == "y" else ax.xaxis
+            return (
+                a.get_label().get_text(),
+                tuple(t.get_text() for t in a.get_ticklabels()),
+                tuple(np.round(a.get_view_interval(), 9)),
+                tuple(np.round(a.get_ticklocs(), 9)),
+            )
+
+        return len(group) > 1 and all(sig(ax) == sig(group[0]) for ax in group)
+
+    rows = [axes[i : i + ncols] for i in range(0, len(axes), ncols)]
+    for row in rows:
+        if same(row, "y") and row[0].get_yticks().size:
+            for ax in row[1:]:
+                ax.set_ylabel("")
+                ax.tick_params(axis="y", labelleft=False)
+    for c in range(ncols):
+        col = axes[c::ncols]
+        if same(col, "x") and col[0].get_xticks().size:
+            for ax in col[:-1]:
+                ax.set_xlabel("")
+                ax.tick_params(axis="x", labelbottom=False)
 
 
 def _shared_legend(plans: list[_Plan]) -> bool:
