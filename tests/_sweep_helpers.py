@@ -56,3 +56,29 @@ def die_on_seed_one(config: dict) -> dict:
 def clashing(config: dict) -> dict:
     """Result names that clash with a setting ("n") and a meta column ("status")."""
     return {"n": 99, "status": "mine", "seconds": 1.5}
+
+
+def hold(config: dict) -> dict:
+    """Leave a mark named after this process, then wait for ``config["release"]`` to exist,
+    sleeping (``config["how"] == "sleep"``) or spinning in Python (``"spin"``)."""
+    from pathlib import Path
+
+    Path(config["marks"], f"{os.getpid()}-{config['seed']}").touch()
+    release = Path(config["release"])
+    while not release.exists():
+        if config["how"] == "sleep":
+            time.sleep(0.05)
+    return {"worker_pid": os.getpid(), "seed": config["seed"]}
+
+
+def reports_threads(config: dict) -> dict:
+    """A run that reports the torch thread count it used."""
+    return {"torch_threads": 3, **score(config)}
+
+
+def torch_threads_in_worker(config: dict) -> dict:
+    """Import torch in the worker and run at ``config["threads"]`` threads."""
+    import torch
+
+    torch.set_num_threads(config["threads"])
+    return score(config)

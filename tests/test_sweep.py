@@ -321,3 +321,141 @@ def test_dask_executor_without_dask_installed_says_how_to_install(tmp_path, monk
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'cnnexplore_nb\[dask\]'"):
         run_sweep(GRID, helpers.score, tmp_path, executor="dask", client="tcp://127.0.0.1:1")
+
+
+# ---------------------------------------------------------------- orphan workers
+
+ORPHANED_SWEEP = """
+import sys
+sys.path.insert(0, {tests!r})
+import _sweep_helpers
+import cnnexplore_nb.experiments.executors as executors
+from cnnexplore_nb.experiments import run_sweep
+executors.PARENT_DEATH_SIGNAL = {death_signal!r}
+run_sweep({grid!r}, _sweep_helpers.hold, {store!r}, executor="local", workers=2,
+          fixed={fixed!r}, progress=False)
+"""
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        table[int(entry.name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _descendants(pid: int) -> set[int]:
+    table = _process_table()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, (parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    table = _process_table()
+    return {p for p in pids if p in table and table[p][1] != "Z"}  # zombies have exited
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize(
+    ("death_signal", "how"),
+    [(True, "sleep"), (True, "spin"), (False, "sleep"), (False, "spin")],
+    ids=["pdeathsig-sleeping", "pdeathsig-spinning", "watcher-sleeping", "watcher-spinning"],
+)
+def test_workers_exit_when_the_driver_is_killed_and_their_cells_rerun_on_resume(
+    tmp_path, death_signal, how
+):
+    """SIGKILL of the driver alone (not its process group): workers, and the pool's
+    resource tracker, must end by themselves; the cells they ran were never recorded."""
+    marks, store, release = tmp_path / "marks", tmp_path / "store", tmp_path / "release"
+    marks.mkdir()
+    grid = {"seed": [0, 1, 2, 3]}
+    fixed = {"marks": str(marks), "release": str(release), "how": how}
+    code = ORPHANED_SWEEP.format(tests=str(TESTS), death_signal=death_signal, grid=grid,
+                                 store=str(store), fixed=fixed)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)])
+    tree: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(marks.iterdir())) < 2:  # both workers are inside a cell
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "the workers did not start within 120 s"
+            time.sleep(0.05)
+        workers = {int(p.name.split("-")[0]) for p in marks.iterdir()}
+        assert len(workers) == 2
+        tree = _descendants(proc.pid)
+        assert workers <= tree  # the cells run in the driver's child processes
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while _alive(tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _alive(tree) == set(), f"still running after the driver died: {_alive(tree)}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _alive(tree):  # only if the test failed: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
+    assert load_results(store).empty  # the cells in flight left no record
+    release.touch()
+    counter = Counter(helpers.hold)
+    df = run_sweep(grid, counter, store, executor="inline", fixed=fixed, progress=False)
+    assert [c["seed"] for c in counter.calls] == [0, 1, 2, 3]  # in flight or not: run again
+    assert (df["status"] == "ok").all() and set(df["worker_pid"]) == {os.getpid()}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_an_interrupted_local_sweep_stops_its_cells_in_flight(tmp_path):
+    from cnnexplore_nb.experiments.executors import iter_local
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (tmp_path / "open").touch()
+    quick = {"seed": 0, "marks": str(marks), "release": str(tmp_path / "open"), "how": "sleep"}
+    held = {**quick, "seed": 1, "release": str(tmp_path / "never")}
+    stream = iter_local(helpers.hold, [quick, held], workers=2)
+    assert next(stream)["config"] == quick
+    deadline = time.monotonic() + 60
+    while not list(marks.glob("*-1")):
+        assert time.monotonic() < deadline, "the second cell did not start within 60 s"
+        time.sleep(0.05)
+    pid = int(next(marks.glob("*-1")).name.split("-")[0])
+    assert _alive({pid}) == {pid}
+    stream.close()  # what KeyboardInterrupt in run_sweep does to the executor
+    deadline = time.monotonic() + 15
+    while _alive({pid}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _alive({pid}) == set()
+
+
+def test_records_say_at_which_thread_count_they_reproduce(tmp_path):
+    import torch
+
+    one = {"n": [5], "seed": [0]}
+    df = run_sweep(one, helpers.score, tmp_path / "a", executor="inline", progress=False)
+    assert df["status"].tolist() == ["ok"]
+    assert df["torch_threads"].tolist() == [torch.get_num_threads()]
+    record = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
+    assert record["torch_threads"] == torch.get_num_threads()
+    # a run reporting its own count (it set the threads and restored them): that one
+    df = run_sweep(one, helpers.reports_threads, tmp_path / "b", executor="inline", progress=False)
+    assert df["torch_threads"].tolist() == [3] and "result_torch_threads" not in df
+    # in a worker: the worker's count, not the driver's; None where torch was never imported
+    df = run_sweep(
+        {**one, "threads": [1, 2]}, helpers.torch_threads_in_worker, tmp_path / "c",
+        executor="local", workers=2, progress=False,
+    )  # fmt: skip
+    assert df["torch_threads"].tolist() == [1, 2]
+    df = run_sweep(one, helpers.score, tmp_path / "d", executor="local", workers=1, progress=False)
+    assert df["torch_threads"].isna().all()

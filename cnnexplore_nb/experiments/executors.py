@@ -5,14 +5,27 @@ and yielding one record per configuration as runs finish (in completion order). 
 execute :func:`execute_run`, which never raises for an error of the run itself: the
 traceback goes into a ``"failed"`` record. The driver (``run_sweep``) writes the records,
 so workers need no access to the store directory.
+
+Local workers never outlive their driver. They are started with ``spawn`` (fresh
+interpreters, each a direct child of the driver). On Linux each worker asks the kernel for
+the parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so it is killed the moment
+the driver dies, even by ``SIGKILL``; everywhere, a daemon thread in each worker also
+checks every 0.25 s that its parent is still the driver and ends the worker if not. With
+the workers gone, multiprocessing's resource tracker sees its pipe close and exits too. A
+cell in flight when the driver dies (or when the sweep is interrupted) is stopped and not
+recorded: it runs again when the sweep is resumed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 import uuid
@@ -30,9 +43,21 @@ EXECUTORS = ("inline", "local", "dask")
 
 RunFunction = Callable[[dict[str, Any]], Mapping[str, Any]]
 
+#: Arm the Linux parent-death signal in local workers (tests turn it off to check that the
+#: watcher thread alone also ends orphaned workers).
+PARENT_DEATH_SIGNAL = True
+_WATCH_SECONDS = 0.25
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _torch_threads() -> int | None:
+    """torch's intra-op thread count in this process (None if torch was never imported)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())
 
 
 def failure_record(config: Mapping[str, Any], error: str) -> dict[str, Any]:
@@ -48,6 +73,7 @@ def failure_record(config: Mapping[str, Any], error: str) -> dict[str, Any]:
         "seconds": None,
         "host": None,
         "pid": None,
+        "torch_threads": None,
     }
 
 
@@ -57,6 +83,11 @@ def execute_run(run: RunFunction, config: Mapping[str, Any]) -> dict[str, Any]:
     The result must be a dict of JSON-serialisable values; numpy / torch scalars and
     arrays are converted to Python numbers and lists. Anything else makes the run fail
     with a message naming the offending entry.
+
+    The record's ``torch_threads`` says at which torch thread count the result is
+    reproducible bit for bit: the result's own ``torch_threads`` entry if the run reports
+    one (it is moved out of the result; e.g. a run that sets its threads and restores them),
+    else the count in this process when the run ends (None if torch was never imported).
     """
     started, t0 = _now(), time.perf_counter()
     result: dict[str, Any] | None = None
@@ -76,6 +107,9 @@ def execute_run(run: RunFunction, config: Mapping[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError) as exc:
             result = None
             error = f"run returned a result that cannot be stored as JSON: {exc}"
+    threads = _torch_threads()
+    if result is not None and "torch_threads" in result:
+        threads = result.pop("torch_threads")
     return {
         "config": dict(config),
         "status": "ok" if error is None else "failed",
@@ -86,6 +120,7 @@ def execute_run(run: RunFunction, config: Mapping[str, Any]) -> dict[str, Any]:
         "seconds": time.perf_counter() - t0,
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "torch_threads": threads,
     }
 
 
@@ -96,9 +131,59 @@ def iter_inline(run: RunFunction, configs: Iterable[Mapping[str, Any]]) -> Itera
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
-    # fork after torch has started threads can deadlock; forkserver/spawn start clean
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    # spawn: fork after torch has started threads can deadlock, and a forkserver would be
+    # the workers' parent (the parent-death signal must come from the driver itself)
+    return multiprocessing.get_context("spawn")
+
+
+def _set_parent_death_signal() -> bool:
+    """Linux: ask the kernel to SIGKILL this process when its parent dies (False if not)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        args = (ctypes.c_ulong(int(signal.SIGKILL)),) + (ctypes.c_ulong(0),) * 3
+        return libc.prctl(ctypes.c_int(_PR_SET_PDEATHSIG), *args) == 0
+    except (OSError, AttributeError):  # no libc / no prctl symbol
+        return False
+
+
+def _watch_driver(driver: int) -> None:
+    """Thread body: end this worker as soon as its parent is no longer the driver."""
+    while os.getppid() == driver:
+        time.sleep(_WATCH_SECONDS)
+    os._exit(1)  # the driver is gone: its cell's result could never be recorded
+
+
+def _worker_init(driver: int, death_signal: bool) -> None:
+    """Initializer of a local worker: die with the driver (see the module docstring)."""
+    if death_signal:
+        _set_parent_death_signal()
+    if os.getppid() != driver:  # the driver died before the signal was armed
+        os._exit(1)
+    threading.Thread(
+        target=_watch_driver, args=(driver,), name="cnnexplore-driver-watch", daemon=True
+    ).start()
+
+
+def _new_pool(workers: int, ctx: multiprocessing.context.BaseContext) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_worker_init,
+        initargs=(os.getpid(), PARENT_DEATH_SIGNAL),
+    )  # fmt: skip
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down without waiting and kill the workers (their cells are abandoned)."""
+    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    if kill is not None:
+        kill()
+        return
+    for proc in processes:
+        if proc.is_alive():
+            proc.kill()
 
 
 _BROKEN = (
@@ -111,14 +196,17 @@ _BROKEN = (
 def iter_local(
     run: RunFunction, configs: Iterable[Mapping[str, Any]], workers: int
 ) -> Iterator[dict]:
-    """Run configurations in ``workers`` local processes (forkserver or spawn start).
+    """Run configurations in ``workers`` local processes (spawn start).
 
     At most ``workers`` runs are in flight, so a worker that dies takes down only the
     runs actually running (recorded as failed); a fresh pool continues with the rest.
+    Workers end with the driver, even when it is killed with ``SIGKILL``; if the generator
+    is closed early (an interruption), the workers are killed. Either way the cells in
+    flight are not recorded and run again on resume.
     """
     pending = list(configs)[::-1]  # pop() from the end keeps the grid order
     ctx = _mp_context()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    pool = _new_pool(workers, ctx)
     inflight: dict[Future, Mapping[str, Any]] = {}
     clean_exit = False
     try:
@@ -147,11 +235,13 @@ def iter_local(
                 yield record
             if broken:
                 pool.shutdown(wait=True, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+                pool = _new_pool(workers, ctx)
         clean_exit = True
     finally:
-        # on an interruption do not wait for running work; pending work is cancelled
-        pool.shutdown(wait=clean_exit, cancel_futures=True)
+        if clean_exit:
+            pool.shutdown(wait=True)
+        else:  # interrupted: stop the cells in flight now (they run again on resume)
+            _stop_workers(pool)
 
 
 def iter_dask(

@@ -10,7 +10,10 @@ Record layout (JSON object)::
 
     {"config": {...}, "status": "ok" | "failed", "result": {...} | null,
      "error": str | null, "started": ISO-8601 UTC, "finished": ISO-8601 UTC,
-     "seconds": float, "host": str, "pid": int, "key": str}
+     "seconds": float, "host": str, "pid": int, "torch_threads": int | null, "key": str}
+
+``torch_threads`` is the torch thread count the run used (results reproduce bit for bit at
+that count only; null if torch was not imported); records of older versions lack it.
 """
 
 from __future__ import annotations

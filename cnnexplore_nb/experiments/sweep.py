@@ -4,7 +4,9 @@ A sweep expands ``grid`` (setting name -> list of values, seeds included) into t
 cartesian product of its values, adds the ``fixed`` settings to every configuration, and
 runs ``run(config) -> dict`` for each configuration that has no record in the store yet.
 Records are written atomically as runs finish (see :mod:`.store`), so an interrupted sweep
-(even a ``SIGKILL``) is resumed by calling :func:`run_sweep` again.
+(even a ``SIGKILL``) is resumed by calling :func:`run_sweep` again. A run in flight at the
+interruption leaves no record and runs again on resume; local worker processes end with
+their driver (see :mod:`.executors`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ __all__ = [
     "sweep_status",
 ]
 
-META_COLUMNS = ("status", "error", "started", "finished", "run_seconds", "host", "pid", "key")
+META_COLUMNS = (
+    "status", "error", "started", "finished", "run_seconds", "host", "pid", "torch_threads",
+    "key",
+)  # fmt: skip
 _META_FIELDS = {"run_seconds": "seconds"}  # DataFrame column -> record field, where they differ
 _EXECUTOR_NAMES = ("local", "process", "inline", "dask")
 
@@ -236,9 +241,11 @@ def run_sweep(
         only the configuration: use one store per run function.
     executor : {"local", "process", "inline", "dask"}
         ``"inline"`` runs in this process; ``"local"`` (alias ``"process"``) in ``workers``
-        local processes started with forkserver/spawn (never fork, unsafe with torch);
-        ``"dask"`` on a ``dask.distributed`` cluster. Worker executors need a picklable
-        ``run`` (defined at module level in an importable module).
+        local processes started with spawn (never fork, unsafe with torch), which end with
+        this process even if it is killed; ``"dask"`` on a ``dask.distributed`` cluster.
+        Worker executors need a picklable ``run`` (defined at module level in an importable
+        module; a script calling ``run_sweep`` needs the ``if __name__ == "__main__":``
+        guard).
     workers : int, optional
         Number of processes of the ``"local"`` executor (default ``os.cpu_count()``);
         ignored by the others.
@@ -256,7 +263,16 @@ def run_sweep(
     -------
     pandas.DataFrame
         One row per configuration of the grid, in grid order (see
-        :func:`records_to_frame` for the columns); ``status`` is ``"ok"`` or ``"failed"``.
+        :func:`records_to_frame` for the columns); ``status`` is ``"ok"`` or ``"failed"``;
+        ``torch_threads`` is the torch thread count of the run (results are bit-identical
+        for the same seed at the same count only).
+
+    Notes
+    -----
+    Interrupting a sweep (an exception, ``KeyboardInterrupt``, or killing this process,
+    even with ``SIGKILL``) loses only the runs in flight: their worker processes are
+    stopped, nothing is recorded for them, and they run again when the sweep is resumed
+    by calling ``run_sweep`` again. Finished runs are never redone.
 
     Warns
     -----
