@@ -3,8 +3,9 @@
 * :func:`map_embedding` places every activation map of every layer as one point (PCA always,
   UMAP when the optional ``umap-learn`` is installed), for a scatter coloured by layer.
 * :func:`cka_matrix` compares every layer of one network with every layer of another by
-  linear CKA (Kornblith et al. 2019) with pixels as samples, beside the thesis's max-|r|
-  heatmaps (it uses :func:`cnnexplore_nb.similarity.measures.layer_cka`).
+  linear CKA (Kornblith et al. 2019), with pixels (default) or images as examples and the
+  biased or unbiased HSIC, beside the thesis's max-``|r|`` heatmaps; the result names its
+  convention in ``attrs`` (see :mod:`cnnexplore_nb.similarity.cka`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import torch
 from .._arrays import as_layer_maps
 from .._arrays import resample as resample_maps
 from .._checks import as_rng, check_choice, check_keys, check_positive_int
-from .measures import common_grid, layer_cka
+from .cka import layer_cka
+from .region import common_grid, resample_mode
 
 __all__ = ["cka_matrix", "map_embedding"]
 
 
-def _on_grid(x: Any, grid: tuple[int, int]) -> torch.Tensor:
+def _on_grid(x: Any, grid: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     t = torch.as_tensor(x).detach().cpu()
     if t.dtype not in (torch.float32, torch.float64):
         t = t.float()
-    return resample_maps(t, grid)
+    return resample_maps(t, grid, mode=mode)
 
 
 def _checked(maps: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -87,7 +89,13 @@ def map_embedding(
     cols = np.sort(gen.choice(dim, max_features, replace=False)) if dim > max_features else None
     rows, labels, ids = [], [], []
     for layer, x in maps.items():
-        flat = _on_grid(x, grid).transpose(0, 1).reshape(x.shape[1], -1).double().numpy()
+        flat = (
+            _on_grid(x, grid, resample_mode(resample))
+            .transpose(0, 1)
+            .reshape(x.shape[1], -1)
+            .double()
+            .numpy()
+        )
         if cols is not None:
             flat = flat[:, cols]
         rows.append(flat)
@@ -146,9 +154,13 @@ def cka_matrix(
     maps_a: Mapping[str, Any],
     maps_b: Mapping[str, Any] | None = None,
     *,
-    resample: Any = "bilinear-down",
+    resample: Any = "auto",
     layers_a: Sequence[str] | None = None,
     layers_b: Sequence[str] | None = None,
+    examples: Literal["pixels", "images"] = "pixels",
+    unbiased: bool = False,
+    features: Literal["flatten", "mean"] = "flatten",
+    batch_size: int | None = None,
 ) -> pd.DataFrame:
     """Linear CKA between every layer of network A and every layer of network B.
 
@@ -156,26 +168,39 @@ def cka_matrix(
     ----------
     maps_a, maps_b : dict of layer path -> Tensor of shape (N, C, H, W)
         Activations of the two networks on the same N images (``maps_b=None``: A with A).
-    resample : "bilinear-down", "bilinear-up", (H, W) or None
-        Common grid for layers of different H x W.
+    resample : "auto", "bilinear-down", "bilinear-up", "bicubic-down", "bicubic-up", (H, W) or None
+        Common grid for layers of different H x W. ``"auto"``: ``"bilinear-down"`` with
+        pixels as examples (maps must share a grid), ``None`` with images as examples (each
+        layer keeps its own activations, as in Kornblith et al. 2019).
     layers_a, layers_b : list of str, optional
         Subsets / orders of the layers (default: all, in dict order).
+    examples, unbiased, features, batch_size
+        The CKA convention, see :func:`cnnexplore_nb.similarity.cka.layer_cka`.
 
     Returns
     -------
     DataFrame of shape (L_a, L_b)
         Index ``layer_a`` and columns ``layer_b`` (layer paths); ``.stack()`` gives the long
-        form for a heatmap. NaN where a layer has only constant maps.
+        form for a heatmap. NaN where a layer has only constant maps. ``attrs`` names the
+        convention: ``attrs["convention"]`` is a label for titles (e.g. ``"linear CKA,
+        pixels as examples"``) and ``attrs["cka"]`` holds ``examples``, ``unbiased``,
+        ``features``, ``batch_size`` and ``resample``.
 
     Notes
     -----
-    With X (n pixels x K_a) and Y (n x K_b) the maps as columns, pixels of all images as
-    rows, each column centred: ``CKA = ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)`` (Kornblith et al.,
-    "Similarity of neural network representations revisited", ICML 2019). Computed by
-    :func:`cnnexplore_nb.similarity.measures.layer_cka` (float64 sums of float32 products: values
-    are good to about 1e-7). Invariant to orthogonal transforms and isotropic scaling of the
-    channels; 1 for identical layers.
+    Pixels as examples: X (n pixels x K_a) and Y (n x K_b) hold the maps as columns, each
+    centred, and ``CKA = ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)`` (float64 sums of float32 products:
+    values good to about 1e-7). Images as examples: the N x N Gram matrix of each layer is
+    built once and every pair is read from the two Grams. Both are invariant to orthogonal
+    transforms and isotropic scaling of the features, and 1 for identical layers
+    (Kornblith et al., "Similarity of neural network representations revisited", ICML 2019).
     """
+    from .cka import EXAMPLES, centred_gram, cka_convention, cka_from_grams
+
+    check_choice("examples", examples, list(EXAMPLES))
+    label = cka_convention(examples, unbiased, features, batch_size)  # checks features
+    if resample == "auto":
+        resample = "bilinear-down" if examples == "pixels" else None
     maps_a = _checked(maps_a, "maps_a")
     maps_b = maps_a if maps_b is None else _checked(maps_b, "maps_b")
     la = check_keys("layer in layers_a", layers_a, maps_a)
@@ -185,12 +210,28 @@ def cka_matrix(
         raise ValueError(f"maps_a and maps_b must hold the same N images, got {na} and {nb}")
     shapes = [tuple(int(s) for s in maps_a[n].shape[-2:]) for n in la]
     shapes += [tuple(int(s) for s in maps_b[n].shape[-2:]) for n in lb]
-    grid = common_grid(shapes, resample)
     out = np.full((len(la), len(lb)), np.nan)
-    for i, a in enumerate(la):
-        xa = _on_grid(maps_a[a], grid)
-        for j, b in enumerate(lb):
-            out[i, j] = layer_cka(xa, _on_grid(maps_b[b], grid))
-    return pd.DataFrame(
-        out, index=pd.Index(la, name="layer_a"), columns=pd.Index(lb, name="layer_b")
-    )
+    if examples == "images":
+        grid = None if resample is None else common_grid(shapes, resample)
+        opts = {"features": features, "grid": grid, "mode": resample_mode(resample)}
+        grams_a = {n: centred_gram(maps_a[n], **opts) for n in la}
+        same = maps_b is maps_a
+        grams_b = {n: grams_a[n] if same and n in grams_a else centred_gram(maps_b[n], **opts)
+                   for n in lb}  # fmt: skip
+        for i, a in enumerate(la):
+            for j, b in enumerate(lb):
+                out[i, j] = cka_from_grams(
+                    grams_a[a], grams_b[b], unbiased=unbiased, batch_size=batch_size
+                )
+    else:
+        grid = common_grid(shapes, resample)
+        for i, a in enumerate(la):
+            xa = _on_grid(maps_a[a], grid, resample_mode(resample))
+            for j, b in enumerate(lb):
+                xb = _on_grid(maps_b[b], grid, resample_mode(resample))
+                out[i, j] = layer_cka(xa, xb, unbiased=unbiased)
+    df = pd.DataFrame(out, index=pd.Index(la, name="layer_a"), columns=pd.Index(lb, name="layer_b"))
+    df.attrs["convention"] = label
+    df.attrs["cka"] = {"examples": examples, "unbiased": bool(unbiased), "features": features,
+                       "batch_size": batch_size, "resample": resample}  # fmt: skip
+    return df

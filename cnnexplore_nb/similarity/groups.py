@@ -1,4 +1,4 @@
-"""Groups of correlated maps: the graph |r| >= threshold and its connected components.
+"""Groups of correlated maps: the graph ``|r|`` >= threshold and its connected components.
 
 Shared by the redundancy analysis (blocks of correlated maps in a layer) and pruning (one
 representative kept per group).

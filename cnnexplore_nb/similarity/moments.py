@@ -431,7 +431,7 @@ class Moments:
         return self._centred("ab") + n * np.outer(ma, mb), va + n * ma**2, vb + n * mb**2
 
     def cosine(self) -> np.ndarray:
-        """ndarray of shape (K_a, K_b): x·y / (|x||y|); NaN where a map is all zeros."""
+        """ndarray of shape (K_a, K_b): x·y / (‖x‖ ‖y‖); NaN where a map is all zeros."""
         xy, xx, yy = self._raw()
         den = np.sqrt(np.outer(xx, yy))
         zero = np.outer(self.constant_a & (self.mean_a == 0), np.ones(self.k_b, bool))
