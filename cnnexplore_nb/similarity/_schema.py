@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "ADDED_IN_3",
     "FORMATS",
     "SCHEMA",
     "TABLES",
@@ -36,11 +37,18 @@ SCHEMA: dict[str, list[tuple[str, str]]] = {
     "max": [("A_layer", "la"), ("A_map_id", "int"), ("B_layer", "lb"), ("B_map_id", "int"),
             ("correlation", "float"), ("signed_correlation", "float")],
     "stats": [("A_layer", "la"), ("B_layer", "lb"), ("count", "int"), ("mean", "float"),
-              ("median", "float"), ("std", "float"), ("percent", "float"), ("n_maps", "int")],
+              ("median", "float"), ("std", "float"), ("percent", "float"), ("n_maps", "int"),
+              ("A_n_dead", "int"), ("B_n_dead", "int")],
     "partners": [("A_layer", "la"), ("B_layer", "lb"), ("B_map_id", "int"),
-                 ("frequency", "int")],
+                 ("frequency", "int"), ("percent", "float"), ("mean", "float"),
+                 ("median", "float"), ("std", "float")],
 }  # fmt: skip
 SCHEMA["min"] = SCHEMA["max"]
+#: Columns added by format version 3 (sets saved before lack them; they are rebuilt).
+ADDED_IN_3: dict[str, tuple[str, ...]] = {
+    "stats": ("A_n_dead", "B_n_dead"),
+    "partners": ("percent", "mean", "median", "std"),
+}
 
 
 def explorer_columns(columns: Sequence[str], names: tuple[str, str]) -> dict[str, str]:

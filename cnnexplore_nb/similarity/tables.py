@@ -7,28 +7,38 @@ with the model names as prefixes (``CNN6(1)_map_id``), are produced by
 :meth:`CorrelationTables.explorer` and in saved files:
 
 ``pairs``
-    one row per map pair per layer pair: ``A_map_id, B_map_id, correlation`` (= |r|),
+    one row per map pair per layer pair: ``A_map_id, B_map_id, correlation`` (= ``|r|``),
     ``A_zero_flag, B_zero_flag`` (0/1), ``A_layer, B_layer, signed_correlation`` (r).
 ``maxima`` / ``minima`` (files ``max`` / ``min``)
-    for each map of A and each layer of B, the map of B with the highest (lowest) |r|:
+    for each map of A and each layer of B, the map of B with the highest (lowest) ``|r|``:
     ``A_layer, A_map_id, B_layer, B_map_id, correlation, signed_correlation``. A map is
     excluded only against itself (self-comparison, same layer, same id). NaN values
     (constant maps) are never chosen; a map without any valid partner gets a row with
     ``B_map_id = -1`` and NaN correlations.
 ``stats``
-    per layer pair, over the maps of A whose max |r| >= threshold: ``A_layer, B_layer,
+    per layer pair, over the maps of A whose max ``|r|`` >= threshold: ``A_layer, B_layer,
     count, mean, median, std`` (std with ddof=1, the pandas default used by the original),
-    ``percent`` (= count / n_maps * 100, per layer pair, so never above 100) and ``n_maps``
-    (maps in the A layer). Every layer pair has a row (count 0 and NaN statistics if none).
+    ``percent`` (= count / n_maps * 100, per layer pair, so never above 100), ``n_maps``
+    (maps in the A layer) and ``A_n_dead``, ``B_n_dead`` (constant maps in the A and the B
+    layer). Every layer pair has a row (count 0 and NaN statistics if none).
 ``partners``
-    how often each B map is the max partner of a map of A (all max rows, no threshold):
-    ``A_layer, B_layer, B_map_id, frequency`` (maps with frequency 0 are omitted).
+    for each B map that is the max partner of some map of A (all max rows, no threshold):
+    ``A_layer, B_layer, B_map_id, frequency`` (how often), ``percent`` (frequency / maps in
+    the A layer * 100, CNN Explorer's ``count_freq(%)``) and the ``mean``, ``median`` and
+    ``std`` (ddof=1) of those max ``|r|``. Sorted by frequency, then id.
+
+Constant ("dead") maps have an undefined correlation. ``constant="nan"`` (default) keeps
+it NaN (zero flag 1; never a max or min partner). ``constant="explorer"`` reproduces the
+original tool: ``|r| = 1`` when both maps are constant and 0 when one is, so dead ReLU maps
+pair up as "well correlated" and raise ``count`` and ``percent``; ``A_n_dead`` shows by
+how much. The CNN Explorer filters of the max and min tables (``min_corr_threshold``,
+``max_corr_threshold``) are :meth:`CorrelationTables.maxima_between`,
+:meth:`~CorrelationTables.minima_between` and :meth:`~CorrelationTables.partners_between`.
 
 Layer columns are pandas Categoricals whose categories keep the order of the input dicts.
-The zero flag marks constant maps (std 0 over all pooled pixels), whose correlation is NaN.
 Each table is built on first access and cached, so asking only for ``pairs`` (as the
-original tool did) costs no max/min/stats work. Saving and loading live in
-:mod:`.tables_io`.
+original tool did) costs no max/min/stats work. The builders live in :mod:`._build`,
+saving and loading in :mod:`.tables_io`.
 """
 
 from __future__ import annotations
@@ -41,12 +51,16 @@ import pandas as pd
 
 from .._arrays import as_layer_maps
 from .._checks import check_choice, check_fraction
-from ._schema import SCHEMA, TABLES, explorer_columns, frame
-from .measures import Resample, stream_moments
+from . import _build
+from ._schema import TABLES, explorer_columns
+from .region import Crop, MaskMode, Resample
+from .stream import stream_moments
 
-__all__ = ["TABLE_MEASURES", "CorrelationTables", "correlation_tables"]
+__all__ = ["CONSTANT_CONVENTIONS", "TABLE_MEASURES", "CorrelationTables", "correlation_tables"]
 
 TABLE_MEASURES = ("pearson", "cosine")
+#: How a correlation with a constant map is reported (module docstring).
+CONSTANT_CONVENTIONS = ("nan", "explorer")
 
 
 class _Table:
@@ -75,7 +89,7 @@ class CorrelationTables:
         Names of A and B, the prefixes of CNN Explorer's columns, e.g.
         ``("CNN6(1)", "CNN6(2)")``.
     threshold : float
-        Threshold of ``stats`` (max |r| >= threshold counts as "well correlated").
+        Threshold of ``stats`` (max ``|r|`` >= threshold counts as "well correlated").
     measure : str
         ``"pearson"`` or ``"cosine"``.
     matrices : dict of (layer_a, layer_b) -> ndarray of shape (K_a, K_b)
@@ -83,6 +97,8 @@ class CorrelationTables:
     zero_flags_a, zero_flags_b : dict of layer -> ndarray of bool, shape (K,)
     self_comparison : bool
         True when A was compared with itself (a map is then excluded against itself).
+    constant : {"nan", "explorer"}
+        How correlations with constant maps were reported (module docstring).
     pairs, maxima, minima, stats, partners : DataFrame
         Neutral columns; built from ``matrices`` on first access unless given.
     """
@@ -103,8 +119,10 @@ class CorrelationTables:
         zero_flags_b: dict[str, np.ndarray],
         self_comparison: bool,
         frames: Mapping[str, pd.DataFrame | None] | None = None,
+        constant: str = "nan",
     ) -> None:
         self.names, self.threshold, self.measure = names, threshold, measure
+        self.constant = check_choice("constant convention", constant, CONSTANT_CONVENTIONS)
         self.matrices, self.self_comparison = matrices, self_comparison
         self.zero_flags_a, self.zero_flags_b = zero_flags_a, zero_flags_b
         self._frames: dict[str, pd.DataFrame | None] = dict.fromkeys(TABLES.values())
@@ -117,7 +135,8 @@ class CorrelationTables:
         return (
             f"CorrelationTables(names={self.names!r}, threshold={self.threshold!r}, "
             f"measure={self.measure!r}, layers_a={self.layers_a!r}, "
-            f"layers_b={self.layers_b!r}, self_comparison={self.self_comparison!r})"
+            f"layers_b={self.layers_b!r}, self_comparison={self.self_comparison!r}, "
+            f"constant={self.constant!r})"
         )
 
     @property
@@ -138,7 +157,39 @@ class CorrelationTables:
     def stats_at(self, threshold: float) -> pd.DataFrame:
         """The ``stats`` table at another threshold in [0, 1], from the cached maxima."""
         t = check_fraction("threshold", threshold)
-        return _stats(self.maxima, t, self.layers_a, self.layers_b)
+        dead_a = {k: int(v.sum()) for k, v in self.zero_flags_a.items()}
+        dead_b = {k: int(v.sum()) for k, v in self.zero_flags_b.items()}
+        return _build.stats(self.maxima, t, self.layers_a, self.layers_b, dead_a, dead_b)
+
+    def maxima_between(self, low: float = 0.0, high: float = 1.0) -> pd.DataFrame:
+        """Rows of ``maxima`` whose max ``|r|`` is in [low, high] (NaN rows dropped).
+
+        ``maxima_between(t)`` is CNN Explorer's ``get_max_correlations(min_corr_threshold=t)``
+        (pairs below t dropped before the max: the maps whose max is below t drop out).
+        """
+        return _between(self.maxima, low, high)
+
+    def minima_between(self, low: float = 0.0, high: float = 1.0) -> pd.DataFrame:
+        """Rows of ``minima`` whose min ``|r|`` is in [low, high] (NaN rows dropped).
+
+        ``minima_between(high=t)`` is CNN Explorer's
+        ``get_min_correlations(max_corr_threshold=t)``.
+        """
+        return _between(self.minima, low, high)
+
+    def partners_between(
+        self, low: float = 0.0, high: float = 1.0, *, table: Literal["max", "min"] = "max"
+    ) -> pd.DataFrame:
+        """The ``partners`` table of the max (or min) rows whose ``|r|`` is in [low, high].
+
+        CNN Explorer's ``get_correlation_stats`` on its filtered max (min) table: per
+        partner, ``frequency``, ``percent`` (of the maps in the A layer), ``mean``,
+        ``median`` and ``std``. ``partners_between()`` equals :attr:`partners`.
+        """
+        check_choice("table", table, ["max", "min"])
+        rows = _between(self.maxima if table == "max" else self.minima, low, high)
+        n_maps = {k: len(v) for k, v in self.zero_flags_a.items()}
+        return _build.partners(rows, self.layers_a, self.layers_b, n_maps)
 
     def with_threshold(self, threshold: float) -> CorrelationTables:
         """A copy whose ``threshold`` and ``stats`` are recomputed (other tables shared)."""
@@ -147,17 +198,17 @@ class CorrelationTables:
         frames["stats"] = self.stats_at(t)
         return CorrelationTables(
             self.names, t, self.measure, self.matrices, self.zero_flags_a, self.zero_flags_b,
-            self.self_comparison, frames,
+            self.self_comparison, frames, constant=self.constant,
         )  # fmt: skip
 
     # ----------------------------------------------------------- lazy builders
     def _build_pairs(self) -> None:
-        self.pairs = _pairs(
+        self.pairs = _build.pairs(
             self.matrices, self.zero_flags_a, self.zero_flags_b, self.layers_a, self.layers_b
         )
 
     def _build_maxima(self) -> None:  # builds maxima and minima together (either may be given)
-        mx, mn = _extremes(self.matrices, self.layers_a, self.layers_b, self.self_comparison)
+        mx, mn = _build.extremes(self.matrices, self.layers_a, self.layers_b, self.self_comparison)
         for name, table in (("maxima", mx), ("minima", mn)):
             if self._frames[name] is None:
                 self._frames[name] = table
@@ -165,10 +216,10 @@ class CorrelationTables:
     _build_minima = _build_maxima
 
     def _build_stats(self) -> None:
-        self.stats = _stats(self.maxima, self.threshold, self.layers_a, self.layers_b)
+        self.stats = self.stats_at(self.threshold)
 
     def _build_partners(self) -> None:
-        self.partners = _partners(self.maxima, self.layers_a, self.layers_b)
+        self.partners = self.partners_between()
 
 
 def _prefixes(names: Any, same_model: bool) -> tuple[str, str]:
@@ -183,6 +234,14 @@ def _prefixes(names: Any, same_model: bool) -> tuple[str, str]:
     return str(names[0]), str(names[1])
 
 
+def _between(df: pd.DataFrame, low: float, high: float) -> pd.DataFrame:
+    lo, hi = check_fraction("low", low), check_fraction("high", high)
+    if lo > hi:
+        raise ValueError(f"low must be <= high, got low={low!r} > high={high!r}")
+    v = df["correlation"].to_numpy()
+    return df[(v >= lo) & (v <= hi)].reset_index(drop=True)
+
+
 def correlation_tables(
     maps_a: Mapping[str, Any],
     maps_b: Mapping[str, Any] | None = None,
@@ -192,6 +251,10 @@ def correlation_tables(
     measure: Literal["pearson", "cosine"] = "pearson",
     resample: Resample = None,
     progress: bool = True,
+    constant: Literal["nan", "explorer"] = "nan",
+    mask: Any = None,
+    crop: Crop = None,
+    mask_mode: MaskMode = "select",
 ) -> CorrelationTables:
     """All-pairs correlation tables between every layer of A and every layer of B.
 
@@ -207,10 +270,21 @@ def correlation_tables(
         Threshold of the ``stats`` table.
     measure : {"pearson", "cosine"}
         Signed similarity in [-1, 1]; ``correlation`` is its absolute value.
-    resample : None, "bilinear-down", "bilinear-up" or (H, W)
-        Common-grid policy for layers of different H x W (see :mod:`.similarity`).
+    resample : None, "bilinear-down", "bilinear-up", "bicubic-down", "bicubic-up" or (H, W)
+        Common-grid policy for layers of different H x W (:mod:`.region`).
     progress : bool
         Show tqdm progress bars.
+    constant : {"nan", "explorer"}
+        Correlations with constant maps: NaN (default), or CNN Explorer's convention
+        (``|r|`` = 1 when both maps are constant, 0 when one is; Pearson only).
+    mask : array of bool, shape (H, W), (N, H, W) or (N, 1, H, W), optional
+        Only these pixels of the common grid count, e.g.
+        ``dilated_mask(ground_truth, k)``; a mask on another grid is resampled by nearest
+        neighbour when ``resample`` is given.
+    crop : (top, left, height, width) or (rows, cols) slices, optional
+        Only this window of the common grid counts.
+    mask_mode : {"select", "zero"}
+        ``"zero"``: CNN Explorer's masking (maps multiplied by the mask, all pixels count).
 
     Returns
     -------
@@ -218,16 +292,24 @@ def correlation_tables(
     """
     t = check_fraction("threshold", threshold)
     check_choice("table measure", measure, TABLE_MEASURES)
+    check_choice("constant convention", constant, CONSTANT_CONVENTIONS)
+    if constant == "explorer" and measure != "pearson":
+        raise ValueError(
+            "constant='explorer' reproduces CNN Explorer's Pearson convention, got "
+            f"measure={measure!r}; use measure='pearson' or constant='nan'"
+        )
     a = as_layer_maps(maps_a, "maps_a", same_n=False)
     self_cmp = maps_b is None or maps_b is maps_a
     b = a if self_cmp else as_layer_maps(maps_b, "maps_b", same_n=False)
     prefixes = _prefixes(names, self_cmp)
     mom = stream_moments(
         list(a.values()), None if self_cmp else list(b.values()), resample=resample,
-        progress=progress,
+        progress=progress, mask=mask, crop=crop, mask_mode=mask_mode,
     )  # fmt: skip
     full = mom.pearson() if measure == "pearson" else mom.cosine()
     const_a, const_b = mom.constant_a, mom.constant_b
+    if constant == "explorer":
+        full = _build.explorer_convention(full, const_a, const_b)
     ka = [int(v.shape[-3]) for v in a.values()]
     kb = [int(v.shape[-3]) for v in b.values()]
     oa, ob = np.cumsum([0, *ka]), np.cumsum([0, *kb])
@@ -238,90 +320,4 @@ def correlation_tables(
         for i, la in enumerate(a)
         for j, lb in enumerate(b)
     }
-    return CorrelationTables(prefixes, t, measure, mats, za, zb, self_cmp)
-
-
-def _pairs(mats, za, zb, la_list, lb_list) -> pd.DataFrame:
-    cols: dict[str, list] = {k: [] for k, _ in SCHEMA["pairs"]}
-    for (la, lb), r in mats.items():
-        k_a, k_b = r.shape
-        cols["A_map_id"].append(np.repeat(np.arange(k_a), k_b))
-        cols["B_map_id"].append(np.tile(np.arange(k_b), k_a))
-        cols["correlation"].append(np.abs(r).ravel())
-        cols["A_zero_flag"].append(np.repeat(za[la].astype(np.int64), k_b))
-        cols["B_zero_flag"].append(np.tile(zb[lb].astype(np.int64), k_a))
-        cols["A_layer"].append(np.full(k_a * k_b, la_list.index(la)))
-        cols["B_layer"].append(np.full(k_a * k_b, lb_list.index(lb)))
-        cols["signed_correlation"].append(r.ravel())
-    return frame({k: np.concatenate(v) for k, v in cols.items()}, "pairs", la_list, lb_list)
-
-
-def _extremes(mats, la_list, lb_list, self_cmp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    tables = []
-    for pick, fill in ((np.argmax, -np.inf), (np.argmin, np.inf)):
-        cols: dict[str, list] = {k: [] for k, _ in SCHEMA["max"]}
-        for (la, lb), r in mats.items():
-            mag = np.abs(r)
-            if self_cmp and la == lb:
-                np.fill_diagonal(mag, np.nan)
-            valid = ~np.isnan(mag)
-            has = valid.any(axis=1)
-            rows = np.arange(r.shape[0])
-            j = pick(np.where(valid, mag, fill), axis=1)
-            cols["A_layer"].append(np.full(r.shape[0], la_list.index(la)))
-            cols["A_map_id"].append(rows)
-            cols["B_layer"].append(np.full(r.shape[0], lb_list.index(lb)))
-            cols["B_map_id"].append(np.where(has, j, -1))
-            cols["correlation"].append(np.where(has, mag[rows, j], np.nan))
-            cols["signed_correlation"].append(np.where(has, r[rows, j], np.nan))
-        merged = {k: np.concatenate(v) for k, v in cols.items()}
-        tables.append(frame(merged, "max", la_list, lb_list))
-    return tables[0], tables[1]
-
-
-def _groups(mx: pd.DataFrame, la_list, lb_list):
-    """Yield (la, lb, rows of mx) for every layer pair, in layer order."""
-    ca = np.asarray(mx["A_layer"].cat.codes)
-    cb = np.asarray(mx["B_layer"].cat.codes)
-    key = ca.astype(np.int64) * len(lb_list) + cb
-    order = np.argsort(key, kind="stable")
-    bounds = np.searchsorted(key[order], np.arange(len(la_list) * len(lb_list) + 1))
-    for g in range(len(la_list) * len(lb_list)):
-        yield (
-            la_list[g // len(lb_list)],
-            lb_list[g % len(lb_list)],
-            order[bounds[g] : bounds[g + 1]],
-        )
-
-
-def _stats(mx: pd.DataFrame, threshold: float, la_list, lb_list) -> pd.DataFrame:
-    corr = mx["correlation"].to_numpy()
-    cols: dict[str, list] = {k: [] for k, _ in SCHEMA["stats"]}
-    for la, lb, idx in _groups(mx, la_list, lb_list):
-        v = corr[idx]
-        v = v[~np.isnan(v) & (v >= threshold)]
-        cols["A_layer"].append(la)
-        cols["B_layer"].append(lb)
-        cols["count"].append(v.size)
-        cols["mean"].append(v.mean() if v.size else np.nan)
-        cols["median"].append(np.median(v) if v.size else np.nan)
-        cols["std"].append(v.std(ddof=1) if v.size > 1 else np.nan)
-        cols["percent"].append(100.0 * v.size / idx.size if idx.size else np.nan)
-        cols["n_maps"].append(idx.size)
-    return frame(cols, "stats", la_list, lb_list)
-
-
-def _partners(mx: pd.DataFrame, la_list, lb_list) -> pd.DataFrame:
-    ids = mx["B_map_id"].to_numpy()
-    cols: dict[str, list] = {k: [] for k, _ in SCHEMA["partners"]}
-    for la, lb, idx in _groups(mx, la_list, lb_list):
-        j = ids[idx]
-        freq = np.bincount(j[j >= 0]) if (j >= 0).any() else np.zeros(0, np.int64)
-        hit = np.flatnonzero(freq)
-        hit = hit[np.lexsort((hit, -freq[hit]))]  # frequency descending, then id
-        cols["A_layer"].append(np.full(hit.size, la_list.index(la)))
-        cols["B_layer"].append(np.full(hit.size, lb_list.index(lb)))
-        cols["B_map_id"].append(hit)
-        cols["frequency"].append(freq[hit])
-    merged = {k: np.concatenate(v) for k, v in cols.items()}
-    return frame(merged, "partners", la_list, lb_list)
+    return CorrelationTables(prefixes, t, measure, mats, za, zb, self_cmp, constant=constant)

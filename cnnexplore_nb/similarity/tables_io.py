@@ -2,8 +2,10 @@
 
 A saved set is a folder with one file per table, ``pairs``, ``max``, ``min``, ``stats`` and
 ``partners`` (``.csv``, ``.json`` or ``.parquet``) with CNN Explorer's column names (the model
-names as prefixes, ``CNN6(1)_map_id``), ``metadata.json`` (names, threshold, measure, layer
-order) and ``manifest.json`` (format version, and the row count and sha256 of every file).
+names as prefixes, ``CNN6(1)_map_id``), ``metadata.json`` (names, threshold, measure, constant
+convention, layer order) and ``manifest.json`` (format version, and the row count and sha256
+of every file). Format 3 added the dead-map counts to ``stats`` and the partner statistics
+to ``partners``; both tables of older sets are rebuilt from their ``max`` table on load.
 
 Writing is all or nothing. Every new file is written to a temporary file first; the files it
 replaces are kept (as hard links, or copies) until every new file is in place and the
@@ -34,13 +36,14 @@ import pandas as pd
 
 from .._checks import check_choice
 from ..io import check_writable_dir
-from ._schema import FORMATS, SCHEMA, TABLES, explorer_columns, frame, neutral_columns
+from ._schema import ADDED_IN_3, FORMATS, SCHEMA, TABLES, explorer_columns, frame, neutral_columns
 from .tables import CorrelationTables
 
 __all__ = ["FORMAT_VERSION", "TablesFormatError", "load_tables", "save_tables"]
 
-#: Version of the saved layout (2: manifest with sha256 and row counts).
-FORMAT_VERSION = 2
+#: Version of the saved layout (2: manifest with sha256 and row counts; 3: ``A_n_dead``,
+#: ``B_n_dead`` in stats, ``percent``, ``mean``, ``median``, ``std`` in partners).
+FORMAT_VERSION = 3
 _MANIFEST = "manifest.json"
 _METADATA = "metadata.json"
 
@@ -166,7 +169,7 @@ def save_tables(
         p.unlink(missing_ok=True)
     meta = {
         "names": list(tables.names), "threshold": tables.threshold, "measure": tables.measure,
-        "format": fmt, "self_comparison": tables.self_comparison,
+        "constant": tables.constant, "format": fmt, "self_comparison": tables.self_comparison,
         "layers_a": tables.layers_a, "layers_b": tables.layers_b, "tables": list(TABLES),
     }  # fmt: skip
     tag = uuid.uuid4().hex[:12]
@@ -226,7 +229,10 @@ def _count_rows(path: Path, fmt: str) -> int | None:
         return None
 
 
-def _read_table(path: Path, fmt: str, table: str, names, la_list, lb_list) -> pd.DataFrame:
+def _read_table(
+    path: Path, fmt: str, table: str, names, la_list, lb_list, legacy: bool = False
+) -> pd.DataFrame:
+    """One table file; ``legacy`` (format < 3): columns added since may be missing (0)."""
     named = explorer_columns([k for k, _ in SCHEMA[table]], names)
     layer_cols = [named[k] for k, kind in SCHEMA[table] if kind in ("la", "lb")]
     try:
@@ -234,6 +240,9 @@ def _read_table(path: Path, fmt: str, table: str, names, la_list, lb_list) -> pd
     except Exception as exc:  # noqa: BLE001 - report any parse failure with the file name
         raise TablesFormatError(f"cannot read {str(path)!r}: {exc}") from exc
     cols = {neutral_columns([c], names).get(c, c): v for c, v in cols.items()}
+    n_rows = len(next(iter(cols.values()), []))
+    for k in ADDED_IN_3.get(table, ()) if legacy else ():
+        cols.setdefault(k, np.zeros(n_rows))  # rebuilt after the row-count checks
     missing = [k for k, _ in SCHEMA[table] if k not in cols]
     if missing:
         want = [named.get(k, k) for k in missing]
@@ -293,8 +302,10 @@ def load_tables(directory: str | os.PathLike) -> CorrelationTables:
         raise FileNotFoundError(
             f"no saved correlation tables in {str(d)!r}: metadata.json is missing"
         )
+    version = 1
     if manifest_path.is_file():
         manifest = _read_json(manifest_path, "manifest")
+        version = int(manifest.get("format_version", 1))
         if _rollback(d, manifest):
             warnings.warn(
                 f"an interrupted save in {str(d)!r} was rolled back to the previous tables",
@@ -313,16 +324,20 @@ def load_tables(directory: str | os.PathLike) -> CorrelationTables:
     fmt = check_choice("format", meta.get("format"), FORMATS)
     names = tuple(meta["names"])
     la_list, lb_list = list(meta["layers_a"]), list(meta["layers_b"])
+    legacy = version < 3
     frames = {
-        attr: _read_table(d / f"{table}.{fmt}", fmt, table, names, la_list, lb_list)
+        attr: _read_table(d / f"{table}.{fmt}", fmt, table, names, la_list, lb_list, legacy)
         for table, attr in TABLES.items()
     }
     _check_counts(frames, la_list, lb_list, d, fmt)
+    if legacy:  # stats and partners of older sets lack columns: rebuilt from max
+        frames["stats"] = frames["partners"] = None
     mats, za, zb = _matrices(frames["pairs"], la_list, lb_list)
     return CorrelationTables(
         names=names, threshold=float(meta["threshold"]), measure=meta["measure"],
         matrices=mats, zero_flags_a=za, zero_flags_b=zb,
         self_comparison=bool(meta["self_comparison"]), frames=frames,
+        constant=meta.get("constant", "nan"),
     )  # fmt: skip
 
 
