@@ -2,7 +2,8 @@
 
 ``list_layers`` (catalogue from one dry forward), ``resolve_layers`` (path checks with
 closest-match errors), ``select_layers`` (the thesis rule), ``ActivationRecorder`` and
-``extract_activations`` (forward hooks, always removed), ``kernels`` (conv weights),
+``extract_activations`` (forward hooks, always removed), ``kernels`` (conv weights) and the
+kernel views ``kernels_of`` / ``kernel_table`` (per output kernel or per input channel),
 ``receptive_fields`` (theoretical) and ``effective_receptive_field`` (gradient-based).
 """
 
@@ -15,6 +16,7 @@ from .extract import (
     extract_activations,
     kernels,
 )
+from .kernel_views import kernel_table, kernels_of
 from .layers import layer_paths, list_layers, resolve_layers, select_layers
 from .receptive import effective_receptive_field, erf_radius, receptive_fields
 
@@ -25,7 +27,9 @@ __all__ = [
     "effective_receptive_field",
     "erf_radius",
     "extract_activations",
+    "kernel_table",
     "kernels",
+    "kernels_of",
     "layer_paths",
     "list_layers",
     "receptive_fields",
