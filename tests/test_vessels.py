@@ -313,3 +313,61 @@ def test_folder_size_mismatch(tmp_path):
     io.imsave(tmp_path / "masks" / "im1.png", np.zeros((12, 11), np.uint8), check_contrast=False)
     with pytest.raises(ValueError, match=r"size mismatch for 'im1'.*\(12, 10\).*\(12, 11\)"):
         VesselFolder(tmp_path)
+
+
+# ----------------------------------------------------------- histogram equalisation
+
+
+def test_equalize_hist_maps_each_plane_to_its_empirical_cdf():
+    from scipy.stats import rankdata
+    from skimage import exposure
+
+    rng = np.random.default_rng(3)
+    images = rng.gamma(2.0, 3.0, (3, 2, 32, 32)) * np.array([1.0, 50.0])[None, :, None, None]
+    out, stats = normalize_intensity(images, mode="none", equalize="hist")
+    assert out.dtype == np.float32 and out.shape == images.shape
+    assert stats == {"mode": "none", "mean": None, "std": None, "equalize": "hist"}
+    for i in range(3):
+        for c in range(2):
+            ecdf = rankdata(images[i, c], method="max").reshape(32, 32) / 32**2
+            # 256 bins, the CDF interpolated between bin centres: off by at most one bin's mass
+            heaviest = np.histogram(images[i, c], 256)[0].max() / 32**2
+            assert np.abs(out[i, c] - ecdf).max() <= heaviest + 1 / 32**2
+            np.testing.assert_allclose(out[i, c], exposure.equalize_hist(images[i, c]), rtol=1e-6)
+            order = np.argsort(images[i, c], axis=None)
+            assert (np.diff(out[i, c].ravel()[order]) >= 0).all()  # monotone within a plane
+    # then the z-score, as before: zero mean, unit std per image
+    z, st = normalize_intensity(images[:, 0], equalize="hist")
+    np.testing.assert_allclose(z.mean(axis=(1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=(1, 2)), 1, atol=1e-5)
+    assert st["equalize"] == "hist" and st["mean"].shape == (3, 1)
+    # the default is unchanged: no equalisation
+    plain, st0 = normalize_intensity(images[:, 0])
+    assert st0["equalize"] is None and not np.allclose(plain, z, atol=1e-3)
+
+
+def test_equalize_adaptive_is_clahe_on_the_unit_range_image():
+    from skimage import exposure
+
+    rng = np.random.default_rng(4)
+    x = np.linspace(0, 1, 64)[None, :] * np.ones((64, 1))
+    img = 500 + 200 * x + 5 * rng.normal(size=(64, 64))  # a ramp: uneven background
+    out, _ = normalize_intensity(img[None], mode="none", equalize="adaptive", clip_limit=0.02)
+    unit = (img - img.min()) / (img.max() - img.min())
+    np.testing.assert_allclose(out[0], exposure.equalize_adapthist(unit, clip_limit=0.02),
+                               atol=1e-6)  # fmt: skip
+    assert 0 <= out.min() and out.max() <= 1
+    # CLAHE flattens the ramp: the columns' means spread less than the input's
+    left, right = out[0, :, :16].mean(), out[0, :, -16:].mean()
+    assert right - left < 0.9 * (unit[:, -16:].mean() - unit[:, :16].mean())
+    const, _ = normalize_intensity(np.full((1, 8, 8), 3.0), mode="none", equalize="adaptive")
+    assert (const == 0).all()
+
+
+def test_equalize_errors():
+    with pytest.raises(ValueError, match=r"unknown equalize 'clahe'.*Expected one of: None, hist"):
+        normalize_intensity(np.zeros((1, 4, 4)), equalize="clahe")
+    with pytest.raises(ValueError, match=r"clip_limit must be in \[0.0, 1.0\], got 2"):
+        normalize_intensity(np.zeros((1, 4, 4)), equalize="adaptive", clip_limit=2)
+    with pytest.raises(ValueError, match="only used with mode='dataset'"):
+        normalize_intensity(np.zeros((1, 4, 4)), mode="none", stats={"mean": 0, "std": 1})

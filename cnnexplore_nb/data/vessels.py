@@ -247,30 +247,44 @@ def retina_pseudo_label(
 def normalize_intensity(
     images: np.ndarray,
     *,
-    mode: Literal["image", "dataset"] = "image",
+    mode: Literal["image", "dataset", "none"] = "image",
     stats: dict[str, Any] | None = None,
+    equalize: Literal["hist", "adaptive"] | None = None,
+    clip_limit: float = 0.01,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Zero mean, unit standard deviation per image or with dataset statistics.
+    """Zero mean, unit standard deviation per image or with dataset statistics, optionally
+    after histogram equalisation.
 
     Parameters
     ----------
     images : ndarray of shape (N, H, W) or (N, C, H, W)
         Images (any real dtype).
-    mode : {"image", "dataset"}
+    mode : {"image", "dataset", "none"}
         ``"image"``: each image (per channel) by its own mean and std. ``"dataset"``: all
         images by one mean and std per channel, computed here or taken from ``stats``.
+        ``"none"``: no z-score (with ``equalize``, the equalised image in [0, 1]).
     stats : dict, optional
         ``{"mean": ..., "std": ...}`` from an earlier call on the training set (mode
         "dataset"), so validation and test images use the training statistics.
+    equalize : {None, "hist", "adaptive"}
+        Equalise each image (per channel) first: ``"hist"`` is
+        :func:`skimage.exposure.equalize_hist` (global, 256 bins), ``"adaptive"`` is CLAHE,
+        :func:`skimage.exposure.equalize_adapthist` (the image is scaled to [0, 1] by its
+        min and max first, as CLAHE needs). CNN Explorer read an "equalized" image; the
+        default (None) keeps the z-score alone.
+    clip_limit : float in (0, 1]
+        CLAHE's clip limit (``equalize="adaptive"`` only).
 
     Returns
     -------
     normalised : ndarray of float32, same shape as ``images``
     stats : dict
-        ``{"mode", "mean", "std"}``; means and stds are float64 arrays of shape (C,) for
-        "dataset" and (N, C) for "image". A constant image (std 0) is only centred.
+        ``{"mode", "mean", "std", "equalize"}``; means and stds are float64 arrays of shape
+        (C,) for "dataset" and (N, C) for "image" (None for "none"). A constant image (std
+        0) is only centred (and stays constant when equalised).
     """
-    check_choice("mode", mode, ["image", "dataset"])
+    check_choice("mode", mode, ["image", "dataset", "none"])
+    check_choice("equalize", equalize, [None, "hist", "adaptive"])
     arr = np.asarray(images)
     if arr.ndim not in (3, 4) or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(
@@ -278,6 +292,14 @@ def normalize_intensity(
             f"got shape {arr.shape} and dtype {arr.dtype}"
         )
     x = arr.astype(np.float64)[:, None] if arr.ndim == 3 else arr.astype(np.float64)
+    if equalize is not None:
+        x = _equalized(x, equalize, check_fraction("clip_limit", clip_limit))
+    if mode == "none":
+        if stats is not None:
+            raise ValueError("stats are only used with mode='dataset'")
+        out = x[:, 0] if arr.ndim == 3 else x
+        return out.astype(np.float32), {"mode": mode, "mean": None, "std": None,
+                                        "equalize": equalize}  # fmt: skip
     if mode == "image":
         if stats is not None:
             raise ValueError("stats are only used with mode='dataset'")
@@ -303,7 +325,26 @@ def normalize_intensity(
     m, s = shaped
     out = (x - m) / np.where(s > 0, s, 1.0)
     out = out[:, 0] if arr.ndim == 3 else out
-    return out.astype(np.float32), {"mode": mode, "mean": mean, "std": std}
+    return out.astype(np.float32), {"mode": mode, "mean": mean, "std": std,
+                                    "equalize": equalize}  # fmt: skip
+
+
+def _equalized(x: np.ndarray, how: str, clip_limit: float) -> np.ndarray:
+    """Every (image, channel) plane of a float64 (N, C, H, W) array equalised, in [0, 1]."""
+    from skimage import exposure
+
+    out = np.empty_like(x)
+    for i, c in np.ndindex(*x.shape[:2]):
+        plane = x[i, c]
+        if how == "hist":
+            out[i, c] = exposure.equalize_hist(plane)
+            continue
+        lo, hi = plane.min(), plane.max()
+        if hi == lo:
+            out[i, c] = 0.0
+            continue
+        out[i, c] = exposure.equalize_adapthist((plane - lo) / (hi - lo), clip_limit=clip_limit)
+    return out
 
 
 def train_val_split(
