@@ -11,7 +11,7 @@ from torch import nn
 from ..training.evaluate import evaluate_segmentation
 from .vessels import DISPLAY_NAMES
 
-__all__ = ["THESIS_TABLE4", "per_image_table", "training_table"]
+__all__ = ["THESIS_TABLE4", "parameter_counts", "per_image_table", "training_table"]
 
 #: The thesis's Table 4 (validation set of the private microscopy data).
 THESIS_TABLE4 = pd.DataFrame(
@@ -87,3 +87,64 @@ def per_image_table(models: Mapping[str, nn.Module], data: Mapping[str, Any]) ->
     order = [DISPLAY_NAMES.get(n, n) for n in models]
     out["model"] = pd.Categorical(out["model"], categories=order, ordered=True)
     return out
+
+
+def parameter_counts(
+    kernel_sizes: tuple[int, ...] = (3, 7),
+    classifier_kernel_sizes: tuple[int, ...] = (3, 1),
+    *,
+    width: int = 64,
+) -> pd.DataFrame:
+    """The thesis's reported parameter counts (Table 4) beside those of CNN-N settings.
+
+    Each CNN-N is built with :func:`cnnexplore_nb.create_model` and its parameters counted
+    twice: all of them, and the convolutions' only (BatchNorm's 2 x 64 per module left out).
+
+    Parameters
+    ----------
+    kernel_sizes : tuple of int
+        Kernel sizes of the convolutional modules (the text says 3).
+    classifier_kernel_sizes : tuple of int
+        Kernel sizes of the last (64 -> 2) convolution.
+    width : int
+        Maps per module (thesis: 64).
+
+    Returns
+    -------
+    DataFrame
+        One row per model, kernel size, classifier kernel size and count: ``model``
+        (CNN1, CNN6, CNN10), ``kernel_size``, ``classifier_kernel_size``, ``counted``
+        (``"all"`` or ``"conv"``), ``parameters`` (int), ``computed`` (in the reported
+        format, e.g. ``"1.01M"``), ``reported`` and ``matches`` (``computed == reported``).
+
+    Notes
+    -----
+    With 7 x 7 modules, 64 maps and a 1 x 1 last convolution, the convolutions hold
+    3,330 / 1,007,170 / 1,810,242 parameters: the reported 3.3K / 1.01M / 1.81M all three.
+    With 3 x 3 kernels the models hold 1,922 / 187,202 / 335,426 (about 0.19M and 0.34M).
+    """
+    from ..models import create_model
+
+    rows = []
+    for name, reported in zip(["cnn1", "cnn6", "cnn10"], THESIS_TABLE4["parameters"]):
+        unit = {"K": 1e3, "M": 1e6}[reported[-1]]
+        decimals = len(reported[:-1].partition(".")[2])
+        for k in kernel_sizes:
+            for kc in classifier_kernel_sizes:
+                model = create_model(name, width=width, kernel_size=k, classifier_kernel_size=kc)
+                conv = sum(
+                    p.numel()
+                    for m in model.modules()
+                    if isinstance(m, nn.Conv2d)
+                    for p in m.parameters()
+                )
+                for counted, n in (("all", sum(p.numel() for p in model.parameters())),
+                                   ("conv", conv)):  # fmt: skip
+                    computed = f"{n / unit:.{decimals}f}{reported[-1]}"
+                    rows.append({
+                        "model": DISPLAY_NAMES[name], "kernel_size": k,
+                        "classifier_kernel_size": kc, "counted": counted, "parameters": int(n),
+                        "computed": computed, "reported": reported,
+                        "matches": computed == reported,
+                    })  # fmt: skip
+    return pd.DataFrame(rows)
