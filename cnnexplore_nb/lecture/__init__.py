@@ -1,13 +1,17 @@
 """The lecture fundamentals (SPEC part C) as small functions on real tensors.
 
 Convolution arithmetic, pooling, BatchNorm step by step, Sobel maps, matched filters
-(:mod:`.fundamentals`), receptive-field growth (:mod:`.receptive`) and adversarial examples
+(:mod:`.fundamentals`), convolution over several input channels worked by hand
+(:mod:`.channels`), the classic architectures with their parameters and receptive fields
+(:mod:`.architectures`), receptive-field growth (:mod:`.receptive`) and adversarial examples
 (:mod:`.adversarial`). Used by notebook ``00_fundamentals``.
 """
 
 from __future__ import annotations
 
 from .adversarial import accuracy_vs_epsilon, digits_classifier, fgsm
+from .architectures import SPECS, architecture_table, classic_architectures
+from .channels import RGB_BIAS, RGB_KERNEL, RGB_PATCH, channel_sums, conv_multichannel
 from .fundamentals import (
     LECTURE_FILTER,
     LECTURE_PATCH,
@@ -34,11 +38,19 @@ __all__ = [
     "MATCHED_FILTER_S",
     "MATCHED_FILTER_W",
     "MIN_POOL_EXAMPLE",
+    "RGB_BIAS",
+    "RGB_KERNEL",
+    "RGB_PATCH",
     "SOBEL_X",
+    "SPECS",
     "accuracy_vs_epsilon",
+    "architecture_table",
     "batchnorm_steps",
+    "channel_sums",
+    "classic_architectures",
     "conv_at",
     "conv_param_table",
+    "conv_multichannel",
     "conv_params",
     "digits_classifier",
     "effective_kernel",
