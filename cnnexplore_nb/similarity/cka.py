@@ -54,7 +54,9 @@ __all__ = [
     "centred_gram",
     "cka_convention",
     "cka_from_grams",
+    "image_cka",
     "layer_cka",
+    "pixel_cka_unbiased",
 ]
 
 EXAMPLES = ("pixels", "images")
