@@ -174,8 +174,9 @@ def _panel_span(ax: Any, renderer: Any) -> tuple[float, float]:
 
 
 def _place_title(ax: Any, renderer: Any) -> bool:
-    """Keep the title inside its panel: wrapped to the panel width, left-aligned with the
-    panel (over its y labels) when it has a letter or is wider than the axes."""
+    """Keep the title inside its axes' width: wrapped (from its one-line form) when it does
+    not fit, left-aligned when it carries a panel letter. A title that fits stays as it is,
+    so the layout cannot swing between two wrappings."""
     from .paper import wrap
 
     flat = getattr(ax, "_cnnx_title", None)
@@ -183,29 +184,22 @@ def _place_title(ax: Any, renderer: Any) -> bool:
         flat = " ".join((ax.title.get_text() or ax._left_title.get_text()).split())
         ax._cnnx_title = flat
         ax._cnnx_left = bool(ax._left_title.get_text())
+        if ax._cnnx_left:
+            # clear the top y tick label, which sticks out above the axes under the title
+            ax._set_title_offset_trans(3.0 + 0.6 * PAPER["fontsize"]["tick"])
     if not flat:
         return False
-    box = ax.get_window_extent(renderer)
-    x0, x1 = _panel_span(ax, renderer)
-    probe = ax._left_title if ax._cnnx_left else ax.title
-    size = probe.get_fontsize()
-    natural = len(flat) * size * 0.56 * ax.figure.dpi / 72
-    left = ax._cnnx_left or natural > box.width
-    limit = (x1 - x0) if left else box.width
-    text = wrap(flat, limit / ax.figure.dpi * 0.97, size)
-    target, other = (ax._left_title, ax.title) if left else (ax.title, ax._left_title)
-    x = (x0 - box.x0) / box.width if left else 0.5
-    changed = (
-        target.get_text() != text
-        or other.get_text() != ""
-        or (left and abs(target.get_position()[0] - x) > 1e-3)
-    )
-    if changed:
-        other.set_text("")
-        target.set_text(text)
-        if left:
-            target.set_x(x)
-    return changed
+    target = ax._left_title if ax._cnnx_left else ax.title
+    limit = ax.get_window_extent(renderer).width
+    if target.get_window_extent(renderer).width <= limit * 1.01:
+        return False
+    text = wrap(flat, limit / ax.figure.dpi * 0.97, target.get_fontsize())
+    if text == target.get_text():
+        text = wrap(flat, limit / ax.figure.dpi * 0.85, target.get_fontsize())
+    if text == target.get_text():
+        return False
+    target.set_text(text)
+    return True
 
 
 def _fit_height(fig: Any, axes: list, aspects: list[float], max_height: float) -> bool:

@@ -21,7 +21,9 @@ Matplotlib figure) at print size and reports
 ``width`` / ``height``
     not one of the paper widths (3.5 in, 7.16 in) unless ``full_page``; taller than a page;
 ``font``
-    a text under 6 pt at print size.
+    a text under 6 pt at print size;
+``clipped``
+    a text runs off the edge of the figure.
 
 ``export(..., check=True)`` or ``CNNX_FIGURE_CHECK=1`` writes the report beside the figure
 as ``<name>.layout.json``.
@@ -256,6 +258,16 @@ def check_figure(
             add(Problem("raw-name", f"{role} {text.get_text()!r} shows raw identifier(s) "
                         f"{sorted(set(hits))}", [text.get_text()]))  # fmt: skip
     boxes = [_oriented_box(t, renderer) for t, _, _ in texts]
+    edge = np.array([0.0, 0.0, w * 72.0, h * 72.0])
+    for (text, _, role), box in zip(texts, boxes):
+        lo, hi = box.min(axis=0), box.max(axis=0)
+        if (
+            lo[0] < edge[0] - tolerance
+            or lo[1] < edge[1] - tolerance
+            or (hi[0] > edge[2] + tolerance or hi[1] > edge[3] + tolerance)
+        ):
+            add(Problem("clipped", f"{role} {text.get_text()!r} runs off the figure",
+                        [text.get_text()]))  # fmt: skip
     for i in range(len(texts)):
         for j in range(i + 1, len(texts)):
             if _overlap_depth(boxes[i], boxes[j]) > tolerance:

@@ -78,6 +78,8 @@ def _split(obj: Any) -> tuple[list[Any], int, bool]:
 
 
 def _plan(panel: Any) -> _Plan:
+    if isinstance(panel, hv.Empty):  # a gap in the grid
+        return _Plan([panel], {}, True, True, 0.01, 0, 0, False, 0, 0)
     elements = list(panel) if isinstance(panel, hv.Overlay) else [panel]
     main = elements[0]
     opts = {**element_options(main)}
@@ -397,12 +399,18 @@ def draw(
         fig.get_layout_engine().set(w_pad=3 / 72, h_pad=3 / 72, hspace=0.03, wspace=0.05)
         ratios = [max(p.aspect for p in plans[r * ncols : (r + 1) * ncols]) for r in range(nrows)]
         grid = fig.add_gridspec(nrows, ncols, height_ratios=ratios)
-        axes, drawn = [], []
+        axes, drawn, kept = [], [], []
+        letter_index = 0
         for k, (panel, plan) in enumerate(zip(panels, plans)):
+            if isinstance(panel, hv.Empty):
+                continue
             ax = fig.add_subplot(grid[k // ncols, k % ncols])
-            letter = "abcdefghijklmnopqrstuvwxyz"[k] if letters and k < 26 else ""
+            letter = "abcdefghijklmnopqrstuvwxyz"[letter_index] if letters else ""
+            letter_index += 1
             drawn.append(_draw_panel(ax, panel, plan, letter, cell))
             axes.append(ax)
+            kept.append(plan)
+        plans = kept
         _share_labels(axes, ncols)
         _colorbars(fig, axes, drawn, plans, share_colors)
         _legends(fig, axes, drawn, plans, shared_legend, w)
@@ -460,14 +468,19 @@ def _share_labels(axes: list, ncols: int) -> None:
 
         return len(group) > 1 and all(sig(ax) == sig(group[0]) for ax in group)
 
-    rows = [axes[i : i + ncols] for i in range(0, len(axes), ncols)]
+    where = [
+        (ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in axes
+    ]
+    rows = [
+        [ax for ax, (r, _) in zip(axes, where) if r == row] for row in sorted({r for r, _ in where})
+    ]
     for row in rows:
         if same(row, "y") and row[0].get_yticks().size:
             for ax in row[1:]:
                 ax.set_ylabel("")
                 ax.tick_params(axis="y", labelleft=False)
     for c in range(ncols):
-        col = axes[c::ncols]
+        col = [ax for ax, (_, cc) in zip(axes, where) if cc == c]
         if same(col, "x") and col[0].get_xticks().size:
             for ax in col[:-1]:
                 ax.set_xlabel("")
