@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from cnnexplore_nb import plots
 from cnnexplore_nb.similarity import correlation_tables
 from cnnexplore_nb.widgets import CorrelationPanel, LayerPicker, MapBrowser
 
@@ -65,8 +66,29 @@ def test_page_grid_follows_slider(maps):
     b.map_index = 6
     fig = b.figure()
     assert [img.opts.get("plot", backend="bokeh").kwargs["title"] for img in fig] == [
-        f"conv_module1 #{i}" for i in range(4, 8)
+        f"module 1 · map {i}" for i in range(4, 8)
     ]
+    # the live page frames the selected map (6 = third slot of the page 4..7), only it
+    colors = [p.state.outline_line_color for p in slots]
+    assert colors[2] == plots.STYLE["highlight_color"]
+    assert [c for k, c in enumerate(colors) if k != 2] == [None, None, None]
+    b.map_index = 7  # same page: the frame moves without a redraw
+    assert [p.state.outline_line_color for p in slots][3] == plots.STYLE["highlight_color"]
+    assert slots[2].state.outline_line_color is None
+
+
+def test_sliders_sized_to_their_range_and_grid_fits_the_screen():
+    rng = np.random.default_rng(0)
+    maps = {"wide": rng.random((1, 64, 8, 8)), "narrow": rng.random((3, 4, 8, 8))}
+    b = MapBrowser(maps, grid=32, ncols=8)
+    width = int(b._index.layout.width.removesuffix("px"))
+    assert width >= 6 * 64  # about 6 px per map: every map reachable with the mouse
+    b.layer = "narrow"
+    assert int(b._index.layout.width.removesuffix("px")) < width
+    assert b._image.layout.display == ""  # 3 images: the image slider shows
+    b.layer = "wide"
+    widths = [p.state.frame_width for p in b._slot_plots()]
+    assert len(widths) == 32 and 8 * (max(widths) + 40) <= 1440  # 8 columns fit 1600 px
 
 
 def test_browser_bad_inputs_raise_and_show_status(maps):
@@ -104,6 +126,26 @@ def test_layer_picker_from_table_and_errors():
     assert multi.value == ("a", "c")
 
 
+def test_outside_picker_drives_its_browser(maps):
+    single = LayerPicker(["conv_module1", "conv_module2"])
+    b = MapBrowser(maps, grid=0, picker=single)
+    single.value = "conv_module2"
+    assert b.layer == "conv_module2"
+    np.testing.assert_allclose(drawn(b.plot), maps["conv_module2"][0, 0].numpy())
+    multi = LayerPicker(
+        ["conv_module1", "conv_module2", "fc"], multiple=True, value=["conv_module2"]
+    )
+    b2 = MapBrowser(maps, grid=0, picker=multi)
+    assert [v for _, v in b2.picker.widget.options] == [
+        "conv_module2"
+    ] and b2.layer == "conv_module2"
+    multi.value = ["conv_module1", "fc"]  # fc has no maps: said so, the rest is offered
+    assert [v for _, v in b2.picker.widget.options] == ["conv_module1"]
+    assert "no maps extracted for fc" in b2.status.value
+    b2.layer = "conv_module2"  # Python may still choose any layer with maps
+    assert b2.layer == "conv_module2"
+
+
 def test_layer_picker_from_model():
     from cnnexplore_nb.models import create_model
 
@@ -137,6 +179,28 @@ def counted():
     return compute, calls
 
 
+def heat_cells(panel) -> dict[tuple[str, str], float]:
+    """(row layer, column layer) -> colour value, as the Bokeh heatmap holds them."""
+    data = panel._heat_source().data
+    return {
+        (str(a), str(b)): float(v)
+        for a, b, v in zip(data["A_layer"], data["B_layer"], data["zvalues"])
+    }
+
+
+def pair_title(panel) -> str:
+    scatter = [p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "PointPlot"]
+    return scatter[0].state.title.text
+
+
+def colorbar_title(panel) -> str:
+    for p in panel._heat.plot.traverse(lambda p: p):
+        bar = getattr(p, "handles", {}).get("colorbar")
+        if bar is not None:
+            return bar.title
+    raise AssertionError("no colour bar")
+
+
 def test_threshold_updates_stats_heatmap_bars_without_recomputing(corr_maps):
     compute, calls = counted()
     panel = CorrelationPanel(corr_maps, names=("M", "M"), compute=compute, threshold=0.8)
@@ -148,8 +212,10 @@ def test_threshold_updates_stats_heatmap_bars_without_recomputing(corr_maps):
     sel = (mx[col_a].astype(str) == "l1") & (mx[col_b].astype(str) == "l1")
     expected = lambda t: int((mx.loc[sel, "correlation"] >= t).sum())  # noqa: E731
     assert count_08 == expected(0.8) and expected(0.9) < expected(0.8)
+    assert panel.heat_value == "percent"  # default: the share of well-correlated maps
+    assert heat_cells(panel)["l1", "l1"] == pytest.approx(100 * count_08 / 6)
+    assert colorbar_title(panel) == "% maps with max |r| ≥ 0.8"
     bars_before = panel._bars.plot.handles["source"].data["percent"].copy()
-    heat_before = drawn(panel._heat.plot.subplots["Image", "I"]).copy()
     html_before = panel.stats_html.value
 
     panel.threshold = 0.9
@@ -158,45 +224,78 @@ def test_threshold_updates_stats_heatmap_bars_without_recomputing(corr_maps):
     bars_after = panel._bars.plot.handles["source"].data["percent"]
     assert bars_after[0] == pytest.approx(100 * count_09 / 6)
     assert bars_after[0] < bars_before[0]
+    assert colorbar_title(panel) == "% maps with max |r| ≥ 0.9"
     panel.heat_value = "count"
-    # the heatmap array is stored with row i of A at y = i (bottom-up), the axis inverted
-    heat_counts = drawn(panel._heat.plot.subplots["Image", "I"])[::-1]
-    assert heat_counts[0, 0] == count_09  # row l1, column l1
-    assert heat_counts[1, 1] == int(panel.stats["count"].iloc[3])  # row l2, column l2
+    cells = heat_cells(panel)
+    assert cells["l1", "l1"] == count_09
+    assert cells["l2", "l2"] == int(panel.stats["count"].iloc[3])
+    assert colorbar_title(panel) == "maps with max |r| ≥ 0.9"
     assert (
         panel.stats_html.value != html_before and f"<td>{count_09}</td>" in panel.stats_html.value
     )
-    assert heat_before.shape == heat_counts.shape
+    assert "maps with max |r| ≥ 0.9</th>" in panel.stats_html.value  # display-name headers
     for t in np.linspace(0, 1, 11):
         panel._threshold.value = float(t)  # slider moves
     assert calls == ["pearson"]  # computed once
     panel.measure = "cosine"
+    assert panel.heat_value == "count"  # the chosen statistic survives a measure change
+    assert (
+        colorbar_title(panel) == "maps with max |cos| ≥ 1"
+        and "|cos|" in panel._threshold.description
+    )
     panel.measure = "pearson"
     panel.threshold = 0.5
     assert calls == ["pearson", "cosine"]  # one computation per measure, then cached
 
 
-def test_heatmap_click_and_dropdowns_show_pair(corr_maps):
+def test_heatmap_click_shows_best_pair_and_clears_selection(corr_maps):
     panel = CorrelationPanel(corr_maps, names=("M", "M"), compute=counted()[0])
-    panel.tap.event(x=0.1, y=-0.2)  # click on cell (l1, l1)
+    # never "r = 0.000" of a map with itself: the panel opens on a real pair
+    la, ma, lb, mb = panel.pair
+    assert not (la == lb and ma == mb) and pair_title(panel).startswith("r = ")
+    source = panel._heat_source()
+    data = source.data
+    k = [
+        i
+        for i, (a, b) in enumerate(zip(data["A_layer"], data["B_layer"]))
+        if (a, b) == ("l1", "l1")
+    ]
+    source.selected.indices = k  # what a click on the cell (l1, l1) does in the browser
+    assert source.selected.indices == []  # read and cleared, so the same cell can be clicked again
     la, ma, lb, mb = panel.pair
     assert (la, lb) == ("l1", "l1") and {ma, mb} <= {0, 1, 2, 3} and ma != mb
     mat = panel.tables.matrices[("l1", "l1")]
     off = np.where(np.eye(6, dtype=bool), -np.inf, np.abs(mat))
     assert abs(mat[ma, mb]) == pytest.approx(off.max())  # the most correlated pair
-    scatter_plot = [
-        p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "PointPlot"
-    ][0]
-    assert scatter_plot.state.title.text == f"r = {mat[ma, mb]:.3f}"
+    assert pair_title(panel) == f"r = {mat[ma, mb]:.3f}"
+    assert panel.click_cell("l2", "l1")[::2] == ("l2", "l1")
     panel.pair = ("l1", 4, "l2", 2)  # choosing a pair from the dropdowns
     a_plot = [p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "RasterPlot"]
     np.testing.assert_allclose(drawn(a_plot[0]), corr_maps["l1"][0, 4])
     np.testing.assert_allclose(drawn(a_plot[1]), corr_maps["l2"][0, 2])
     r = np.corrcoef(corr_maps["l1"][0, 4].ravel(), corr_maps["l2"][0, 2].ravel())[0, 1]
-    scatter_plot = [
+    assert pair_title(panel) == f"r = {r:.3f}"
+    panel.pair = ("l1", 3, "l1", 3)
+    assert pair_title(panel) == "the same map"
+    panel.measure = "cosine"
+    panel.pair = ("l1", 4, "l2", 2)
+    assert pair_title(panel).startswith("cos = ")
+
+
+def test_pair_scatter_rescales_and_tooltips_name_layers(corr_maps):
+    maps = {**corr_maps, "l2": corr_maps["l2"] * 35.0}
+    panel = CorrelationPanel(maps, names=("M", "M"), compute=counted()[0])
+    panel.pair = ("l1", 0, "l1", 1)
+    scatter = [
         p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "PointPlot"
     ][0]
-    assert scatter_plot.state.title.text == f"r = {r:.3f}"
+    small = scatter.handles["y_range"].end
+    panel.pair = ("l1", 0, "l2", 1)
+    big = scatter.handles["y_range"].end
+    assert big > 10 * small and big >= maps["l2"][0, 1].max()  # the axes follow the data
+    hover = [t for t in panel._heat.plot.state.tools if type(t).__name__ == "HoverTool"][0]
+    assert ("M(1) layer", "@{A_layer}") in hover.tooltips  # the layer's name, not a number
+    assert set(panel._heat_source().data["A_layer"]) == {"l1", "l2"}
 
 
 @pytest.mark.parametrize(
@@ -221,19 +320,43 @@ def test_panel_bad_inputs(corr_maps, attr, value, err, match):
 def test_panel_from_tables_and_export_button(tmp_path, corr_maps):
     tables = correlation_tables(corr_maps, names=("M", "M"), progress=False)
     panel = CorrelationPanel(tables=tables)
-    assert panel._pair is None and list(panel._measure.options) == ["pearson"]
+    assert panel._pair is None and [v for _, v in panel._measure.options] == ["pearson"]
     box = panel.export_box
     box.folder.value = str(tmp_path / "figs")
     box.stem.value = "panel"
     box.formats.value = ("png",)
     box.button.click()
     assert (tmp_path / "figs" / "panel.png").read_bytes()[:4] == b"\x89PNG"
-    assert "wrote" in panel.status.value and "panel.png" in panel.status.value
+    # the written path is shown next to the button
+    assert "wrote" in box.status.value and str(tmp_path / "figs" / "panel.png") in box.status.value
+    box.stem.value = "again"
+    box.button.click()
+    assert "again.png" in box.status.value and "panel.png" not in box.status.value  # replaced
     blocker = tmp_path / "file"
     blocker.write_text("x")
     box.folder.value = str(blocker)
     box.button.click()
-    assert "export failed" in panel.status.value and "got a file" in panel.status.value
+    assert "export failed" in box.status.value and "got a file" in box.status.value
+    assert "again.png" not in box.status.value
     with pytest.raises(ValueError, match="unknown export format 'gif'"):
         panel.export(tmp_path / "x", ["gif"])
     assert "unknown export format" in panel.status.value
+
+
+def test_export_box_defaults_to_the_notebook_figure_folder(tmp_path, monkeypatch, corr_maps):
+    from cnnexplore_nb.widgets import set_figure_folder
+
+    monkeypatch.setenv("CNNX_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setenv("JPY_SESSION_NAME", "/somewhere/notebooks/01_tour.ipynb")
+    b = MapBrowser(corr_maps, grid=0)
+    assert b.export_box.folder.value == str(tmp_path / "figures" / "01_tour")
+    written = b.export_box.run()
+    assert [p.parent for p in written] == [tmp_path / "figures" / "01_tour"] * 3
+    set_figure_folder(tmp_path / "chosen")
+    try:
+        assert MapBrowser(corr_maps, grid=0).export_box.folder.value == str(tmp_path / "chosen")
+    finally:
+        set_figure_folder(None)
+    assert MapBrowser(corr_maps, grid=0, figures=tmp_path / "own").export_box.folder.value == str(
+        tmp_path / "own"
+    )

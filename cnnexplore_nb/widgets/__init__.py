@@ -7,7 +7,7 @@ and settable from Python (``panel.threshold = 0.9``), so notebooks stay reproduc
 
 from __future__ import annotations
 
-from ._base import BokehView, ExportBox, setup_notebook
+from ._base import BokehView, ExportBox, figure_folder, set_figure_folder, setup_notebook
 from .browser import LayerPicker, MapBrowser
 from .correlation import CorrelationPanel
 
@@ -17,5 +17,7 @@ __all__ = [
     "ExportBox",
     "LayerPicker",
     "MapBrowser",
+    "figure_folder",
+    "set_figure_folder",
     "setup_notebook",
 ]

@@ -22,10 +22,57 @@ import ipywidgets as ipw
 
 from .. import plots
 
-__all__ = ["BokehView", "ExportBox", "PanelBase", "load_now", "setup_notebook"]
+__all__ = [
+    "BokehView",
+    "ExportBox",
+    "PanelBase",
+    "figure_folder",
+    "load_now",
+    "set_figure_folder",
+    "setup_notebook",
+]
+
+_FIGURES: dict[str, Path | None] = {"folder": None}
 
 
-def setup_notebook() -> None:
+def set_figure_folder(folder: str | os.PathLike | None) -> None:
+    """Make ``folder`` the export boxes' default folder (None: back to the automatic one)."""
+    _FIGURES["folder"] = None if folder is None else Path(folder)
+
+
+def _notebook_name() -> str | None:
+    """Stem of the running notebook's file, when the front end tells the kernel."""
+    path = os.environ.get("JPY_SESSION_NAME")  # set by Jupyter Server for a notebook kernel
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            path = (
+                shell.user_ns.get("__session__") or shell.user_ns.get("__vsc_ipynb_file__") or path
+            )
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        pass
+    if not path or not str(path).endswith(".ipynb"):
+        return None
+    return Path(str(path)).stem
+
+
+def figure_folder() -> Path:
+    """Where export boxes write by default: the folder set with :func:`set_figure_folder` or
+    ``setup_notebook(figures=...)``, else the running notebook's figure folder
+    (:func:`cnnexplore_nb.notebook.figures_dir`, ``figures/<notebook>/``), else
+    ``figures/panels/`` under the project root."""
+    if _FIGURES["folder"] is not None:
+        return _FIGURES["folder"]
+    from ..notebook.scales import project_root
+
+    # figures_dir() without creating the folder: the export creates it when it writes
+    base = Path(os.environ.get("CNNX_FIGURES") or project_root() / "figures")
+    return base / (_notebook_name() or "panels")
+
+
+def setup_notebook(*, figures: str | os.PathLike | None = None) -> None:
     """Set a notebook up for figures and panels; call once, instead of ``hv.extension``.
 
     Loads BokehJS inline into the page (offline), makes Bokeh HoloViews' display backend
@@ -38,6 +85,12 @@ def setup_notebook() -> None:
     ("Click to show javascript error"). Here the same scripts are published with the load
     run at once (see :func:`load_now`): BokehJS is defined as soon as this cell's output is
     attached to the page, before any later output renders.
+
+    Parameters
+    ----------
+    figures : str or PathLike, optional
+        Default folder of the panels' export boxes (e.g. ``figures_dir(NB)``); by default
+        the notebook's own figure folder when the front end names the notebook.
     """
     import holoviews as hv
     import panel as pn
@@ -52,6 +105,8 @@ def setup_notebook() -> None:
             data=load_now(out.data), metadata=out.metadata, transient=out.transient
         )
     plots.ensure_backends()
+    if figures is not None:
+        set_figure_folder(figures)
 
 
 #: Panel's autoload template starts loading after a delay (a head start for older loaders).
@@ -165,39 +220,57 @@ class BokehView:
 
 
 class ExportBox:
-    """Folder, file name, formats and a button writing the panel's current view to files."""
+    """Folder, file name, formats and a button writing the panel's current view to files.
+
+    The folder defaults to the notebook's figure folder (:func:`figure_folder`); the written
+    paths (or the error) are shown next to the button, replacing the previous message.
+    """
 
     def __init__(
         self,
         figure: Callable[[], Any],
-        report: Callable[[str, bool], None],
+        report: Callable[[str, bool], None] | None = None,
         *,
         stem: str = "figure",
+        folder: str | os.PathLike | None = None,
     ) -> None:
         self._figure = figure
         self._report = report
-        self.folder = ipw.Text(value="figures", description="folder")
-        self.stem = ipw.Text(value=stem, description="file name")
+        self.folder = ipw.Text(
+            value=os.fspath(folder if folder is not None else figure_folder()),
+            description="folder",
+            layout=ipw.Layout(width="460px"),
+        )
+        self.stem = ipw.Text(value=stem, description="file name", layout=ipw.Layout(width="460px"))
         self.formats = ipw.SelectMultiple(
             options=list(plots.FORMATS),
             value=("png", "svg", "pdf"),
             description="formats",
             rows=4,
+            layout=ipw.Layout(width="180px"),
         )
         self.button = ipw.Button(description="Export", icon="download")
         self.button.on_click(lambda _: self.run())
-        self.widget = ipw.HBox([ipw.VBox([self.folder, self.stem]), self.formats, self.button])
+        self.status = ipw.HTML(value="", layout=ipw.Layout(max_width="520px"))
+        self.widget = ipw.HBox(
+            [ipw.VBox([self.folder, self.stem]), self.formats, ipw.VBox([self.button, self.status])]
+        )
+
+    def show(self, message: str, error: bool = False) -> None:
+        """Replace the message next to the button."""
+        color = "#b00020" if error else "#2e7d32"
+        self.status.value = f'<span style="color:{color}">{message}</span>'
 
     def run(self) -> list[Path]:
-        """Export now with the box's settings; report written files or the error."""
+        """Export now with the box's settings; show the written files or the error."""
         try:
             written = plots.export(
                 self._figure(), Path(self.folder.value) / self.stem.value, self.formats.value
             )
         except (OSError, ValueError, TypeError, RuntimeError) as exc:
-            self._report(f"export failed: {exc}", True)
+            self.show(html.escape(f"export failed: {exc}"), True)
             return []
-        self._report("wrote " + ", ".join(os.fspath(p) for p in written), False)
+        self.show("wrote<br>" + "<br>".join(html.escape(os.fspath(p)) for p in written))
         return written
 
 
@@ -206,9 +279,9 @@ class PanelBase:
 
     widget: ipw.Widget
 
-    def __init__(self, stem: str) -> None:
+    def __init__(self, stem: str, figures: str | os.PathLike | None = None) -> None:
         self.status = ipw.HTML(value="")
-        self.export_box = ExportBox(self.figure, self._report, stem=stem)
+        self.export_box = ExportBox(self.figure, stem=stem, folder=figures)
 
     # -- messages --------------------------------------------------------------------------
     def _report(self, message: str, error: bool = False) -> None:
@@ -229,9 +302,16 @@ class PanelBase:
         try:
             written = plots.export(self.figure(), path, formats, **kwargs)
         except (OSError, ValueError, TypeError) as exc:
+            self.export_box.show(html.escape(f"export failed: {exc}"), True)
             raise self._fail(exc) from None
-        self._report("wrote " + ", ".join(os.fspath(p) for p in written))
+        self.export_box.show("wrote<br>" + "<br>".join(html.escape(os.fspath(p)) for p in written))
         return written
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):  # what a viewer without the live kernel shows instead
+            bundle["text/plain"] = (
+                f"{type(self).__name__}: an interactive panel (run the notebook in JupyterLab "
+                "to use it; its figures are exported to the notebook's figure folder)"
+            )
+        return bundle

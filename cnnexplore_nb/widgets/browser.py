@@ -14,6 +14,8 @@ from holoviews.streams import Stream
 from .. import plots
 from .._arrays import as_layer_maps
 from .._checks import unknown_name_message
+from ..plots.maps import panel_px
+from ..plots.names import layer_name, layer_names
 from ._base import BokehView, PanelBase
 
 __all__ = ["LayerPicker", "MapBrowser"]
@@ -25,6 +27,12 @@ _Page = Stream.define("MapPage", layer="", image=0, start=0, shared=False)
 def _as_maps(maps: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """layer -> array (N, C, H, W) on the CPU; (C, H, W) becomes N = 1."""
     return as_layer_maps(maps, "maps", to_numpy=True, same_n=False)
+
+
+def slider_layout(steps: int) -> ipw.Layout:
+    """A slider as wide as its range needs (about 6 px per step, 260 to 720 px), so that every
+    step of a 64-map layer is reachable with the mouse."""
+    return ipw.Layout(width=f"{int(np.clip(140 + 6 * steps, 260, 720))}px")
 
 
 class LayerPicker:
@@ -59,12 +67,14 @@ class LayerPicker:
             ]
         else:
             paths = [str(p) for p in layers]
-            labels = paths
+            shown = layer_names(paths)
+            labels = [shown[p] if shown[p] == p else f"{shown[p]} ({p})" for p in paths]
         if not paths:
             raise ValueError("no layers to choose from (the table has no layer with maps)")
         self.paths = paths
         self.multiple = multiple
         options = list(zip(labels, paths))
+        self._all_options = options
         if multiple:
             self.widget = ipw.SelectMultiple(
                 options=options, description=description, rows=min(8, len(paths))
@@ -98,6 +108,20 @@ class LayerPicker:
         """Call ``callback(new_value)`` whenever the choice changes."""
         self.widget.observe(lambda change: callback(change["new"]), names="value")
 
+    def offer(self, paths: Sequence[str]) -> None:
+        """Offer only ``paths`` (a subset of :attr:`paths`, in this order); the choice is kept
+        when still offered, else the first offered path is chosen."""
+        labels = dict((v, k) for k, v in self._all_options)
+        wanted = [str(p) for p in paths if str(p) in labels]
+        if not wanted:
+            raise ValueError(f"none of {list(paths)} is among the layers {self.paths}")
+        current = self.widget.value
+        self.widget.options = [(labels[p], p) for p in wanted]
+        if self.multiple:
+            self.widget.value = tuple(p for p in (current or ()) if p in wanted)
+        elif current in wanted:
+            self.widget.value = current
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
@@ -112,11 +136,17 @@ class MapBrowser(PanelBase):
         reference, never recomputed.
     layer, map_index, image : initial state.
     grid : int
-        Also show the page of ``grid`` maps holding the selected one (0 or 1: only the map);
-        the page redraws only when the slider leaves it. The exported figure frames the
-        selected map.
+        Also show the page of ``grid`` maps holding the selected one (0 or 1: only the map),
+        the selected map framed; the page redraws only when the slider leaves it. The
+        exported figure frames the selected map too.
     shared_scale : bool
         Page maps share one colour range.
+    picker : LayerPicker, optional
+        An outside layer picker (e.g. over the model's catalogue) that drives this browser:
+        a single choice shows that layer; a multiple choice limits the browser's own layer
+        list to the chosen layers.
+    figures : str or PathLike, optional
+        Default folder of the export box (default: the notebook's figure folder).
 
     Attributes
     ----------
@@ -136,8 +166,10 @@ class MapBrowser(PanelBase):
         ncols: int = 4,
         shared_scale: bool = False,
         cmap: str | None = None,
+        picker: LayerPicker | None = None,
+        figures: Any = None,
     ) -> None:
-        super().__init__(stem="maps")
+        super().__init__(stem="maps", figures=figures)
         self.maps = _as_maps(maps)
         self.layers = list(self.maps)
         self.ncols, self.cmap = ncols, cmap
@@ -148,16 +180,20 @@ class MapBrowser(PanelBase):
         self.picker.value = first
         n, c = self.maps[first].shape[:2]
         self._index = ipw.IntSlider(
-            value=0, min=0, max=c - 1, description="map", continuous_update=True
-        )
+            value=0, min=0, max=c - 1, description="map", continuous_update=True,
+            layout=slider_layout(c),
+        )  # fmt: skip
         self._image = ipw.IntSlider(
             value=0,
             min=0,
             max=n - 1,
             description="image",
-            layout=ipw.Layout(display="" if n > 1 else "none"),
+            layout=slider_layout(n),
         )
-        self._grid = ipw.Dropdown(options=[0, 4, 8, 16, 32], value=8, description="page")
+        self._image.layout.display = "" if n > 1 else "none"
+        self._grid = ipw.Dropdown(
+            options=[0, 4, 8, 16, 32], value=8, description="page", layout=ipw.Layout(width="160px")
+        )
         self._shared = ipw.Checkbox(value=bool(shared_scale), description="shared colour scale")
         self.stream = _Selection(layer=first, image=0, index=0)
         # the page only redraws when it changes (not on every slider step inside it)
@@ -172,20 +208,50 @@ class MapBrowser(PanelBase):
         self._image.observe(self._on_image, names="value")
         self._shared.observe(lambda ch: self._sync_page(), names="value")
         self._grid.observe(lambda ch: self._rebuild_page(), names="value")
-        controls = ipw.HBox(
-            [self.picker.widget, self._index, self._image, ipw.VBox([self._grid, self._shared])]
+        controls = ipw.VBox(
+            [
+                ipw.HBox([self.picker.widget, self._grid, self._shared]),
+                self._index,
+                self._image,
+            ]
         )
         self.widget = ipw.VBox(
             [controls, self.status, self._main.widget, self._page_box, self.export_box.widget]
         )
         self.image, self.map_index, self.grid = image, map_index, grid
+        if picker is not None:
+            self.follow(picker)
+
+    def follow(self, picker: LayerPicker) -> None:
+        """Let an outside :class:`LayerPicker` drive this browser (see ``picker=``)."""
+
+        def apply(value: Any) -> None:
+            chosen = [value] if isinstance(value, str) else list(value or ())
+            known = [v for v in chosen if v in self.maps]
+            missing = [v for v in chosen if v not in self.maps]
+            if missing:
+                self._report(
+                    f"no maps extracted for {', '.join(map(layer_name, missing))}; "
+                    "extract them (extract_activations) and build the browser again", True,
+                )  # fmt: skip
+            else:
+                self.status.value = ""
+            if not known:
+                return
+            if picker.multiple:
+                self.picker.offer(known)
+            else:
+                self.layer = known[0]
+
+        picker.observe(apply)
+        apply(picker.value)
 
     # -- drawing (plots only) --------------------------------------------------------------
     def _draw_selected(self, layer: str, image: int, index: int) -> hv.Image:
         return plots.map_image(
             self.maps[layer][image, index],
             cmap=self.cmap,
-            title=f"{layer} · map {index} · image {image}",
+            title=f"{layer_name(layer)} · map {index} · image {image}",
             size=360,
         )
 
@@ -196,6 +262,8 @@ class MapBrowser(PanelBase):
         return list(range(start, min(c, start + size)))
 
     def _draw_slot(self, k: int) -> Callable[..., hv.Image]:
+        px = panel_px(min(self.ncols, max(1, self.grid)))
+
         def draw(layer: str, image: int, start: int, shared: bool) -> hv.Image:
             arr = self.maps[layer][image]
             size = max(1, self.grid)
@@ -206,10 +274,33 @@ class MapBrowser(PanelBase):
                 lo, hi = float(arr[start:stop].min()), float(arr[start:stop].max())
                 clim = (lo, hi if hi > lo else lo + 1.0)
             if i >= arr.shape[0]:
-                return plots.map_image(np.zeros(arr.shape[1:]), title="(none)", clim=(0, 1))
-            return plots.map_image(arr[i], title=f"map {i}", clim=clim, cmap=self.cmap)
+                return plots.map_image(
+                    np.zeros(arr.shape[1:]), title="(none)", clim=(0, 1), size=px
+                )
+            return plots.map_image(arr[i], title=f"map {i}", clim=clim, cmap=self.cmap, size=px)
 
         return draw
+
+    def _slot_plots(self) -> list:
+        if self._page_view is None:
+            return []
+        return [
+            p
+            for p in self._page_view.plot.traverse(lambda p: p)
+            if "source" in getattr(p, "handles", {})
+        ]
+
+    def _frame_selected(self) -> None:
+        """Frame the selected map on the live page (a property change, no redraw)."""
+        color, width = plots.STYLE["highlight_color"], plots.STYLE["highlight_width"]
+        chosen = self.map_index - self.page_stream.contents["start"]
+        for k, p in enumerate(self._slot_plots()):
+            fig = p.state
+            on = k == chosen
+            want = (color if on else None, width if on else 1, 1.0)
+            if (fig.outline_line_color, fig.outline_line_width, fig.outline_line_alpha) != want:
+                fig.outline_line_color, fig.outline_line_width = want[0], want[1]
+                fig.outline_line_alpha = want[2]
 
     def _rebuild_page(self) -> None:
         if self._page_view is not None:
@@ -225,6 +316,7 @@ class MapBrowser(PanelBase):
         layout = hv.Layout(slots).cols(self.ncols).opts(shared_axes=False, backend="bokeh")
         self._page_view = BokehView(layout)
         self._page_box.children = (self._page_view.widget,)
+        self._frame_selected()
 
     def _on_layer(self, layer: str) -> None:
         n, c = self.maps[layer].shape[:2]
@@ -234,8 +326,11 @@ class MapBrowser(PanelBase):
         try:
             self._index.value = min(self._index.value, c - 1)
             self._index.max = c - 1
+            self._index.layout.width = slider_layout(c).width
             self._image.value = min(self._image.value, n - 1)
             self._image.max = n - 1
+            self._image.layout.width = slider_layout(n).width
+            self._image.layout.display = "" if n > 1 else "none"
         finally:
             self._index.observe(self._on_index, names="value")
             self._image.observe(self._on_image, names="value")
@@ -258,15 +353,15 @@ class MapBrowser(PanelBase):
             "start": (self.map_index // size) * size,
             "shared": self.shared_scale,
         }
-        if not (force or state != self.page_stream.contents):
-            return
-        doc = None if self._page_view is None else self._page_view.plot.state.document
-        if doc is None:
-            self.page_stream.event(**state)
-            return
-        # one Bokeh model-graph recompute for the whole page, not one per slot
-        with doc.models.freeze():
-            self.page_stream.event(**state)
+        if force or state != self.page_stream.contents:
+            doc = None if self._page_view is None else self._page_view.plot.state.document
+            if doc is None:
+                self.page_stream.event(**state)
+            else:
+                # one Bokeh model-graph recompute for the whole page, not one per slot
+                with doc.models.freeze():
+                    self.page_stream.event(**state)
+        self._frame_selected()
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -286,6 +381,8 @@ class MapBrowser(PanelBase):
     @layer.setter
     def layer(self, value: str) -> None:
         try:
+            if value in self.maps and value not in [v for _, v in self.picker.widget.options]:
+                self.picker.offer(self.layers)  # an outside picker had narrowed the list
             self.picker.value = value
         except KeyError as exc:
             raise self._fail(exc) from None
@@ -347,7 +444,8 @@ class MapBrowser(PanelBase):
         self._shared.value = bool(value)
 
     def figure(self) -> hv.Layout:
-        """Static figure of the current view: the page of maps (or the selected map alone)."""
+        """Static figure of the current view: the page of maps (or the selected map alone),
+        the selected map framed."""
         arr = self.maps[self.layer][self.image]
         ids = self._page_ids() if self.grid > 1 else [self.map_index]
         return plots.map_grid(
@@ -357,5 +455,5 @@ class MapBrowser(PanelBase):
             shared_scale=self.shared_scale,
             highlight=[self.map_index] if len(ids) > 1 else (),
             cmap=self.cmap,
-            title=f"{self.layer} #{{id}}",
+            title=f"{layer_name(self.layer)} · map {{id}}",
         )

@@ -1,7 +1,15 @@
-"""CorrelationPanel: threshold slider, live stats/bars/heatmap, and a linked map-pair view."""
+"""CorrelationPanel: threshold slider, live stats/bars/heatmap, and a linked map-pair view.
+
+Clicking a heatmap cell shows that layer pair's most similar maps. The click reaches the
+kernel as the selection of the heatmap's Bokeh data source (a HoloViews ``Tap`` stream is
+never fed in JupyterLab: its JavaScript callback talks to a comm that a ``jupyter_bokeh``
+widget does not open); the panel reads the selected cell, shows the pair and clears the
+selection.
+"""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -9,20 +17,21 @@ import holoviews as hv
 import ipywidgets as ipw
 import numpy as np
 import pandas as pd
-from holoviews.streams import Stream, Tap
+from holoviews.streams import Stream
 
 from .. import plots
 from .._checks import check_fraction, unknown_name_message
+from ..plots.names import display_name, layer_names, measure_name, measure_symbol, statistic_name
 from ._base import BokehView, PanelBase
 from .browser import _as_maps
 
 __all__ = ["CorrelationPanel"]
 
-_View = Stream.define("CorrelationView", threshold=0.8, measure="pearson", value="mean")
+_View = Stream.define("CorrelationView", threshold=0.8, measure="pearson", value="percent")
 _Pair = Stream.define("MapPair", layer_a="", map_a=0, layer_b="", map_b=0)
 
 _MEASURES = ("pearson", "cosine")
-_HEAT_VALUES = ("mean", "median", "percent", "count")
+_HEAT_VALUES = ("percent", "mean", "median", "count")
 
 
 class CorrelationPanel(PanelBase):
@@ -38,10 +47,15 @@ class CorrelationPanel(PanelBase):
         Already computed tables (used for their measure; computing others needs maps).
     names : (str, str)
         Model names (column prefixes).
+    value : str
+        Statistic of the heatmap: ``"percent"`` (default), ``"mean"``, ``"median"``,
+        ``"count"``.
     compute : callable, optional
         ``compute(maps_a, maps_b, names=..., threshold=..., measure=...)`` returning
         ``CorrelationTables``; default :func:`cnnexplore_nb.correlation_tables`. Called at most
         once per measure: the threshold only re-derives ``stats`` from the cached max table.
+    figures : str or PathLike, optional
+        Default folder of the export box (default: the notebook's figure folder).
 
     Attributes
     ----------
@@ -59,12 +73,16 @@ class CorrelationPanel(PanelBase):
         names: tuple[str, str] = ("A", "B"),
         threshold: float = 0.8,
         measure: str = "pearson",
+        value: str = "percent",
         image: int = 0,
         compute: Callable[..., Any] | None = None,
+        figures: Any = None,
     ) -> None:
-        super().__init__(stem="correlation")
+        super().__init__(stem="correlation", figures=figures)
         if tables is None and maps_a is None:
             raise TypeError("CorrelationPanel needs maps_a (to compute tables) or tables=")
+        if value not in _HEAT_VALUES:
+            raise ValueError(unknown_name_message("heatmap value", value, _HEAT_VALUES))
         self.maps_a = _as_maps(maps_a) if maps_a is not None else None
         self.maps_b = _as_maps(maps_b) if maps_b is not None else self.maps_a
         self.names, self.image = tuple(names), image
@@ -78,36 +96,57 @@ class CorrelationPanel(PanelBase):
         self._current = base.with_threshold(t)
         self.rows = [str(x) for x in base.layers_a]
         self.cols = [str(x) for x in base.layers_b]
-        self._build_controls(t, base.measure)
-        self._build_views(t, base.measure)
+        self._shown_a, self._shown_b = layer_names(self.rows), layer_names(self.cols)
+        self._build_controls(t, base.measure, value)
+        self._build_views(t, base.measure, value)
         self._wire()
         self._update_stats_html()
         self.widget = self._layout()
+        if self._pair is not None:
+            self.select_layers(self.rows[-1], self.cols[-1])
 
     # -- construction steps ----------------------------------------------------------------
-    def _build_controls(self, threshold: float, measure: str) -> None:
+    def _build_controls(self, threshold: float, measure: str, value: str) -> None:
         measures = list(_MEASURES) if self.maps_a is not None else [measure]
         self._threshold = ipw.FloatSlider(
-            value=threshold, min=0.0, max=1.0, step=0.01, description="threshold",
-            readout_format=".2f",
+            value=threshold, min=0.0, max=1.0, step=0.01, readout_format=".2f",
+            description=f"threshold |{measure_symbol(measure)}|",
+            style={"description_width": "initial"}, layout=ipw.Layout(width="360px"),
         )  # fmt: skip
-        self._measure = ipw.Dropdown(options=measures, value=measure, description="measure")
-        self._value = ipw.Dropdown(options=list(_HEAT_VALUES), value="mean", description="heatmap")
-        self._la = ipw.Dropdown(options=self.rows, description="layer A")
-        self._lb = ipw.Dropdown(options=self.cols, description="layer B")
+        self._measure = ipw.Dropdown(
+            options=[(measure_name(m), m) for m in measures], value=measure, description="measure"
+        )
+        self._value = ipw.Dropdown(
+            options=self._value_options(threshold, measure), value=value, description="heatmap",
+            layout=ipw.Layout(width="360px"),
+        )  # fmt: skip
+        la = [(self._shown_a[p], p) for p in self.rows]
+        lb = [(self._shown_b[p], p) for p in self.cols]
+        na, nb = (display_name(n) for n in self._current.names)
+        self._la = ipw.Dropdown(
+            options=la, description=f"{na} layer", style={"description_width": "initial"}
+        )
+        self._lb = ipw.Dropdown(
+            options=lb, description=f"{nb} layer", style={"description_width": "initial"}
+        )
         self._ma = ipw.BoundedIntText(
-            value=0, min=0, max=self._n_maps("a", self.rows[0]) - 1, description="map A"
-        )
+            value=0, min=0, max=self._n_maps("a", self.rows[0]) - 1, description="map",
+            layout=ipw.Layout(width="150px"),
+        )  # fmt: skip
         self._mb = ipw.BoundedIntText(
-            value=0, min=0, max=self._n_maps("b", self.cols[0]) - 1, description="map B"
-        )
+            value=0, min=0, max=self._n_maps("b", self.cols[0]) - 1, description="map",
+            layout=ipw.Layout(width="150px"),
+        )  # fmt: skip
         self.stats_html = ipw.HTML()
 
-    def _build_views(self, threshold: float, measure: str) -> None:
-        self.view_stream = _View(threshold=threshold, measure=measure, value="mean")
+    @staticmethod
+    def _value_options(threshold: float, measure: str) -> list[tuple[str, str]]:
+        return [(statistic_name(v, threshold=round(threshold, 2), measure=measure), v)
+                for v in _HEAT_VALUES]  # fmt: skip
+
+    def _build_views(self, threshold: float, measure: str, value: str) -> None:
+        self.view_stream = _View(threshold=threshold, measure=measure, value=value)
         heat = hv.DynamicMap(self._draw_heatmap, streams=[self.view_stream])
-        self.tap = Tap(source=heat, x=None, y=None)
-        self.tap.add_subscriber(self._on_tap)
         self._heat = BokehView(heat.opts(framewise=True))
         self._bars = BokehView(
             hv.DynamicMap(self._draw_bars, streams=[self.view_stream]).opts(framewise=True)
@@ -115,7 +154,10 @@ class CorrelationPanel(PanelBase):
         self.pair_stream = _Pair(layer_a=self.rows[0], map_a=0, layer_b=self.cols[0], map_b=0)
         self._pair: BokehView | None = None
         if self.maps_a is not None:
-            self._pair = BokehView(hv.DynamicMap(self._draw_pair, streams=[self.pair_stream]))
+            pair = hv.DynamicMap(self._draw_pair, streams=[self.pair_stream])
+            self._pair = BokehView(pair.opts(framewise=True))
+        self._watch_cells()
+        self._update_colorbar()
 
     def _wire(self) -> None:
         for w, fn in (
@@ -133,17 +175,82 @@ class CorrelationPanel(PanelBase):
             if self._pair is not None
             else [ipw.HTML("<i>pass maps_a to see map pairs</i>")]
         )
+        hint = ipw.HTML(
+            "<i>click a heatmap cell to see that layer pair's most similar maps</i>"
+            if self._pair is not None
+            else ""
+        )
         return ipw.VBox(
             [
                 ipw.HBox([self._measure, self._threshold, self._value]),
                 self.status,
                 ipw.HBox([self._heat.widget, self._bars.widget]),
+                hint,
                 self.stats_html,
                 ipw.HBox([self._la, self._ma, self._lb, self._mb]),
                 *pair_row,
                 self.export_box.widget,
             ]
         )
+
+    # -- heatmap clicks: the Bokeh selection of the heatmap's cells ------------------------
+    def _heat_source(self) -> Any:
+        for p in self._heat.plot.traverse(lambda p: p):
+            if type(p).__name__ == "HeatMapPlot" and "source" in p.handles:
+                return p.handles["source"]
+        return None
+
+    def _watch_cells(self) -> None:
+        source = self._heat_source()
+        if source is not None and source is not getattr(self, "_watched", None):
+            source.selected.on_change("indices", self._on_cell_selected)
+            self._watched = source
+
+    def _on_cell_selected(self, attr: str, old: Any, new: Any) -> None:
+        """A cell was clicked (browser) or selected (Python): show its best map pair."""
+        if not new:
+            return
+        source = self._watched
+        index = int(new[0])
+        try:
+            shown_b = str(source.data[self._heat_dims[0]][index])
+            shown_a = str(source.data[self._heat_dims[1]][index])
+            by_a = {v: k for k, v in self._shown_a.items()}
+            by_b = {v: k for k, v in self._shown_b.items()}
+            self.select_layers(by_a[shown_a], by_b[shown_b])
+        except (KeyError, IndexError) as exc:
+            self._report(f"could not read the clicked cell: {exc}", True)
+        finally:
+            source.selected.indices = []  # clear, so the next click on this cell counts
+
+    @property
+    def _heat_dims(self) -> tuple[str, str]:
+        return ("B_layer", "A_layer")
+
+    def click_cell(self, layer_a: str, layer_b: str) -> tuple[str, int, str, int]:
+        """Select the heatmap cell (layer_a, layer_b) as a click in the browser does."""
+        source = self._heat_source()
+        xs = [str(v) for v in source.data[self._heat_dims[0]]]
+        ys = [str(v) for v in source.data[self._heat_dims[1]]]
+        want = (self._shown_b[layer_b], self._shown_a[layer_a])
+        source.selected.indices = [list(zip(xs, ys)).index(want)]
+        return self.pair
+
+    def _update_colorbar(self) -> None:
+        """Colour bar title and tooltip = the statistic shown (HoloViews keeps the first)."""
+        value = self.heat_value
+        label = statistic_name(value, threshold=round(self.threshold, 2),
+                               measure=self._current.measure)  # fmt: skip
+        for p in self._heat.plot.traverse(lambda p: p):
+            bar = getattr(p, "handles", {}).get("colorbar")
+            if bar is not None and bar.title != label:
+                bar.title = label
+        na, nb = self._current.names
+        tips = [(f"{na} layer", "@{A_layer}"), (f"{nb} layer", "@{B_layer}"),
+                (label, f"@{{{value}}}")]  # fmt: skip
+        for tool in self._heat.plot.state.tools:
+            if type(tool).__name__ == "HoverTool" and tool.tooltips != tips:
+                tool.tooltips = tips
 
     # -- cached analysis (computed once per measure) ---------------------------------------
     def _base(self, measure: str) -> Any:
@@ -180,48 +287,62 @@ class CorrelationPanel(PanelBase):
 
     # -- drawing (plots only) --------------------------------------------------------------
     def _draw_heatmap(self, threshold: float, measure: str, value: str) -> hv.Overlay:
+        na, nb = self._current.names
         return plots.layer_heatmap(
-            self._current.stats,
-            value,
-            rows=self.rows,
-            cols=self.cols,
-            names=self._current.names,
-            title=f"{value} of max |r| ≥ {threshold:.2f} ({measure})"
-            if value in ("mean", "median")
-            else f"{value} at threshold {threshold:.2f} ({measure})",
-        )
+            self._current, value, rows=self.rows, cols=self.cols,
+            title=f"{na} vs {nb} · {measure_name(measure)}",
+        )  # fmt: skip
 
     def _draw_bars(self, threshold: float, measure: str, value: str) -> hv.Bars:
         stats = self._current.stats
         la, lb = plots.layer_columns(stats)
         diagonal = bool((stats[la].astype(str) == stats[lb].astype(str)).any())
         return plots.percent_bars(
-            stats, diagonal_only=diagonal, title=f"% maps with max |r| ≥ {threshold:.2f}",
-            names=self._current.names,
+            self._current, diagonal_only=diagonal,
+            title="each layer with itself" if diagonal else "every layer pair",
         )  # fmt: skip
 
     def _draw_pair(self, layer_a: str, map_a: int, layer_b: str, map_b: int) -> hv.Layout:
         a = self.maps_a[layer_a][self.image, map_a]
         b = self.maps_b[layer_b][self.image, map_b]
         r = float(self._current.matrices[(layer_a, layer_b)][map_a, map_b])
-        na, nb = self.names
+        same = bool(self._current.self_comparison and layer_a == layer_b and map_a == map_b)
+        na, nb = (display_name(n) for n in self._current.names)
         return plots.map_pair(
-            a, b, r=r, names=(f"{na} {layer_a} #{map_a}", f"{nb} {layer_b} #{map_b}")
-        )
+            a, b, r=r, measure=self._current.measure, same=same,
+            names=(f"{na} {self._shown_a[layer_a]} · map {map_a}",
+                   f"{nb} {self._shown_b[layer_b]} · map {map_b}"),
+        )  # fmt: skip
 
     def _update_stats_html(self) -> None:
-        self.stats_html.value = self._current.stats.to_html(
+        t = self._current
+        stats = t.stats.copy()
+        for col, shown in (("A_layer", self._shown_a), ("B_layer", self._shown_b)):
+            stats[col] = stats[col].astype(str).map(lambda p, s=shown: s.get(p, p))
+        na, nb = (display_name(n) for n in t.names)
+        heads = {"A_layer": f"{na} layer", "B_layer": f"{nb} layer"}
+        for col in stats.columns:
+            if col not in heads:
+                heads[col] = statistic_name(col, threshold=round(t.threshold, 2), measure=t.measure)
+        self.stats_html.value = stats.rename(columns=heads).to_html(
             index=False, float_format=lambda v: f"{v:.3f}", classes="cnnexplore-stats"
         )
 
     # -- events ----------------------------------------------------------------------------
     def _refresh(self) -> None:
         self._update_stats_html()
-        self.view_stream.event(
-            threshold=self._current.threshold,
-            measure=self._current.measure,
-            value=self._value.value,
-        )
+        t, m = self._current.threshold, self._current.measure
+        value = self._value.value
+        self._value.unobserve(self._on_value, names="value")
+        try:  # relabel the statistics for the threshold and measure (same values)
+            self._value.options = self._value_options(t, m)
+            self._value.value = value
+        finally:
+            self._value.observe(self._on_value, names="value")
+        self._threshold.description = f"threshold |{measure_symbol(m)}|"
+        self.view_stream.event(threshold=t, measure=m, value=self._value.value)
+        self._watch_cells()
+        self._update_colorbar()
 
     def _on_threshold(self, change: dict) -> None:
         self._current = self._base(self._current.measure).with_threshold(change["new"])
@@ -238,6 +359,8 @@ class CorrelationPanel(PanelBase):
 
     def _on_value(self, change: dict) -> None:
         self.view_stream.event(value=change["new"])
+        self._watch_cells()
+        self._update_colorbar()
 
     def _on_pair_control(self, change: dict | None) -> None:
         self._ma.max = self._n_maps("a", self._la.value) - 1
@@ -248,13 +371,6 @@ class CorrelationPanel(PanelBase):
             layer_b=self._lb.value,
             map_b=int(self._mb.value),
         )
-
-    def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
-        if x is None or y is None:
-            return
-        j, i = int(round(x)), int(round(y))
-        if 0 <= i < len(self.rows) and 0 <= j < len(self.cols):
-            self.select_layers(self.rows[i], self.cols[j])
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -284,10 +400,9 @@ class CorrelationPanel(PanelBase):
 
     @measure.setter
     def measure(self, value: str) -> None:
-        if value not in self._measure.options:
-            raise self._fail(
-                ValueError(unknown_name_message("measure", value, list(self._measure.options)))
-            )
+        valid = [v for _, v in self._measure.options]
+        if value not in valid:
+            raise self._fail(ValueError(unknown_name_message("measure", value, valid)))
         self._measure.value = value
 
     @property
@@ -332,15 +447,20 @@ class CorrelationPanel(PanelBase):
         self._on_pair_control(None)
 
     def select_layers(self, layer_a: str, layer_b: str) -> tuple[str, int, str, int]:
-        """Show the most correlated pair of maps between two layers (what a heatmap click does)."""
+        """Show the most similar pair of maps between two layers (what a heatmap click does)."""
         mx = self._current.maxima
         rows = mx[(mx["A_layer"].astype(str) == layer_a) & (mx["B_layer"].astype(str) == layer_b)]
         rows = rows[np.isfinite(rows["correlation"].to_numpy(float))]
         if rows.empty:
             ma = mb = 0
+            self._report(
+                f"no defined similarity between {self._shown_a.get(layer_a, layer_a)} and "
+                f"{self._shown_b.get(layer_b, layer_b)} (constant maps)", True,
+            )  # fmt: skip
         else:
             best = rows.iloc[int(np.argmax(rows["correlation"].to_numpy(float)))]
             ma, mb = int(best["A_map_id"]), int(best["B_map_id"])
+            self.status.value = ""
         self.pair = (layer_a, ma, layer_b, mb)
         return self.pair
 
@@ -348,7 +468,13 @@ class CorrelationPanel(PanelBase):
         """Static figure of the current view: heatmap, bars (and the map pair)."""
         v = self.view_stream.contents
         parts = [self._draw_heatmap(**v), self._draw_bars(**v)]
-        fig = hv.Layout(parts).cols(2)
-        if self.maps_a is not None:
-            fig = (fig + self._draw_pair(**self.pair_stream.contents)).cols(2)
-        return fig.opts(sublabel_format="", backend="matplotlib")
+        if self.maps_a is None:
+            return hv.Layout(parts).cols(2)
+        parts += [hv.Empty(), *self._draw_pair(**self.pair_stream.contents)]
+        return hv.Layout(parts).cols(3)
+
+    def __repr__(self) -> str:
+        return html.unescape(
+            f"CorrelationPanel(names={self._current.names!r}, threshold={self.threshold:.2f}, "
+            f"measure={self.measure!r}, heat_value={self.heat_value!r}, pair={self.pair!r})"
+        )
