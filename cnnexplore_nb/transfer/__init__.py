@@ -1,13 +1,16 @@
 """L2T-ww / L2T-www transfer (what, where and which to transfer) and its baselines.
 
 ``run(method, source=..., target=..., data=..., epochs=..., seed=...)`` trains a target
-network with one of ``scratch``, ``ufm``, ``l2t_ww``, ``l2t_www``, ``attention``.
+network with one of ``scratch``, ``ufm``, ``l2t_ww``, ``l2t_www``, ``attention``;
+``run_many(method, ..., seeds=[...])`` trains several seeds together as one stacked
+computation and returns the same records.
 """
 
 from __future__ import annotations
 
 from .checkpoint import load_l2tww_source
 from .l2t import METHODS, TransferStep, sgd_momentum_step, unrolled_sgd
+from .many import run_many
 from .matching import (
     attention_loss,
     default_pairs,
@@ -32,6 +35,7 @@ __all__ = [
     "pair_loss",
     "parse_pairs",
     "run",
+    "run_many",
     "sgd_momentum_step",
     "tap_features",
     "unrolled_sgd",
