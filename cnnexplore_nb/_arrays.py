@@ -22,6 +22,7 @@ __all__ = [
     "as_layer_maps",
     "as_nchw",
     "call_model",
+    "channel_error",
     "iter_batches",
     "model_input",
     "resample",
@@ -230,6 +231,23 @@ def model_input(x: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
     return x.to(device=model_device(model), dtype=model_dtype(model))
 
 
+def channel_error(model: torch.nn.Module, x: Any, name: str = "images") -> ValueError | None:
+    """The error for inputs whose channel count does not fit the model's first convolution
+    (None if it fits, or if the model has no convolution)."""
+    conv = next(
+        ((p, m) for p, m in model.named_modules() if isinstance(m, torch.nn.modules.conv._ConvNd)),
+        None,
+    )
+    if conv is None or x.ndim < 2 or int(x.shape[1]) == conv[1].in_channels:
+        return None
+    path, c = conv[0], conv[1].in_channels
+    return ValueError(
+        f"{name} have {int(x.shape[1])} channel(s) but the model's first convolution "
+        f"{path!r} expects {c} (shape (N, {c}, H, W)); convert the images (e.g. grey <-> "
+        f"RGB) or build the model with in_channels={int(x.shape[1])}"
+    )
+
+
 def call_model(model: torch.nn.Module, x: torch.Tensor, name: str = "images") -> Any:
     """``model(x)``; a channel mismatch becomes a ValueError naming the expected count.
 
@@ -239,21 +257,9 @@ def call_model(model: torch.nn.Module, x: torch.Tensor, name: str = "images") ->
     try:
         return model(x)
     except RuntimeError as exc:
-        conv = next(
-            (
-                (p, m)
-                for p, m in model.named_modules()
-                if isinstance(m, torch.nn.modules.conv._ConvNd)
-            ),
-            None,
-        )
-        if conv is not None and x.ndim >= 2 and int(x.shape[1]) != conv[1].in_channels:
-            raise ValueError(
-                f"{name} have {int(x.shape[1])} channel(s) but the model's first convolution "
-                f"{conv[0]!r} expects {conv[1].in_channels} (shape (N, {conv[1].in_channels}, "
-                f"H, W)); convert the images (e.g. grey <-> RGB) or build the model with "
-                f"in_channels={int(x.shape[1])}"
-            ) from exc
+        error = channel_error(model, x, name)
+        if error is not None:
+            raise error from exc
         raise
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "check_keys",
     "check_real",
     "check_choice",
+    "check_device",
     "check_finite",
     "check_fraction",
     "check_positive_int",
@@ -103,6 +104,26 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return int(value)
+
+
+def check_device(device: Any, name: str = "device") -> Any:
+    """``device`` as a ``torch.device``; anything torch cannot parse is a ValueError."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    if isinstance(device, bool) or not isinstance(device, (str, int)):
+        raise TypeError(
+            f"{name} must be a string such as 'cpu' or 'cuda:0', a CUDA index or a "
+            f"torch.device, got {type(device).__name__} {device!r}"
+        )
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"{name} must name a torch device such as 'cpu', 'cuda', 'cuda:1' or 'mps', "
+            f"got {device!r}"
+        ) from None
 
 
 def check_finite(name: str, array: Any) -> None:

@@ -153,6 +153,13 @@ class ResultStore:
 
     def write(self, record: Mapping[str, Any]) -> Path:
         """Write one record atomically under the key of its configuration."""
+        config = record.get("config") if isinstance(record, Mapping) else None
+        if not isinstance(config, Mapping):
+            got = f"config={config!r}" if isinstance(record, Mapping) else type(record).__name__
+            raise TypeError(
+                f"a record must be a dict holding 'config', the dict of the run's settings; "
+                f"got {got}"
+            )
         record = dict(record)
         key = config_key(record["config"])
         record["key"] = key

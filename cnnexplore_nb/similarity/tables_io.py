@@ -247,6 +247,13 @@ def _read_table(
     if missing:
         want = [named.get(k, k) for k in missing]
         raise TablesFormatError(f"{str(path)!r} lacks the column(s) {want}")
+    for k, kind in SCHEMA[table]:  # a row cut short leaves empty cells
+        empty = np.flatnonzero(pd.isna(np.asarray(cols[k], dtype=object)))
+        if kind != "float" and len(empty):
+            raise TablesFormatError(
+                f"{str(path)!r}: column {named.get(k, k)!r} is empty in row(s) "
+                f"{empty[:5].tolist()} (truncated or edited); save the tables again"
+            )
     return frame(cols, table, la_list, lb_list)
 
 
@@ -315,8 +322,8 @@ def load_tables(directory: str | os.PathLike) -> CorrelationTables:
         _verify(d, manifest)
     else:
         warnings.warn(
-            f"{str(d)!r} has no {_MANIFEST} (saved by an older version): its files cannot be "
-            "checked for truncation; save the tables again to add one",
+            f"{str(d)!r} has no {_MANIFEST} (saved by an older version): only the row counts "
+            "its layer lists imply can be checked, not each file; save the tables again to add one",
             UserWarning,
             stacklevel=2,
         )

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._arrays import as_nchw
-from .._checks import check_positive_int
+from .._arrays import as_nchw, call_model, model_input
+from .._checks import check_device, check_positive_int
 from .._hooks import Hooks, model_device
 from . import metrics
 
@@ -34,7 +34,7 @@ def _as_dataset(data: Any, name: str) -> Dataset:
 def _device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return check_device(device)
 
 
 def _unpack(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -45,8 +45,25 @@ def _unpack(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tenso
     return x, y, roi
 
 
+def _check_logits(logits: torch.Tensor, y: torch.Tensor) -> None:
+    """The model's output must be (N, C, H, W) logits on the masks' grid with C > mask max."""
+    if logits.ndim != 4 or tuple(logits.shape[-2:]) != tuple(y.shape[-2:]):
+        raise ValueError(
+            f"the model must map the images to logits of shape (N, 2, H, W) on the masks' "
+            f"grid (H, W) = {tuple(y.shape[-2:])}, got output of shape {tuple(logits.shape)}"
+        )
+    top = int(y.max()) if y.numel() else 0
+    if top >= logits.shape[1]:
+        raise ValueError(
+            f"the masks hold class {top} but the model outputs {logits.shape[1]} class "
+            f"channel(s) per pixel: a segmentation model here needs 2 (background, vessel), "
+            f"e.g. num_classes=2"
+        )
+
+
 def _loss(logits: torch.Tensor, y: torch.Tensor, roi: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy averaged over pixels (only those inside the ROI when given)."""
+    _check_logits(logits, y)
     if roi is None:
         return F.cross_entropy(logits, y)
     per_pixel = F.cross_entropy(logits, y, reduction="none")
@@ -62,7 +79,7 @@ def _predict(
     with Hooks(model, mode="eval", grad=False):
         for batch in loader:
             x, y, roi = _unpack(batch, device)
-            logits = model(x)
+            logits = call_model(model, x)
             n_pix = int(roi.sum()) if roi is not None else y.numel()
             loss_sum += float(_loss(logits, y, roi)) * n_pix
             pixels += n_pix
@@ -99,12 +116,12 @@ def predict_masks(
         Class index per pixel (vessel = 1 for 2-class models).
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    x = as_nchw(images, "images", three_d="NHW").float()
+    x = model_input(as_nchw(images, "images", three_d="NHW"), model)
     dev = _device(device) if device is not None else model_device(model)
     out = []
     with Hooks(model, mode="eval", grad=False):
         for i in range(0, len(x), batch_size):
-            logits = model(x[i : i + batch_size].to(dev))
+            logits = call_model(model, x[i : i + batch_size].to(dev))
             out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
 

@@ -89,6 +89,11 @@ def _counts(t: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, both_empty: np.ndarray, empty: float) -> np.ndarray:
+    what = "empty (the score when both masks are empty) must be a number in [0, 1] or NaN"
+    if isinstance(empty, bool) or not isinstance(empty, (int, float, np.number)):
+        raise TypeError(f"{what}, got {type(empty).__name__} {empty!r}")
+    if not (np.isnan(empty) or 0 <= empty <= 1):
+        raise ValueError(f"{what} (NaN leaves such images out), got {empty!r}")
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)
     out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)

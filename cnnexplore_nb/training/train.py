@@ -18,10 +18,12 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
+from .._arrays import call_model
 from .._checks import (
     NonFiniteLossError,
     check_choice,
     check_positive_int,
+    check_real,
     non_finite_loss_message,
     seed_everything,
 )
@@ -65,6 +67,11 @@ class _Run:
     """One training run, split into named steps (see :func:`train_segmentation`)."""
 
     def __init__(self, model: nn.Module, train_data: Any, val_data: Any, **kw: Any) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f"model must be a torch.nn.Module (e.g. create_model('cnn6')), got "
+                f"{type(model).__name__} {model!r}"
+            )
         self.epochs = check_positive_int("epochs", kw["epochs"])
         self.batch_size = check_positive_int("batch_size", kw["batch_size"])
         num_workers = check_positive_int("num_workers", kw["num_workers"], minimum=0)
@@ -73,6 +80,9 @@ class _Run:
         lr = kw["lr"]
         if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
+        for name in ("momentum", "weight_decay"):
+            if check_real(name, kw[name]) < 0:
+                raise ValueError(f"{name} must be >= 0, got {kw[name]!r}")
         if kw["resume"] and kw["checkpoint_dir"] is None:
             raise ValueError("resume=True needs checkpoint_dir (where last.pt is)")
         self.train_ds = _as_dataset(train_data, "train_data")
@@ -152,7 +162,7 @@ class _Run:
         for i, batch in enumerate(self.loader):
             x, y, roi = _unpack(batch, self.device)
             self.opt.zero_grad(set_to_none=True)
-            loss = _loss(self.model(x), y, roi)
+            loss = _loss(call_model(self.model, x), y, roi)
             if not torch.isfinite(loss):
                 items = self.sampler.batches[i]
                 raise NonFiniteLossError(non_finite_loss_message(loss, epoch, i, x, items=items))

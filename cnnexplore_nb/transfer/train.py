@@ -17,10 +17,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .._arrays import channel_error
 from .._checks import (
     NonFiniteLossError,
     check_choice,
     check_positive_int,
+    check_real,
     non_finite_loss_message,
     seed_everything,
     unknown_name_message,
@@ -229,6 +231,10 @@ def run(
     method = check_choice("method", method, list(METHODS))
     epochs = check_positive_int("epochs", epochs)
     cfg["batch_size"] = check_positive_int("batch_size", cfg["batch_size"])
+    for key in ("lr", "meta_lr", "momentum", "weight_decay", "meta_weight_decay"):
+        value, rate = check_real(key, cfg[key]), key.endswith("lr")
+        if value < 0 or (rate and value == 0):
+            raise ValueError(f"{key} must be {'> 0' if rate else '>= 0'}, got {cfg[key]!r}")
     missing = [k for k in ("train", "val", "test") if k not in data]
     if missing:
         raise KeyError(f"data must hold 'train', 'val' and 'test' datasets; missing {missing}")
@@ -262,6 +268,12 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
         tgt = create_model(target, **kwargs)
     else:
         tgt = copy.deepcopy(target)
+        with torch.random.fork_rng(devices=[]):  # an augmenting dataset draws: restore RNG
+            x0, _ = _batch(train_ds, torch.tensor([0]), None)
+    for role, net in (("source", src), ("target", tgt)):
+        error = None if net is None else channel_error(net, x0, "data['train'] images")
+        if error is not None:
+            raise ValueError(f"the {role} network does not fit the data: {error}")
     step = build_step(
         method, src, tgt, pairs=cfg["pairs"], beta=cfg["beta"], inner_steps=cfg["inner_steps"],
         lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],

@@ -1,0 +1,453 @@
+"""Bad inputs across the public API, one row each: the error type, and a message that names
+the problem (what was expected and what was given)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import cnnexplore_nb as cx
+from cnnexplore_nb import data, experiments, training, transfer
+from cnnexplore_nb.io import CheckpointError, load_checkpoint, save_checkpoint
+from cnnexplore_nb.similarity import EmptyRegionError, TablesFormatError
+from cnnexplore_nb.training import metrics
+
+
+class Case(NamedTuple):
+    id: str
+    call: Callable[[Path], Any]  # gets a fresh tmp_path
+    error: type[BaseException]
+    match: str  # regex searched in the message
+
+
+# ------------------------------------------------------------------ small inputs made in code
+def _cnn() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return cx.create_model("cnn1", width=4)
+
+
+def _grey(n: int = 2, size: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).random((n, 1, size, size), dtype=np.float32)
+
+
+X = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
+IMGS, MASKS = data.synthetic_vessels(3, 16, rng=0)
+SEG = (IMGS, MASKS)
+
+
+def _tables() -> cx.CorrelationTables:
+    return cx.correlation_tables({"l1": X, "l2": X[:, :2] * 2 + 1}, progress=False)
+
+
+def _saved(tmp: Path, edit: Callable[[Path], None] | None = None, manifest: bool = True) -> Path:
+    """A saved set of tables, edited by ``edit`` (and without its manifest if asked)."""
+    cx.save_tables(_tables(), tmp / "set")
+    if not manifest:
+        (tmp / "set" / "manifest.json").unlink()
+    if edit is not None:
+        edit(tmp / "set")
+    return tmp / "set"
+
+
+def _load_old(tmp: Path, edit: Callable[[Path], None]) -> Any:
+    """load_tables on a set saved without a manifest (by an older version), then edited."""
+    directory = _saved(tmp, edit, manifest=False)
+    with pytest.warns(UserWarning, match="has no manifest.json"):
+        return cx.load_tables(directory)
+
+
+def _cut(name: str, keep: float) -> Callable[[Path], None]:
+    def edit(d: Path) -> None:
+        raw = (d / name).read_bytes()
+        (d / name).write_bytes(raw[: int(len(raw) * keep)])
+
+    return edit
+
+
+def _lines(name: str, keep: int) -> Callable[[Path], None]:
+    def edit(d: Path) -> None:
+        lines = (d / name).read_text().splitlines(keepends=True)
+        (d / name).write_text("".join(lines[:keep]))
+
+    return edit
+
+
+def _rename_column(d: Path) -> None:
+    text = (d / "pairs.csv").read_text()
+    (d / "pairs.csv").write_text(text.replace("signed_correlation", "signed_r", 1))
+
+
+def _metadata_format(d: Path) -> None:
+    meta = json.loads((d / "metadata.json").read_text())
+    (d / "metadata.json").write_text(json.dumps({**meta, "format": "xlsx"}))
+
+
+def _truncated_checkpoint(tmp: Path) -> Path:
+    save_checkpoint({"w": torch.ones(200, 200)}, tmp / "ckpt.pt")
+    raw = (tmp / "ckpt.pt").read_bytes()
+    (tmp / "ckpt.pt").write_bytes(raw[: len(raw) // 2])
+    return tmp / "ckpt.pt"
+
+
+def _unsafe_checkpoint(tmp: Path) -> Path:
+    torch.save({"state_dict": {}, "extra": pd.DataFrame({"a": [1]})}, tmp / "unsafe.pt")
+    return tmp / "unsafe.pt"
+
+
+def _vessel_folder(tmp: Path) -> Path:
+    from PIL import Image
+
+    for sub in ("images", "masks"):
+        (tmp / "vf" / sub).mkdir(parents=True)
+    for stem in ("a", "b"):
+        Image.fromarray((IMGS[0] * 255).astype(np.uint8)).save(tmp / "vf/images" / f"{stem}.png")
+    Image.fromarray(MASKS[0].astype(np.uint8) * 255).save(tmp / "vf/masks/a.png")
+    return tmp / "vf"
+
+
+def _digits() -> data.ImageClassification:
+    return data.digits("train", classes=[0, 1], size=8)
+
+
+def _transfer_data(channels: int = 3) -> dict[str, list]:
+    item = [(torch.zeros(channels, 32, 32), 0), (torch.zeros(channels, 32, 32), 1)]
+    return {"train": item, "val": item, "test": item}
+
+
+def _run(method: str = "scratch", **kw: Any) -> dict:
+    args = {"source": None, "target": "vgg9_bn", "data": _transfer_data(), "epochs": 1,
+            "seed": 0, "progress": False, "target_kwargs": {"width": 0.125}}  # fmt: skip
+    return transfer.run(method, **{**args, **kw})
+
+
+def _source() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return cx.create_model("resnet32", width=0.25, num_classes=2)
+
+
+def _widgets():
+    from cnnexplore_nb import widgets  # ipywidgets / holoviews: only for these cases
+
+    return widgets
+
+
+def _set(obj: Any, attr: str, value: Any) -> None:
+    setattr(obj, attr, value)
+
+
+MAPS = {"l1": X, "l2": np.random.default_rng(1).normal(size=(2, 5, 4, 4))}
+ONE = torch.zeros(1, 1, 9, 9)
+
+# ------------------------------------------------------------------ the table
+CASES = [
+    # extraction and inspection
+    Case("extract: wrong channel count", lambda p: cx.extract_activations(
+        _cnn(), np.zeros((2, 3, 16, 16), np.float32), progress=False), ValueError,
+        r"images have 3 channel\(s\) but the model's first convolution 'conv_module1\.conv' "
+        r"expects 1 \(shape \(N, 1, H, W\)\)"),
+    Case("extract: images of different sizes", lambda p: cx.extract_activations(
+        _cnn(), [_grey(1)[0], _grey(1, 8)[0]], progress=False), ValueError,
+        r"images\[1\] has shape \(1, 8, 8\) but images\[0\] has shape \(1, 16, 16\)"),
+    Case("extract: unknown layer", lambda p: cx.extract_activations(
+        _cnn(), _grey(), "conv_modul1", progress=False), ValueError,
+        r"unknown layer 'conv_modul1'; closest: 'conv_module1'"),
+    Case("extract: batch_size 0", lambda p: cx.extract_activations(
+        _cnn(), _grey(), batch_size=0, progress=False), ValueError,
+        r"batch_size must be an integer >= 1, got 0"),
+    Case("extract: clone 'yes'", lambda p: cx.extract_activations(
+        _cnn(), _grey(), clone="yes", progress=False), ValueError,
+        r"clone must be True, False or 'auto', got 'yes'"),
+    Case("extract: dtype as a string", lambda p: cx.extract_activations(
+        _cnn(), _grey(), dtype="float16", progress=False), TypeError,
+        r"dtype must be a torch\.dtype or None, got 'float16'"),
+    Case("extract: model given by name", lambda p: cx.extract_activations(
+        "cnn1", _grey(), progress=False), TypeError, r"model must be a torch\.nn\.Module, got str"),
+    Case("extract: 5-D images", lambda p: cx.extract_activations(
+        _cnn(), np.zeros((1, 1, 1, 4, 4)), progress=False), ValueError,
+        r"images must have shape \(N, C, H, W\) or \(C, H, W\), got shape \(1, 1, 1, 4, 4\)"),
+    Case("list_layers: example with 3 channels", lambda p: cx.list_layers(
+        _cnn(), torch.zeros(1, 3, 8, 8)), ValueError, r"example have 3 channel\(s\) .* expects 1"),
+    Case("kernels: a BatchNorm layer", lambda p: cx.kernels(_cnn(), "conv_module1.bn"),
+         ValueError, r"layer 'conv_module1\.bn' \(BatchNorm2d\) contains no convolution"),
+    Case("resolve_layers: unknown path", lambda p: cx.resolve_layers(_cnn(), "conv_module9"),
+         ValueError, r"unknown layer 'conv_module9'; closest: 'conv_module1'.*Expected one of"),
+    Case("effective_receptive_field: n=0", lambda p: cx.effective_receptive_field(
+        _cnn(), ONE, n=0), ValueError, r"n must be an integer >= 1, got 0"),
+    Case("effective_receptive_field: inputs 'foo'", lambda p: cx.effective_receptive_field(
+        _cnn(), ONE, inputs="foo"), ValueError,
+        r"unknown inputs 'foo'\. Expected one of: random, given"),
+    Case("receptive_fields: 2-channel example", lambda p: cx.receptive_fields(
+        _cnn(), torch.zeros(1, 2, 9, 9)), ValueError, r"example have 2 channel\(s\).*expects 1"),
+    Case("ActivationRecorder: unknown layer", lambda p: cx.ActivationRecorder(_cnn(), ["nope"]),
+         ValueError, r"unknown layer 'nope'\. Expected one of: conv_module1"),
+    Case("create_model: misspelt keyword", lambda p: cx.create_model("cnn6", widht=8),
+         TypeError, r"unknown keyword argument of model 'cnn6': 'widht'; closest: 'width'"),
+    Case("create_model: name in capitals", lambda p: cx.create_model("CNN6"), ValueError,
+         r"unknown model 'CNN6'; closest: 'cnn6'.*Expected one of: cnn1, cnn10, cnn6"),
+    Case("create_model: negative width", lambda p: cx.create_model("cnn6", width=-1),
+         ValueError, r"width must be an integer >= 1, got -1"),
+    Case("feature_layers: a plain module", lambda p: cx.feature_layers(torch.nn.Conv2d(1, 1, 3)),
+         TypeError, r"Conv2d has no feature_info; pass layer paths explicitly"),
+    # similarity
+    Case("similarity_matrix: unknown measure", lambda p: cx.similarity_matrix(
+        X, measure="spearman"), ValueError, r"unknown measure 'spearman'; closest: 'pearson'"),
+    Case("similarity_matrix: reduce 'mean'", lambda p: cx.similarity_matrix(X, reduce="mean"),
+         ValueError, r"unknown reduce 'mean'\. Expected one of: pooled, per_image"),
+    Case("similarity_matrix: mask on another grid", lambda p: cx.similarity_matrix(
+        X, mask=np.ones((3, 3), bool)), ValueError,
+        r"mask has H x W \(3, 3\) but the maps are compared on \(4, 4\)"),
+    Case("similarity_matrix: empty mask", lambda p: cx.similarity_matrix(
+        X, mask=np.zeros((4, 4), bool)), EmptyRegionError, r"mask selects no pixel of the 4 x 4"),
+    Case("similarity_matrix: crop -1", lambda p: cx.similarity_matrix(X, crop=-1), TypeError,
+         r"crop must be \(top, left, height, width\) ints or \(rows, cols\) slices, got -1"),
+    Case("similarity_matrix: NaN maps", lambda p: cx.similarity_matrix(
+        np.where(X > 1.5, np.nan, X)), ValueError, r"a must be finite, got NaN/Inf in channel"),
+    Case("similarity_matrix: a string", lambda p: cx.similarity_matrix("maps"), TypeError,
+         r"a must be a torch\.Tensor, a numpy array or a list of images, got str"),
+    Case("layer_cka: features 'max'", lambda p: cx.layer_cka(X, X, features="max"), ValueError,
+         r"unknown features 'max'; closest: 'mean'"),
+    Case("layer_cka: one image as examples", lambda p: cx.layer_cka(X[:1], examples="images"),
+         ValueError, r"needs at least 2 examples per batch, got a batch of 1"),
+    Case("correlation_tables: threshold 2", lambda p: cx.correlation_tables(
+        {"l": X}, threshold=2, progress=False), ValueError,
+        r"threshold must be in \[0\.0, 1\.0\], got 2"),
+    Case("correlation_tables: names 'AB'", lambda p: cx.correlation_tables(
+        {"l": X}, names="AB", progress=False), ValueError,
+        r"names must be two non-empty strings, got 'AB'"),
+    Case("Moments: chunk_pixels 0", lambda p: cx.Moments(chunk_pixels=0), ValueError,
+         r"chunk_pixels must be an integer >= 1, got 0"),
+    Case("Moments: results before data", lambda p: cx.Moments().pearson(), ValueError,
+         r"no data: call update\(\) with at least one pixel first, got n=0"),
+    Case("Moments: other channel count", lambda p: cx.Moments().update(X).update(X[:, :2]),
+         ValueError, r"expected \(K_a, K_b\) = \(3, 3\) maps as before, got \(2, 2\)"),
+    # tables I/O
+    Case("save_tables: not tables", lambda p: cx.save_tables({"pairs": 1}, p / "t"), TypeError,
+         r"tables must be a CorrelationTables, got dict"),
+    Case("save_tables: format 'xlsx'", lambda p: cx.save_tables(_tables(), p / "t", fmt="xlsx"),
+         ValueError, r"unknown format 'xlsx'\. Expected one of: csv, json, parquet"),
+    Case("load_tables: empty folder", lambda p: cx.load_tables(p), FileNotFoundError,
+         r"no saved correlation tables in .*: metadata\.json is missing"),
+    Case("load_tables: pairs.csv cut mid-line", lambda p: cx.load_tables(  # 3 + 2 maps: 25
+        _saved(p, _cut("pairs.csv", 0.6))), TablesFormatError,
+        r"pairs\.csv' does not match manifest\.json: expected 25 rows, found \d+"),
+    Case("load_tables: stats.csv, 1 of 4 rows, no manifest", lambda p: _load_old(
+        p, _lines("stats.csv", 2)), TablesFormatError,
+        r"stats\.csv' has 1 row\(s\), expected 4 \(one per layer pair of 2 x 2 layers\)"),
+    Case("load_tables: stats.csv cut mid-row, no manifest", lambda p: _load_old(
+        p, _cut("stats.csv", 0.5)), TablesFormatError,
+        r"stats\.csv': column '.+' is empty in row\(s\) \[\d\] \(truncated or edited\)"),
+    Case("load_tables: truncated metadata.json", lambda p: _load_old(
+        p, _cut("metadata.json", 0.5)), TablesFormatError,
+        r"metadata '.*metadata\.json' is not valid JSON \(truncated or corrupt"),
+    Case("load_tables: truncated manifest.json", lambda p: cx.load_tables(
+        _saved(p, _cut("manifest.json", 0.5))), TablesFormatError,
+        r"manifest '.*manifest\.json' is not valid JSON"),
+    Case("load_tables: a file of the set deleted", lambda p: cx.load_tables(
+        _saved(p, lambda d: (d / "min.csv").unlink())), TablesFormatError,
+        r"min\.csv' is missing \(listed in manifest\.json\)"),
+    Case("load_tables: renamed column", lambda p: _load_old(p, _rename_column),
+         TablesFormatError,
+        r"pairs\.csv' lacks the column\(s\) \['signed_correlation'\]"),
+    Case("load_tables: unknown format in metadata", lambda p: _load_old(p, _metadata_format),
+         ValueError,
+        r"unknown format 'xlsx'\. Expected one of: csv, json, parquet"),
+    # checkpoints
+    Case("load_checkpoint: truncated file", lambda p: load_checkpoint(_truncated_checkpoint(p)),
+         CheckpointError, r"cannot read checkpoint '.*ckpt\.pt': it is truncated"),
+    Case("load_checkpoint: unsafe pickle", lambda p: load_checkpoint(_unsafe_checkpoint(p)),
+         CheckpointError, r"refusing to load '.*unsafe\.pt'.*unpickling them could run code"),
+    Case("load_checkpoint: no such file", lambda p: load_checkpoint(p / "none.pt"),
+         FileNotFoundError, r"checkpoint '.*none\.pt' does not exist"),
+    # data readers
+    Case("synthetic_vessels: n=0", lambda p: data.synthetic_vessels(0, 16), ValueError,
+         r"n must be an integer >= 1, got 0"),
+    Case("synthetic_vessels: vessel_fraction 2", lambda p: data.synthetic_vessels(
+        1, 16, vessel_fraction=2), ValueError, r"vessel_fraction must be in \[0\.0, 0\.6\], got 2"),
+    Case("VesselArrays: fewer masks than images", lambda p: data.VesselArrays(IMGS, MASKS[:2]),
+         ValueError, r"masks must have shape \(N, H, W\) = \(3, 16, 16\) to match images .* "
+         r"got \(2, 16, 16\)"),
+    Case("VesselArrays: masks valued 0/3", lambda p: data.VesselArrays(IMGS, MASKS * 3),
+         ValueError, r"masks is not binary: expected values \{0, 1\} or \{0, 255\}.*found .*0, 3"),
+    Case("VesselFolder: missing folder", lambda p: data.VesselFolder(p / "nope"),
+         FileNotFoundError, r"root folder '.*nope' does not exist"),
+    Case("VesselFolder: image without a mask", lambda p: data.VesselFolder(_vessel_folder(p)),
+         ValueError, r"unmatched file stems in '.*vf': images without a mask: \['b'\]"),
+    Case("normalize_intensity: mode 'global'", lambda p: data.normalize_intensity(
+        IMGS, mode="global"), ValueError, r"unknown mode 'global'\. Expected one of: image, "),
+    Case("train_val_split: val_fraction 1.5", lambda p: data.train_val_split(
+        10, val_fraction=1.5), ValueError, r"val_fraction must be in \[0\.0, 1\.0\], got 1\.5"),
+    Case("digits: split 'val'", lambda p: data.digits("val"), ValueError,
+         r"unknown split 'val'.*Expected one of: all, train, test"),
+    Case("digits: class 11", lambda p: data.digits(classes=[11]), ValueError,
+         r"classes \[11\] out of range 0\.\.9"),
+    Case("ImageClassification: float images", lambda p: data.ImageClassification(
+        np.zeros((2, 1, 4, 4), np.float32), [0, 1]), ValueError,
+        r"images must be uint8 of shape \(N, C, H, W\), got torch\.float32 \(2, 1, 4, 4\)"),
+    Case("per_class_subset: more than a class holds", lambda p: data.per_class_subset(
+        _digits(), 10**6, rng=0), ValueError, r"class 0 \('0'\) has \d+ samples, but 1000000"),
+    Case("imbalanced_subset: small_class 7 of 2", lambda p: data.imbalanced_subset(
+        _digits(), 5, small_class=7, n_small=1, rng=0), ValueError,
+        r"small_class must be in 0\.\.1, got 7"),
+    # metrics
+    Case("iou: shapes differ", lambda p: metrics.iou(np.zeros((4, 4)), np.zeros((4, 5))),
+         ValueError, r"target and pred must have the same shape, got \(4, 4\) and \(4, 5\)"),
+    Case("iou: reduction 'median'", lambda p: metrics.iou(
+        np.zeros((4, 4)), np.zeros((4, 4)), reduction="median"), ValueError,
+        r"unknown reduction 'median'; closest: 'mean'"),
+    Case("iou: empty=2", lambda p: metrics.iou(np.zeros((4, 4)), np.zeros((4, 4)), empty=2),
+         ValueError, r"empty \(the score when both masks are empty\) must be a number in "
+         r"\[0, 1\] or NaN .*got 2"),
+    Case("dice: mask valued 2", lambda p: metrics.dice(np.full((4, 4), 2), np.zeros((4, 4))),
+         ValueError, r"target must be binary \(0/1 or bool, vessel = 1\); found other values: 2"),
+    Case("cldice: 1-D masks", lambda p: metrics.cldice(np.zeros(4), np.zeros(4)), ValueError,
+         r"expected masks of shape \(H, W\) or \(N, H, W\), got shape \(4,\)"),
+    Case("confusion_counts: strings", lambda p: metrics.confusion_counts("a", "b"), ValueError,
+         r"target must be a binary array \(bool or 0/1\), got dtype <U1"),
+    # training
+    Case("train: optimizer 'adamw'", lambda p: training.train_segmentation(
+        _cnn(), SEG, SEG, optimizer="adamw", progress=False), ValueError,
+        r"unknown optimizer 'adamw'; closest: 'adam'"),
+    Case("train: model given by name", lambda p: training.train_segmentation(
+        "cnn1", SEG, SEG, progress=False), TypeError,
+        r"model must be a torch\.nn\.Module \(e\.g\. create_model\('cnn6'\)\), got str 'cnn1'"),
+    Case("train: 3-channel images, 1-channel model", lambda p: training.train_segmentation(
+        _cnn(), (np.repeat(IMGS[:, None], 3, 1), MASKS), SEG, epochs=1, progress=False),
+        ValueError, r"images have 3 channel\(s\) but the model's first convolution "
+        r"'conv_module1\.conv' expects 1"),
+    Case("train: a 1-class model", lambda p: training.train_segmentation(
+        cx.create_model("cnn1", width=4, num_classes=1), SEG, SEG, epochs=1, progress=False),
+        ValueError, r"the masks hold class 1 but the model outputs 1 class channel\(s\) per "
+        r"pixel.*needs 2 \(background, vessel\)"),
+    Case("train: device 'gpu'", lambda p: training.train_segmentation(
+        _cnn(), SEG, SEG, device="gpu", progress=False), ValueError,
+        r"device must name a torch device such as 'cpu', 'cuda', 'cuda:1' or 'mps', got 'gpu'"),
+    Case("train: momentum 'a'", lambda p: training.train_segmentation(
+        _cnn(), SEG, SEG, momentum="a", progress=False), TypeError,
+        r"momentum must be a real number, got 'a'"),
+    Case("train: weight_decay NaN", lambda p: training.train_segmentation(
+        _cnn(), SEG, SEG, weight_decay=float("nan"), progress=False), ValueError,
+        r"weight_decay must be finite, got nan"),
+    Case("train: checkpoint_dir is a file", lambda p: training.train_segmentation(
+        _cnn(), SEG, SEG, checkpoint_dir=Path(__file__), progress=False), NotADirectoryError,
+        r"expected a directory to write into, got a file: '.*test_bad_inputs\.py'"),
+    Case("predict_masks: 3-channel images", lambda p: training.predict_masks(
+        _cnn(), np.zeros((2, 3, 16, 16), np.float32)), ValueError,
+        r"images have 3 channel\(s\) .* expects 1"),
+    Case("evaluate_segmentation: a string", lambda p: training.evaluate_segmentation(
+        _cnn(), "data"), TypeError, r"data must be a torch Dataset .* got str"),
+    # transfer
+    Case("transfer.run: method 'l2t_wwww'", lambda p: _run("l2t_wwww"), ValueError,
+         r"unknown method 'l2t_wwww'; closest: 'l2t_www'"),
+    Case("transfer.run: setting 'batchsize'", lambda p: _run(batchsize=3), TypeError,
+         r"unknown setting 'batchsize'; closest: 'batch_size'"),
+    Case("transfer.run: no val/test data", lambda p: _run(data={"train": [1]}), KeyError,
+         r"data must hold 'train', 'val' and 'test' datasets; missing \['val', 'test'\]"),
+    Case("transfer.run: lr -1", lambda p: _run(lr=-1), ValueError, r"lr must be > 0, got -1"),
+    Case("transfer.run: grey data, RGB source", lambda p: _run(
+        "ufm", source=_source(), data=_transfer_data(channels=1)), ValueError,
+        r"the source network does not fit the data: data\['train'\] images have 1 channel\(s\) "
+        r"but the model's first convolution 'conv1' expects 3"),
+    Case("transfer.run: unknown target", lambda p: _run(target="vgg99"), ValueError,
+         r"unknown model 'vgg99'; closest: 'vgg9_bn'"),
+    Case("parse_pairs: 'a-b'", lambda p: transfer.parse_pairs(["a-b"], n_source=3, n_target=3),
+         ValueError, r"a pair must be 'source-target' like '4-0' or a tuple \(4, 0\), got 'a-b'"),
+    Case("parse_pairs: source tap 5 of 3", lambda p: transfer.parse_pairs(
+        ["5-0"], n_source=3, n_target=3), ValueError,
+        r"pair '5-0' names source tap 5, but the source has 3 taps \(0\.\.2\)"),
+    Case("build_step: l2t_ww without a source", lambda p: transfer.build_step(
+        "l2t_ww", None, cx.create_model("vgg9_bn", num_classes=2)), ValueError,
+        r"method 'l2t_ww' needs a source network, got None"),
+    Case("load_l2tww_source: unsafe file", lambda p: transfer.load_l2tww_source(
+        _unsafe_checkpoint(p)), CheckpointError, r"refusing to load '.*unsafe\.pt'"),
+    Case("load_l2tww_source: truncated file", lambda p: transfer.load_l2tww_source(
+        _truncated_checkpoint(p)), CheckpointError, r"'.*ckpt\.pt': it is truncated"),
+    # sweeps
+    Case("expand_grid: a scalar", lambda p: experiments.expand_grid({"seed": 3}), TypeError,
+         r"grid\['seed'\] must be a list of values, got int 3; wrap a single value in a list"),
+    Case("run_sweep: executor 'dusk'", lambda p: experiments.run_sweep(
+        {"seed": [0]}, len, p, executor="dusk"), ValueError,
+        r"unknown executor 'dusk'; closest: 'dask'"),
+    Case("run_sweep: workers 0", lambda p: experiments.run_sweep(
+        {"seed": [0]}, len, p, executor="local", workers=0), ValueError,
+        r"workers must be an integer >= 1, got 0"),
+    Case("run_sweep: run is a string", lambda p: experiments.run_sweep({"seed": [0]}, "f", p),
+         TypeError, r"run must be a callable taking a config dict, got str"),
+    Case("run_sweep: a lambda in worker processes", lambda p: experiments.run_sweep(
+        {"seed": [0]}, lambda c: {}, p, executor="local"), TypeError,
+        r"executor='local' sends the run function to worker processes, so it must be "
+        r"picklable"),
+    Case("run_sweep: store is a file", lambda p: experiments.run_sweep(
+        {"seed": [0]}, len, Path(__file__)), NotADirectoryError,
+        r"expected a directory to write into, got a file"),
+    Case("ResultStore.write: record without config", lambda p: experiments.ResultStore(
+        p).write({"status": "ok"}), TypeError,
+        r"a record must be a dict holding 'config', .* got config=None"),
+    Case("summarize: unknown column", lambda p: experiments.summarize(
+        pd.DataFrame({"method": ["a"], "test_acc": [0.5]}), by="dataset"), KeyError,
+        r"unknown column 'dataset'.*Expected one of: method, test_acc"),
+    Case("compare_methods: method absent", lambda p: experiments.compare_methods(
+        pd.DataFrame({"method": ["a"], "dataset": ["d"], "n": [1], "test_acc": [0.5]})),
+        ValueError, r"unknown method 'l2t_www'\. Expected one of: a"),
+    Case("holm: p-value 2", lambda p: experiments.holm([0.1, 2.0]), ValueError,
+         r"p-values must lie in \[0, 1\], got \[0\.1, 2\.0\]"),
+    # widgets
+    Case("MapBrowser: unknown layer", lambda p: _widgets().MapBrowser(MAPS, layer="l3"),
+         KeyError, r"unknown layer 'l3'; closest: 'l2', 'l1'\. Expected one of: l1, l2"),
+    Case("MapBrowser: map_index 7 of 3", lambda p: _widgets().MapBrowser(MAPS, map_index=7),
+         IndexError, r"map_index 7 out of range for layer 'l1': expected 0 <= index < 3"),
+    Case("MapBrowser: map_index set to 'a'", lambda p: _set(
+        _widgets().MapBrowser(MAPS), "map_index", "a"), TypeError,
+        r"map_index must be an integer, got 'a'"),
+    Case("LayerPicker: unknown value", lambda p: _widgets().LayerPicker(["a", "b"], value="c"),
+         KeyError, r"unknown layer 'c'\. Expected one of: a, b"),
+    Case("CorrelationPanel: value 'pct'", lambda p: _widgets().CorrelationPanel(
+        MAPS, value="pct"), ValueError, r"unknown heatmap value 'pct'; closest: 'percent'"),
+    Case("CorrelationPanel: measure set to 'cos'", lambda p: _set(
+        _widgets().CorrelationPanel(MAPS), "measure", "cos"), ValueError,
+        r"unknown measure 'cos'; closest: 'cosine'\. Expected one of: pearson, cosine"),
+]  # fmt: skip
+
+
+def test_the_table_is_large_and_its_ids_unique():
+    assert len(CASES) >= 50
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_bad_input_is_a_clear_error(case, tmp_path):
+    with pytest.raises(case.error) as err:
+        case.call(tmp_path)
+    assert type(err.value) is case.error  # that very type, not a subclass raised by chance
+    # str(KeyError) is the repr of its message: read the message itself
+    message = str(err.value.args[0]) if isinstance(err.value, KeyError) else str(err.value)
+    assert re.search(case.match, message), message
+
+
+# ------------------------------------------------------------------ what is accepted instead
+def test_integer_images_are_cast_to_the_model_dtype():
+    model = _cnn().eval()
+    ints = (np.random.default_rng(0).random((2, 1, 12, 12)) * 255).astype(np.uint8)
+    got = cx.extract_activations(model, ints, "conv_module1", progress=False)["conv_module1"]
+    ref = cx.extract_activations(model, ints.astype(np.float32), "conv_module1", progress=False)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref["conv_module1"], rtol=0, atol=0)  # same batch, same op
+    masks = training.predict_masks(model, ints[:, 0])
+    assert masks.shape == (2, 12, 12) and masks.dtype == np.uint8
+
+
+def test_the_tables_of_a_failed_load_are_left_alone(tmp_path):
+    directory = _saved(tmp_path, _cut("pairs.csv", 0.6))
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    with pytest.raises(TablesFormatError):
+        cx.load_tables(directory)
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+    shutil.rmtree(directory)
