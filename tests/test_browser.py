@@ -1,11 +1,15 @@
-"""A real browser: JupyterLab + headless Chromium "Run All" the panel notebook, move the slider.
+"""A real browser: JupyterLab + headless Chromium "Run All" the panel notebook, then use the
+panels as a researcher does: move the map slider and the threshold slider, click a heatmap
+cell (the pair view changes), export (the written paths appear beside the button), save and
+reload the page (the panels come back, still live).
 
 "Run All" is what researchers do: the panel cell then runs right after the set-up cell,
 which used to draw the panel before BokehJS had loaded (fixed in ``setup_notebook``).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with
 the reason otherwise. Everything is bound to 127.0.0.1 with a random token; the server and the
-browser are shut down in ``finally`` blocks.
+browser are shut down in ``finally`` blocks. Screenshots go to ``$CNNEXPLORE_SCREENSHOTS``
+(default: the temporary folder).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(480)]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "browser_panel.ipynb"
 WIDGET_ERRORS = ("Error displaying widget", "Failed to load model class")
@@ -69,6 +73,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
 def _start_lab(workdir: Path, port: int, token: str) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(
+        CNNX_FIGURES=str(workdir / "figures"),  # where the panels' export boxes write
         JUPYTER_CONFIG_DIR=str(workdir / "config"),
         JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
         JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"),
@@ -161,16 +166,83 @@ def _menu(driver, top: str, item: str) -> None:
     _wait(lambda: driver.find_elements(By.XPATH, entry), 10, f"the {item!r} entry")[0].click()
 
 
+# the heatmap of the correlation panel: the figure with a Rect glyph; scrolled into view, then
+# the canvas and the position (CSS pixels from its top-left corner) of cell (x factor, y factor)
+HEAT_CELL = """
+const [xf, yf] = arguments;
+for (const v of Bokeh.index) {
+  if (v.model.type !== "Figure") continue;
+  if (!v.model.renderers.some((r) => r.glyph && r.glyph.type === "Rect")) continue;
+  const canvas = v.canvas_view.el;
+  canvas.scrollIntoView({block: "center"});
+  const x = v.frame.x_scale.compute(v.model.x_range.synthetic(xf));
+  const y = v.frame.y_scale.compute(v.model.y_range.synthetic(yf));
+  const box = canvas.getBoundingClientRect();
+  return [canvas, x, y, box.width, box.height];
+}
+return null;
+"""
+
+
+def _output_with(driver, text: str):
+    """The output area whose text contains ``text`` (e.g. a panel's hint line)."""
+    from selenium.webdriver.common.by import By
+
+    found = [
+        e for e in driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output") if text in e.text
+    ]
+    return found[0] if found else None
+
+
+def _selected(output) -> list[str]:
+    """Texts of the chosen options of the dropdowns in ``output`` (for the correlation panel:
+    measure, statistic, layer of A, layer of B)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    return [
+        Select(e).first_selected_option.text for e in output.find_elements(By.TAG_NAME, "select")
+    ]
+
+
+def _click_cell(driver, x_factor: str, y_factor: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    found = _wait(lambda: driver.execute_script(HEAT_CELL, x_factor, y_factor), 30, "the heatmap")
+    canvas, x, y, w, h = found
+    time.sleep(0.5)  # let the scroll settle
+    found = driver.execute_script(HEAT_CELL, x_factor, y_factor)
+    canvas, x, y, w, h = found
+    ActionChains(driver).move_to_element_with_offset(canvas, x - w / 2, y - h / 2).click().perform()
+
+
+def _figures_drawn(driver) -> int:
+    return sum(n > 0 for n in driver.execute_script(CANVASES))
+
+
+def _move_slider(driver, output, index: int, steps: int) -> str:
+    """Move the ``index``-th slider of ``output`` with the keyboard; return its readout."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    handle = output.find_elements(By.CSS_SELECTOR, ".noUi-handle")[index]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
+    handle.click()
+    for _ in range(steps):
+        handle.send_keys(Keys.ARROW_RIGHT)
+    return handle
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="Debian chromium and chromium-driver are not installed "
     "(apt-get install -y chromium chromium-driver; .ci/run does this)",
 )
-def test_slider_redraws_plot_in_jupyterlab(tmp_path):
+def test_panels_live_in_jupyterlab(tmp_path):
+    """Run All, move both sliders, click a heatmap cell, export, save, reload, still live."""
     pytest.importorskip("selenium")
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     (tmp_path / "nb").mkdir()
     shutil.copy(FIXTURE, tmp_path / "nb" / "panel.ipynb")
@@ -193,67 +265,83 @@ def test_slider_redraws_plot_in_jupyterlab(tmp_path):
         # the panel is drawn as soon as its output arrives (regression: it used to draw
         # before BokehJS had loaded and showed "Click to show javascript error")
         _menu(driver, "Run", "Run All Cells")
-        handle = _wait(
-            lambda: driver.find_elements(By.CSS_SELECTOR, ".noUi-handle"), 90, "the map slider"
-        )[0]
-        output = _wait(
-            lambda: [
-                e
-                for e in driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
-                if e.find_elements(By.CSS_SELECTOR, ".noUi-handle")
-            ],
-            30,
-            "the panel output",
-        )[0]
-        # the Bokeh figure's host element (found by XPath: BokehJS styles live in shadow roots)
-        figure = "//*[contains(@class,'jp-OutputArea-output')]//*[contains(@class,'bk-Figure')]"
-        plot_area = _wait(
-            lambda: _assert_no_widget_error(driver) or driver.find_elements(By.XPATH, figure),
-            60,
-            "the Bokeh figure",
-        )[0]
+        _wait(lambda: _output_with(driver, "click a heatmap cell"), 120, "the correlation panel")
         _wait(
-            lambda: plot_area.size["width"] > 100 and plot_area.size["height"] > 100,
-            30,
-            "the Bokeh figure to get a size",
+            lambda: _assert_no_widget_error(driver) or _figures_drawn(driver) >= 3,
+            90,
+            "the Bokeh figures to be drawn",
         )
-        # the panel's figure and the plain HoloViews figure of the last cell are both drawn
-        drawn = _wait(
-            lambda: (
-                _assert_no_widget_error(driver)
-                or sum(n > 0 for n in driver.execute_script(CANVASES)) >= 2
-            ),
-            60,
-            "both Bokeh figures to be drawn",
-        )
-        assert drawn
-        _wait(lambda: _idle(driver), 60, "the kernel to finish the notebook")
-        time.sleep(2)  # let BokehJS finish drawing the canvas
+        _wait(lambda: _idle(driver), 90, "the kernel to finish the notebook")
+        time.sleep(2)  # let BokehJS finish drawing the canvases
         _assert_no_widget_error(driver)
-        # a figure changed by a cell is re-sent in full when the cell ends (its element is
-        # replaced), so take the figure's element again now that the notebook has finished
-        plot_area = driver.find_elements(By.XPATH, figure)[0]
-        _wait(
-            lambda: plot_area.size["width"] > 100 and plot_area.size["height"] > 100,
-            30,
-            "the Bokeh figure to get a size",
-        )
-        before = plot_area.screenshot_as_png
         driver.save_screenshot(str(shots / "cnnexplore_browser_before.png"))
-        handle.click()
-        for _ in range(3):
-            handle.send_keys(Keys.ARROW_RIGHT)
-        changed = _wait(lambda: plot_area.screenshot_as_png != before, 30, "the plot to change")
-        assert changed
-        _wait(lambda: _idle(driver), 30, "the kernel to process the slider")
+
+        # 1. the map slider redraws the map browser's figure
+        browser_out = _wait(lambda: _output_with(driver, "shared colour scale"), 30, "the browser")
+        plot_area = browser_out.find_elements(By.XPATH, ".//*[contains(@class,'bk-Figure')]")[0]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot_area)
+        before = plot_area.screenshot_as_png
+        _move_slider(driver, browser_out, 0, 3)
+        _wait(lambda: plot_area.screenshot_as_png != before, 30, "the map to change")
+        readout = browser_out.find_elements(By.CSS_SELECTOR, ".widget-readout")
+        _wait(lambda: readout[0].text.strip() == "3", 10, "the map readout to show 3")
+
+        # 2. a click on a heatmap cell shows that layer pair's best maps in the pair view
+        panel_out = _output_with(driver, "click a heatmap cell")
+        shown = _selected(panel_out)
+        assert shown[2:4] == ["late", "late"], shown  # the pair view opens on (late, late)
+        _click_cell(driver, "early", "early")
+        _wait(lambda: _selected(panel_out)[2:4] == ["early", "early"], 30, "the pair to change")
         time.sleep(1)
-        driver.save_screenshot(str(shots / "cnnexplore_browser_after.png"))
-        text = driver.find_element(By.TAG_NAME, "body").text
-        for err in WIDGET_ERRORS:
-            assert err not in text
+        driver.save_screenshot(str(shots / "cnnexplore_browser_clicked.png"))
+        # a second click on another cell works too (the selection was cleared)
+        _click_cell(driver, "late", "early")
+        _wait(lambda: _selected(panel_out)[2:4] == ["early", "late"], 30, "the second click")
+
+        # 3. the threshold slider re-derives the statistics (no recomputation)
+        _move_slider(driver, panel_out, 0, 5)
+        _wait(lambda: "≥ 0.85" in panel_out.text, 30, "the statistics at threshold 0.85")
+        _wait(lambda: _idle(driver), 30, "the kernel to process the sliders")
+
+        # 4. export: files in the notebook's figure folder, paths shown beside the button
+        button = [b for b in panel_out.find_elements(By.TAG_NAME, "button") if "Export" in b.text]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button[0])
+        button[0].click()
+        folder = tmp_path / "figures" / "panel"
+        _wait(lambda: "correlation.pdf" in panel_out.text, 60, "the export message")
+        assert {p.name for p in folder.iterdir()} >= {"correlation.png", "correlation.svg",
+                                                       "correlation.pdf"}  # fmt: skip
+        assert str(folder / "correlation.png") in panel_out.text
+        driver.save_screenshot(str(shots / "cnnexplore_browser_exported.png"))
+
+        # 5. save, reload the page: the panels come back from the running kernel, still live
+        _menu(driver, "File", "Save Notebook")
+        time.sleep(2)
+        driver.refresh()
+        _wait(
+            lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"),
+            90,
+            "the notebook to open again",
+        )
+        _wait(lambda: _output_with(driver, "click a heatmap cell"), 60, "the panel after reload")
+        _wait(
+            lambda: _assert_no_widget_error(driver) or _figures_drawn(driver) >= 3,
+            60,
+            "the figures after reload",
+        )
+        time.sleep(2)
         _assert_no_widget_error(driver)
-        readout = output.find_elements(By.CSS_SELECTOR, ".widget-readout")
-        assert readout and readout[0].text.strip() == "3"
+        driver.save_screenshot(str(shots / "cnnexplore_browser_reloaded.png"))
+        browser_out = _output_with(driver, "shared colour scale")
+        plot_area = browser_out.find_elements(By.XPATH, ".//*[contains(@class,'bk-Figure')]")[0]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot_area)
+        before = plot_area.screenshot_as_png
+        _move_slider(driver, browser_out, 0, 2)
+        _wait(lambda: plot_area.screenshot_as_png != before, 30, "the map to change after reload")
+        panel_out = _output_with(driver, "click a heatmap cell")
+        _click_cell(driver, "late", "late")
+        _wait(lambda: _selected(panel_out)[2:4] == ["late", "late"], 30, "a click after reload")
+        _assert_no_widget_error(driver)
     except Exception:
         if driver is not None:
             driver.save_screenshot(str(shots / "cnnexplore_browser_failure.png"))

@@ -105,6 +105,9 @@ _COLUMNS = {
     "B_layer": "layer of B",
     "A_map_id": "map of A",
     "B_map_id": "map of B",
+    "A_n_dead": "constant maps of A",
+    "B_n_dead": "constant maps of B",
+    "signed_correlation": "signed r",
 }
 # statistic -> template; {sym}: the measure's symbol (r, cos), {t}: the threshold
 _STATISTICS = {

@@ -266,8 +266,11 @@ class CorrelationPanel(PanelBase):
             if measure not in _MEASURES:
                 raise self._fail(ValueError(unknown_name_message("measure", measure, _MEASURES)))
             compute = self._compute
+            extra: dict[str, Any] = {}
             if compute is None:
                 from ..similarity.tables import correlation_tables as compute
+
+                extra["progress"] = False  # no progress bar inside the panel
             same = self.maps_b is self.maps_a
             self._cache[measure] = compute(
                 self.maps_a,
@@ -275,6 +278,7 @@ class CorrelationPanel(PanelBase):
                 names=self.names,
                 measure=measure,
                 threshold=getattr(self, "threshold", 0.8),
+                **extra,
             )
         return self._cache[measure]
 
@@ -297,10 +301,11 @@ class CorrelationPanel(PanelBase):
         stats = self._current.stats
         la, lb = plots.layer_columns(stats)
         diagonal = bool((stats[la].astype(str) == stats[lb].astype(str)).any())
-        return plots.percent_bars(
+        bars = plots.percent_bars(
             self._current, diagonal_only=diagonal,
             title="each layer with itself" if diagonal else "every layer pair",
         )  # fmt: skip
+        return bars.opts(frame_width=260, backend="bokeh")  # heatmap and bars fit one row
 
     def _draw_pair(self, layer_a: str, map_a: int, layer_b: str, map_b: int) -> hv.Layout:
         a = self.maps_a[layer_a][self.image, map_a]
@@ -323,7 +328,12 @@ class CorrelationPanel(PanelBase):
         heads = {"A_layer": f"{na} layer", "B_layer": f"{nb} layer"}
         for col in stats.columns:
             if col not in heads:
-                heads[col] = statistic_name(col, threshold=round(t.threshold, 2), measure=t.measure)
+                heads[col] = (
+                    display_name(col, "column").replace(" of A", f" of {na}").replace(
+                        " of B", f" of {nb}")
+                    if col.endswith("_n_dead")
+                    else statistic_name(col, threshold=round(t.threshold, 2), measure=t.measure)
+                )  # fmt: skip
         self.stats_html.value = stats.rename(columns=heads).to_html(
             index=False, float_format=lambda v: f"{v:.3f}", classes="cnnexplore-stats"
         )
