@@ -8,6 +8,7 @@ JSON record per run in ``store``; ``summarize``, ``compare_methods`` and
 
 from __future__ import annotations
 
+from .executors import GroupedRun
 from .reference import dissertation_comparisons, dissertation_results, side_by_side
 from .stats import (
     compare_methods,
@@ -18,10 +19,19 @@ from .stats import (
     vargha_delaney_a12,
 )
 from .store import CorruptRecordWarning, ResultStore, config_key
-from .sweep import SweepStatus, expand_grid, load_results, records_to_frame, run_sweep, sweep_status
+from .sweep import (
+    SweepStatus,
+    expand_grid,
+    group_configs,
+    load_results,
+    records_to_frame,
+    run_sweep,
+    sweep_status,
+)
 
 __all__ = [
     "CorruptRecordWarning",
+    "GroupedRun",
     "ResultStore",
     "SweepStatus",
     "compare_methods",
@@ -30,6 +40,7 @@ __all__ = [
     "dissertation_results",
     "dissertation_table",
     "expand_grid",
+    "group_configs",
     "holm",
     "load_results",
     "min_attainable_p",

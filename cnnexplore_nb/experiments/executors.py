@@ -1,8 +1,10 @@
 """Executors of a sweep: in-process, local worker processes, Dask distributed.
 
-Each executor is a generator taking the run function and the configurations still to do
-and yielding one record per configuration as runs finish (in completion order). Runs
-execute :func:`execute_run`, which never raises for an error of the run itself: the
+Each executor is a generator taking the run function and the tasks still to do and
+yielding one record per configuration as runs finish (in completion order). A task is one
+configuration (a dict), run by :func:`execute_run`, or a group of configurations (a list:
+the seeds of one cell) run together by :func:`execute_group` through the run function's
+grouped variant (:class:`GroupedRun`). Neither raises for an error of the run itself: the
 traceback goes into a ``"failed"`` record. The driver (``run_sweep``) writes the records,
 so workers need no access to the store directory.
 
@@ -29,7 +31,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
@@ -37,11 +39,63 @@ from typing import Any
 
 from .store import to_jsonable
 
-__all__ = ["EXECUTORS", "execute_run", "iter_dask", "iter_inline", "iter_local"]
+__all__ = [
+    "EXECUTORS",
+    "GroupedRun",
+    "execute_group",
+    "execute_run",
+    "iter_dask",
+    "iter_inline",
+    "iter_local",
+]
 
 EXECUTORS = ("inline", "local", "dask")
 
 RunFunction = Callable[[dict[str, Any]], Mapping[str, Any]]
+Task = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+class GroupedRun:
+    """A run function that can also run several configurations together.
+
+    ``run(config) -> dict`` runs one configuration; ``run.many(configs) -> list`` runs a
+    group (configurations that differ only in their seed) in one call and returns one
+    result per configuration, in order: a dict, or an exception instance for a run that
+    failed alone (e.g. :func:`~cnnexplore_nb.transfer.run_many` with ``errors="return"``).
+    :func:`~cnnexplore_nb.experiments.run_sweep` groups the seeds of each cell for such a
+    function. Picklable when both functions are (module-level functions or partials).
+
+    Parameters
+    ----------
+    one : callable
+        ``one(config: dict) -> dict``.
+    many : callable
+        ``many(configs: list of dict) -> list of (dict or Exception)``.
+    """
+
+    def __init__(
+        self,
+        one: RunFunction,
+        many: Callable[[list[dict[str, Any]]], Sequence[Mapping[str, Any] | BaseException]],
+    ) -> None:
+        if not callable(one) or not callable(many):
+            raise TypeError(
+                f"GroupedRun needs two callables, got {type(one).__name__} and "
+                f"{type(many).__name__}"
+            )
+        self.one, self.many = one, many
+
+    def __call__(self, config: dict[str, Any]) -> Mapping[str, Any]:
+        return self.one(config)
+
+    def __repr__(self) -> str:
+        return f"GroupedRun(one={self.one!r}, many={self.many!r})"
+
+
+def task_configs(task: Task) -> list[Mapping[str, Any]]:
+    """The configurations of a task (one for a single run, several for a group)."""
+    return [task] if isinstance(task, Mapping) else list(task)
+
 
 #: Arm the Linux parent-death signal in local workers (tests turn it off to check that the
 #: watcher thread alone also ends orphaned workers).
@@ -90,13 +144,22 @@ def execute_run(run: RunFunction, config: Mapping[str, Any]) -> dict[str, Any]:
     else the count in this process when the run ends (None if torch was never imported).
     """
     started, t0 = _now(), time.perf_counter()
-    result: dict[str, Any] | None = None
-    error: str | None = None
+    out, error = None, None
     try:
         out = run(dict(config))
     except Exception:
         error = traceback.format_exc()
-    else:
+    return _record(config, out, error, started, time.perf_counter() - t0)
+
+
+def _record(
+    config: Mapping[str, Any], out: Any, error: str | None, started: str, seconds: float
+) -> dict[str, Any]:
+    """The record of one run from its output (a result or an exception) or its error."""
+    result: dict[str, Any] | None = None
+    if error is None and isinstance(out, BaseException):
+        error = "".join(traceback.format_exception(type(out), out, out.__traceback__))
+    elif error is None:
         try:
             if not isinstance(out, Mapping):
                 raise TypeError(
@@ -117,17 +180,48 @@ def execute_run(run: RunFunction, config: Mapping[str, Any]) -> dict[str, Any]:
         "error": error,
         "started": started,
         "finished": _now(),
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "torch_threads": threads,
     }
 
 
-def iter_inline(run: RunFunction, configs: Iterable[Mapping[str, Any]]) -> Iterator[dict]:
-    """Run every configuration in this process, one after another."""
-    for config in configs:
-        yield execute_run(run, config)
+def execute_group(run: GroupedRun, configs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Run a group with ``run.many(configs)``; one record per configuration, in order.
+
+    A seed that failed alone (an exception in its place) gets a ``"failed"`` record, the
+    others their results; if ``run.many`` itself raises, every configuration of the group
+    is recorded as failed with its traceback. ``seconds`` is the group's time divided by
+    its size.
+    """
+    started, t0 = _now(), time.perf_counter()
+    outs: list[Any] = [None] * len(configs)
+    error = None
+    try:
+        outs = list(run.many([dict(c) for c in configs]))
+        if len(outs) != len(configs):
+            raise ValueError(
+                f"run.many returned {len(outs)} results for a group of {len(configs)} "
+                "configurations; it must return one per configuration, in order"
+            )
+    except Exception:
+        outs, error = [None] * len(configs), traceback.format_exc()
+    seconds = (time.perf_counter() - t0) / max(len(configs), 1)
+    return [_record(c, out, error, started, seconds) for c, out in zip(configs, outs)]
+
+
+def execute_task(run: RunFunction, task: Task) -> list[dict[str, Any]]:
+    """Records of a task: one configuration (:func:`execute_run`) or a group."""
+    if isinstance(task, Mapping):
+        return [execute_run(run, task)]
+    return execute_group(run, task)
+
+
+def iter_inline(run: RunFunction, configs: Iterable[Task]) -> Iterator[dict]:
+    """Run every task (configuration or group) in this process, one after another."""
+    for task in configs:
+        yield from execute_task(run, task)
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -193,9 +287,7 @@ _BROKEN = (
 )
 
 
-def iter_local(
-    run: RunFunction, configs: Iterable[Mapping[str, Any]], workers: int
-) -> Iterator[dict]:
+def iter_local(run: RunFunction, configs: Iterable[Task], workers: int) -> Iterator[dict]:
     """Run configurations in ``workers`` local processes (spawn start).
 
     At most ``workers`` runs are in flight, so a worker that dies takes down only the
@@ -207,7 +299,7 @@ def iter_local(
     pending = list(configs)[::-1]  # pop() from the end keeps the grid order
     ctx = _mp_context()
     pool = _new_pool(workers, ctx)
-    inflight: dict[Future, Mapping[str, Any]] = {}
+    inflight: dict[Future, Task] = {}
     clean_exit = False
     try:
         while pending or inflight:
@@ -215,7 +307,7 @@ def iter_local(
             while pending and len(inflight) < workers and not broken:
                 config = pending.pop()
                 try:
-                    inflight[pool.submit(execute_run, run, config)] = config
+                    inflight[pool.submit(execute_task, run, config)] = config
                 except BrokenProcessPool:  # a worker died since the last completion
                     pending.append(config)
                     broken = True
@@ -225,14 +317,16 @@ def iter_local(
                 broken = True
                 done = wait(inflight).done
             for fut in done:
-                config = inflight.pop(fut)
+                task = inflight.pop(fut)
                 try:
-                    record = fut.result()
+                    records = fut.result()
                 except BrokenProcessPool:
-                    record = failure_record(config, _BROKEN + traceback.format_exc())
+                    error = _BROKEN + traceback.format_exc()
+                    records = [failure_record(c, error) for c in task_configs(task)]
                 except Exception:
-                    record = failure_record(config, traceback.format_exc())
-                yield record
+                    error = traceback.format_exc()
+                    records = [failure_record(c, error) for c in task_configs(task)]
+                yield from records
             if broken:
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = _new_pool(workers, ctx)
@@ -244,32 +338,32 @@ def iter_local(
             _stop_workers(pool)
 
 
-def iter_dask(
-    run: RunFunction, configs: Iterable[Mapping[str, Any]], client: Any
-) -> Iterator[dict]:
-    """Submit every configuration to a ``dask.distributed.Client``; yield as they finish."""
+def iter_dask(run: RunFunction, configs: Iterable[Task], client: Any) -> Iterator[dict]:
+    """Submit every task to a ``dask.distributed.Client``; yield records as they finish."""
     from distributed import as_completed
 
     from .store import config_key
 
     futures = {}
-    for config in configs:
+    for task in configs:
+        task = dict(task) if isinstance(task, Mapping) else [dict(c) for c in task]
         fut = client.submit(
-            execute_run,
+            execute_task,
             run,
-            dict(config),
+            task,
             pure=False,
-            key=f"sweep-run-{config_key(config)}-{uuid.uuid4().hex[:8]}",
+            key=f"sweep-run-{config_key(task_configs(task)[0])}-{uuid.uuid4().hex[:8]}",
         )
-        futures[fut.key] = (fut, config)
+        futures[fut.key] = (fut, task)
     try:
         for fut in as_completed([f for f, _ in futures.values()]):
-            config = futures.pop(fut.key)[1]
+            task = futures.pop(fut.key)[1]
             try:
-                record = fut.result()
+                records = fut.result()
             except Exception:
-                record = failure_record(config, traceback.format_exc())
-            yield record
+                error = traceback.format_exc()
+                records = [failure_record(c, error) for c in task_configs(task)]
+            yield from records
             fut.release()
     finally:
         leftover = [f for f, _ in futures.values()]

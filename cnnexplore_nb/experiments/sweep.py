@@ -21,11 +21,13 @@ from typing import Any, Literal
 import pandas as pd
 
 from .._checks import check_choice, check_positive_int
-from .executors import RunFunction, iter_dask, iter_inline, iter_local
+from .executors import GroupedRun, RunFunction, iter_dask, iter_inline, iter_local
 from .store import ResultStore, config_key
 
 __all__ = [
+    "DEFAULT_GROUP_SIZE",
     "SweepStatus",
+    "group_configs",
     "expand_grid",
     "load_results",
     "records_to_frame",
@@ -39,6 +41,8 @@ META_COLUMNS = (
 )  # fmt: skip
 _META_FIELDS = {"run_seconds": "seconds"}  # DataFrame column -> record field, where they differ
 _EXECUTOR_NAMES = ("local", "process", "inline", "dask")
+#: Seeds per group when the run function can run a group (:class:`GroupedRun`).
+DEFAULT_GROUP_SIZE = 8
 
 
 def expand_grid(
@@ -178,6 +182,32 @@ def load_results(store: str | os.PathLike) -> pd.DataFrame:
     return records_to_frame(ordered)
 
 
+def group_configs(
+    configs: Iterable[Mapping[str, Any]], *, over: str = "seed", size: int = DEFAULT_GROUP_SIZE
+) -> list[list[dict[str, Any]]]:
+    """Groups of configurations that differ only in the setting ``over`` (the cells' seeds).
+
+    Cells appear in the order of their first configuration; each cell's configurations are
+    cut into groups of at most ``size``, in their order. Configurations without ``over``
+    form groups of one.
+
+    Examples
+    --------
+    >>> cs = [{"n": n, "seed": s} for n in (5, 10) for s in (0, 1, 2)]
+    >>> [[c["seed"] for c in g] for g in group_configs(cs, size=2)]
+    [[0, 1], [2], [0, 1], [2]]
+    """
+    size = check_positive_int("size", size)
+    cells: dict[str, list[dict[str, Any]]] = {}
+    for config in configs:
+        if over not in config:
+            cells[config_key(config)] = [dict(config)]
+            continue
+        cell = config_key({k: v for k, v in config.items() if k != over})
+        cells.setdefault(cell, []).append(dict(config))
+    return [cs[i : i + size] for cs in cells.values() for i in range(0, len(cs), size)]
+
+
 def _check_picklable(run: Any, executor: str) -> None:
     try:
         pickle.dumps(run)
@@ -224,6 +254,8 @@ def run_sweep(
     fixed: Mapping[str, Any] | None = None,
     progress: bool = True,
     retry_failed: bool = False,
+    group_size: int | None = None,
+    group_over: str = "seed",
 ) -> pd.DataFrame:
     """Run every configuration of a grid that has no record in ``store`` yet.
 
@@ -258,6 +290,17 @@ def run_sweep(
         Show a tqdm progress bar over the runs and print a done / failed / remaining summary.
     retry_failed : bool
         Also rerun configurations whose record says ``"failed"``.
+    group_size : int, optional
+        For a run function that can run several seeds together (a :class:`GroupedRun`,
+        e.g. one calling :func:`~cnnexplore_nb.transfer.run_many`): the configurations still
+        to do that differ only in ``group_over`` are run in groups of at most this many,
+        one group per task (in this process, a worker process or on a Dask worker).
+        Default :data:`DEFAULT_GROUP_SIZE`; 1 runs every configuration alone. Ignored for
+        other run functions. Records stay per configuration: a group whose seeds are
+        partly done runs only the missing ones, and a seed that fails alone is recorded
+        as failed while the others of its group are kept.
+    group_over : str
+        The setting that varies within a group (``"seed"``).
 
     Returns
     -------
@@ -295,14 +338,24 @@ def run_sweep(
     own_client = False
     if executor == "dask":
         client, own_client = _dask_client(client)
+    group = (
+        DEFAULT_GROUP_SIZE if group_size is None else check_positive_int("group_size", group_size)
+    )
+    if not isinstance(run, GroupedRun):
+        group = 1
     try:
-        return _run(configs, run, store, executor, workers, client, progress, retry_failed)
+        return _run(
+            configs, run, store, executor, workers, client, progress, retry_failed,
+            (group, group_over),
+        )  # fmt: skip
     finally:
         if own_client:
             client.close()
 
 
-def _run(configs, run, store, executor, workers, client, progress, retry_failed) -> pd.DataFrame:
+def _run(
+    configs, run, store, executor, workers, client, progress, retry_failed, grouping
+) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
     store.clean_temp_files()
@@ -314,12 +367,14 @@ def _run(configs, run, store, executor, workers, client, progress, retry_failed)
         for c, k in zip(configs, keys)
         if k not in records or (retry_failed and records[k]["status"] == "failed")
     ]
+    size, over = grouping
+    tasks: list = todo if size == 1 else group_configs(todo, over=over, size=size)
     if executor == "inline":
-        stream = iter_inline(run, todo)
+        stream = iter_inline(run, tasks)
     elif executor == "local":
-        stream = iter_local(run, todo, min(workers, max(len(todo), 1)))
+        stream = iter_local(run, tasks, min(workers, max(len(tasks), 1)))
     else:
-        stream = iter_dask(run, todo, client)
+        stream = iter_dask(run, tasks, client)
     failed = 0
     with tqdm(
         total=len(configs),
