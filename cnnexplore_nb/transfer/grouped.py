@@ -16,6 +16,7 @@ stacked tensors is ``S`` independent optimisers.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -32,10 +33,10 @@ __all__ = ["GroupedStep"]
 Params = dict[str, torch.Tensor]
 
 
-def _stack(dicts: Sequence[Mapping[str, torch.Tensor]], *, grad: bool) -> Params:
+def _stack(dicts: Sequence[Mapping[str, torch.Tensor]], *, grad: bool, device=None) -> Params:
     out = {}
     for name in dicts[0]:
-        t = torch.stack([d[name].detach() for d in dicts]).contiguous()
+        t = torch.stack([d[name].detach() for d in dicts]).to(device).contiguous()
         out[name] = t.requires_grad_() if grad else t
     return out
 
@@ -55,6 +56,9 @@ class GroupedStep:
         One per seed, freshly built (same method, pairs, hyper-parameters and source; their
         initial weights are taken, their optimisers' empty states are matched). The first
         one's modules serve as the functional template.
+    device : torch.device or str, optional
+        Where the stacked states live and the steps run (default: the CPU); the per-seed
+        modules stay on the CPU (snapshots and returned models are made from them).
 
     Notes
     -----
@@ -63,15 +67,22 @@ class GroupedStep:
     one whose loss became NaN) and keeps the others' states.
     """
 
-    def __init__(self, steps: Sequence[TransferStep]) -> None:
+    def __init__(self, steps: Sequence[TransferStep], *, device=None) -> None:
         first = steps[0]
+        self.device = torch.device(device or "cpu")
         self.steps = list(steps)
         self.method, self.beta, self.inner_steps = first.method, first.beta, first.inner_steps
         self.momentum, self.weight_decay = first.momentum, first.weight_decay
         self.pairs, self.source = first.pairs, first.source
         self.student, self.meta = first.student, first.meta
-        self.params = _stack([dict(s.student.named_parameters()) for s in steps], grad=True)
-        self.buffers = _stack([dict(s.student.named_buffers()) for s in steps], grad=False)
+        if self.source is not None and self.device.type != "cpu":
+            self.source = copy.deepcopy(self.source).to(self.device)
+        dev = self.device
+        named = [dict(s.student.named_parameters()) for s in steps]
+        self.params = _stack(named, grad=True, device=dev)
+        self.buffers = _stack(
+            [dict(s.student.named_buffers()) for s in steps], grad=False, device=dev
+        )
         opt = first.optimizer.param_groups[0]
         self.optimizer = torch.optim.SGD(
             list(self.params.values()), lr=opt["lr"], momentum=opt["momentum"],
@@ -79,7 +90,8 @@ class GroupedStep:
         )  # fmt: skip
         self.meta_params: Params = {}
         if first.meta is not None:
-            self.meta_params = _stack([dict(s.meta.named_parameters()) for s in steps], grad=True)
+            named = [dict(s.meta.named_parameters()) for s in steps]
+            self.meta_params = _stack(named, grad=True, device=dev)
             mopt = first.meta_optimizer.param_groups[0]
             self.meta_optimizer = torch.optim.Adam(
                 list(self.meta_params.values()), lr=mopt["lr"], weight_decay=mopt["weight_decay"]
@@ -240,7 +252,7 @@ class GroupedStep:
 
     def finite(self) -> torch.Tensor:
         """Per seed: are all the targets' weights and buffers finite? Bool (S,)."""
-        ok = torch.ones(self.size, dtype=torch.bool)
+        ok = torch.ones(self.size, dtype=torch.bool, device=self.device)
         for name, t in {**self.params, **self.buffers}.items():
             if name.startswith("target.") and t.is_floating_point():
                 ok &= torch.isfinite(t.detach()).flatten(1).all(1)
@@ -280,6 +292,7 @@ def grouped_accuracy(
     *,
     batch_size: int,
     module: torch.nn.Module,
+    device: torch.device | None = None,
 ) -> list[float]:
     """Top-1 accuracy per seed: ``logits_of(x (S, b, C, H, W)) -> (S, b, K)`` in eval mode.
 
@@ -297,5 +310,6 @@ def grouped_accuracy(
             else:
                 xs, ys = zip(*(batch(d, idx, None) for d in datasets))
                 x, y = torch.stack(xs), torch.stack(ys)
-            correct += (logits_of(x).argmax(-1) == y).sum(1)
+            x, y = x.to(device), y.to(device)
+            correct += (logits_of(x).argmax(-1) == y).sum(1).cpu()
     return [int(c) / max(n, 1) for c in correct]

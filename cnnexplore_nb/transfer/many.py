@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .._arrays import channel_error
 from .._checks import (
     NonFiniteLossError,
     check_choice,
     check_positive_int,
+    check_real,
     seed_everything,
     unknown_name_message,
 )
@@ -65,6 +67,7 @@ def run_many(
     epochs: int,
     seeds: Sequence[int],
     errors: Literal["raise", "return"] = "raise",
+    device: torch.device | str = "cpu",
     **settings: Any,
 ) -> list[dict[str, Any] | NonFiniteLossError]:
     """Train the runs of several seeds together; the records of :func:`run` for each seed.
@@ -88,6 +91,9 @@ def run_many(
         At a seed's first NaN/Inf loss: raise its :class:`NonFiniteLossError` (``"raise"``,
         as the loop over :func:`run` would), or put the error in that seed's place and carry
         on with the others (``"return"``).
+    device : torch.device or str
+        Where the stacked computation runs (e.g. ``"cuda"``); data are read on the CPU and
+        moved per batch, records and returned models are on the CPU.
     **settings
         Any of :data:`~cnnexplore_nb.transfer.DEFAULTS`, as in :func:`run`.
 
@@ -106,6 +112,10 @@ def run_many(
     errors = check_choice("errors", errors, ["raise", "return"])
     epochs = check_positive_int("epochs", epochs)
     cfg["batch_size"] = check_positive_int("batch_size", cfg["batch_size"])
+    for key in ("lr", "meta_lr", "momentum", "weight_decay", "meta_weight_decay"):
+        value, rate = check_real(key, cfg[key]), key.endswith("lr")
+        if value < 0 or (rate and value == 0):
+            raise ValueError(f"{key} must be {'> 0' if rate else '>= 0'}, got {cfg[key]!r}")
     seeds = [check_positive_int("seed", s, minimum=0) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
@@ -119,7 +129,7 @@ def run_many(
     if cfg["num_threads"] is not None:
         torch.set_num_threads(check_positive_int("num_threads", cfg["num_threads"]))
     try:
-        return _run_many(method, source, target, datas, epochs, seeds, cfg, errors)
+        return _run_many(method, source, target, datas, epochs, seeds, cfg, errors, device)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -142,6 +152,12 @@ def _build(method, source, target, datas, seeds, cfg):
             tgt = create_model(target, **kw)
         else:
             tgt = copy.deepcopy(target)
+            with torch.random.fork_rng(devices=[]):  # an augmenting dataset draws: restore RNG
+                x0, _ = _batch(d["train"], torch.tensor([0]), None)
+        for role, net in (("source", src), ("target", tgt)):
+            error = None if net is None else channel_error(net, x0, "data['train'] images")
+            if error is not None:
+                raise ValueError(f"the {role} network does not fit the data: {error}")
         step = build_step(
             method, src, tgt, pairs=cfg["pairs"], beta=cfg["beta"],
             inner_steps=cfg["inner_steps"], lr=cfg["lr"], momentum=cfg["momentum"],
@@ -167,15 +183,17 @@ def _accuracy(group: GroupedStep, states: Sequence[dict] | None, datasets, batch
     def logits_of(x: torch.Tensor) -> torch.Tensor:
         return vmap(lambda p, b, xs: functional_call(target, (p, b), (xs,)))(params, buffers, x)
 
-    return grouped_accuracy(logits_of, datasets, _batch, batch_size=batch_size, module=target)
+    return grouped_accuracy(
+        logits_of, datasets, _batch, batch_size=batch_size, module=target, device=group.device
+    )
 
 
-def _run_many(method, source, target, datas, epochs, seeds, cfg, errors) -> list:
+def _run_many(method, source, target, datas, epochs, seeds, cfg, errors, device) -> list:
     from tqdm.auto import tqdm
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     steps = _build(method, source, target, datas, seeds, cfg)
-    group = GroupedStep(steps)
+    group = GroupedStep(steps, device=device)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(group.optimizer, T_max=epochs)
     n_seeds = len(seeds)
     live = list(range(n_seeds))  # positions (in seeds) of the seeds still in the group
@@ -209,7 +227,7 @@ def _run_many(method, source, target, datas, epochs, seeds, cfg, errors) -> list
             items = [o[start : start + bs] for o in orders]
             batches = [_batch(datas[i]["train"], it, gens[i]) for i, it in zip(live, items)]
             x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
-            out = group.step(x, y)
+            out = {k: v.cpu() for k, v in group.step(x.to(device), y.to(device)).items()}
             dead = []
             for pos in range(len(live)):
                 row = {k: float(v[pos]) for k, v in out.items()}
@@ -230,7 +248,7 @@ def _run_many(method, source, target, datas, epochs, seeds, cfg, errors) -> list
                 if not live:
                     return results
         sched.step()
-        finite = group.finite()
+        finite = group.finite().cpu()
         for pos in [p for p in range(len(live)) if not finite[p]]:
             fail(pos, NonFiniteLossError(
                 f"the target's weights hold NaN/Inf after the last batch of epoch {epoch} (its "
@@ -251,7 +269,7 @@ def _run_many(method, source, target, datas, epochs, seeds, cfg, errors) -> list
             row.setdefault("meta_loss", float("nan"))
             history[i].append(row)
             if val[pos] > best[i][0]:
-                best[i] = (val[pos], epoch, group.seed_state(pos))
+                best[i] = (val[pos], epoch, group.seed_state(pos))  # on the group's device
             if probes[i] is not None:
                 step = group.write_back(pos)
                 snapshots[i].append(_snapshot(step, probes[i], cfg["snapshot_weights"], epoch))
