@@ -165,7 +165,8 @@ published_comparison(runs)
 
 # %%
 tests = method_tests(runs)
-tests[["b", "dataset", "n", "n_a", "n_b", "diff", "p_value", "p_holm", "a12", "min_p", "note"]]
+tests[["b", "dataset", "n", "n_a", "n_b", "diff", "p_value", "p_holm", "significant_raw",
+       "significant_holm", "a12", "min_p", "note"]]  # fmt: skip
 
 # %% [markdown]
 # ## Verdict (computed)

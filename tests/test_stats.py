@@ -161,8 +161,17 @@ def test_compare_methods_matches_scipy_and_applies_holm_across_cells():
         assert row.a12 == pytest.approx(_a12_by_counting(x, y))
         assert row.note == ""
     assert out["p_holm"].to_numpy() == pytest.approx(holm(out["p_value"]))
-    assert out["significant"].tolist() == (out["p_holm"] < 0.05).tolist()
+    # the dissertation's rule (default): each cell's own p; Holm shown beside it
+    assert out.attrs["rule"] == "raw"
+    assert out["significant"].tolist() == (out["p_value"] < 0.05).tolist()
+    assert out["significant_raw"].tolist() == (out["p_value"] < 0.05).tolist()
+    assert out["significant_holm"].tolist() == (out["p_holm"] < 0.05).tolist()
     assert out["significant"].iloc[-1]  # a 3-std shift with 12 runs each
+    holm_rule = compare_methods(df, rule="holm")
+    assert holm_rule["significant"].tolist() == (holm_rule["p_holm"] < 0.05).tolist()
+    assert (out["p_holm"] >= out["p_value"]).all()
+    with pytest.raises(ValueError, match="unknown rule 'bonferroni'"):
+        compare_methods(df, rule="bonferroni")
     greater = compare_methods(df, alternative="greater")
     assert (greater["p_value"] < out["p_value"]).iloc[-1]
 

@@ -181,3 +181,24 @@ def test_verdict_and_published_comparison():
         not (comp["published_dataset"] == "cifar10").any()
         or (comp[comp["published_dataset"] == "cifar10"]["n"] == 10).all()
     )
+
+
+def test_transfer_findings_state_the_rule_and_the_counts():
+    rng = np.random.default_rng(0)
+    vals = {}
+    for n, shift in ((5, 0.0), (10, 0.3)):
+        for m, base in (("scratch", 0.2), ("ufm", 0.3), ("l2t_ww", 0.4)):
+            vals[n, m] = list(base + 0.01 * rng.standard_normal(8))
+        vals[n, "l2t_www"] = list(0.4 + shift + 0.01 * rng.standard_normal(8))
+    df = _runs(vals)
+    tests = sta.method_tests(df)
+    assert tests.attrs["rule"] == "raw"
+    assert {"significant_raw", "significant_holm"} <= set(tests.columns)
+    f = sta.transfer_findings(df, tests)
+    ww = f[0]
+    # N = 5: equal means (not higher), N = 10: +30 points, significant with 8 runs each
+    assert ww.values["wins"] == 1 and ww.values["cells"] == 2 and ww.holds is False
+    assert ww.values["significant"] == 1 and "per-cell p < 0.05 in 1 of them" in ww.evidence
+    assert "dissertation's" in f.note and f[2].holds is True  # beats scratch everywhere
+    holm = sta.transfer_findings(df, sta.method_tests(df, rule="holm"))
+    assert "Holm-adjusted p < 0.05 across the cells" in holm.note

@@ -190,6 +190,7 @@ def compare_methods(
     alternative: Alternative = "two-sided",
     alpha: float = 0.05,
     to_percent: bool | Literal["auto"] = "auto",
+    rule: Literal["raw", "holm"] = "raw",
 ) -> pd.DataFrame:
     """Mann-Whitney U test of method ``a`` against ``b`` in every cell, Holm across cells.
 
@@ -205,18 +206,26 @@ def compare_methods(
     alternative : {"two-sided", "less", "greater"}
         Passed to :func:`scipy.stats.mannwhitneyu` (``"greater"``: a tends to exceed b).
     alpha : float
-        Significance level of the ``significant`` flag (on Holm-adjusted p-values).
+        Significance level.
     to_percent : bool or "auto"
         Units of ``mean_a``, ``mean_b`` and ``diff`` (see :func:`summarize`).
+    rule : {"raw", "holm"}
+        Which p-value the ``significant`` flag uses: ``"raw"`` (default), the
+        dissertation's rule (a cell is significant at its own Mann-Whitney p < alpha), or
+        ``"holm"`` (Holm-adjusted across the cells, controlling the family-wise error). Both
+        flags are always reported (``significant_raw``, ``significant_holm``).
 
     Returns
     -------
-    DataFrame with columns
-        ``*by, n_a, n_b, mean_a, mean_b, diff (= mean_a - mean_b), U (of a), p_value,
-        p_holm, a12, min_p, significant, note``. The U test uses scipy's ``method="auto"``
-        (exact without ties for samples below 8, else normal approximation with tie
-        correction); ``min_p`` is :func:`min_attainable_p`; ``note`` says when a cell
-        cannot reach significance with its sample sizes or lacks one of the methods.
+    DataFrame
+        Columns: the ``by`` columns, ``n_a``, ``n_b``, ``mean_a``, ``mean_b``, ``diff``
+        (``mean_a - mean_b``), ``U`` (of a), ``p_value``, ``p_holm``, ``a12``, ``min_p``,
+        ``significant_raw``, ``significant_holm``, ``significant`` (by ``rule``) and
+        ``note``; ``attrs["rule"]`` names the rule. The U test uses scipy's
+        ``method="auto"`` (exact without ties for samples below 8, else normal
+        approximation with tie correction); ``min_p`` is :func:`min_attainable_p`; ``note``
+        says when a cell cannot reach significance with its sample sizes or lacks one of
+        the methods.
     """
     from scipy.stats import mannwhitneyu
 
@@ -254,8 +263,13 @@ def compare_methods(
         rows.append(row)
     cols = [*by, "n_a", "n_b", "mean_a", "mean_b", "diff", "U", "p_value"]
     out = pd.DataFrame(rows).reindex(columns=[*cols, "a12", "min_p", "note"])
+    check_choice("rule", rule, ["raw", "holm"])
     out.insert(len(cols), "p_holm", holm(out["p_value"].to_numpy(float)))
-    out.insert(out.columns.get_loc("note"), "significant", out["p_holm"] < alpha)
+    note_at = out.columns.get_loc("note")
+    out.insert(note_at, "significant_raw", out["p_value"] < alpha)
+    out.insert(note_at + 1, "significant_holm", out["p_holm"] < alpha)
+    out.insert(note_at + 2, "significant", out[f"significant_{rule}"])
+    out.attrs["rule"] = rule
     return out
 
 

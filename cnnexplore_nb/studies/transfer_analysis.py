@@ -251,19 +251,32 @@ def method_tests(
     a: str = "l2t_www",
     others: Sequence[str] = ("l2t_ww", "ufm", "scratch"),
     by: Sequence[str] = ("dataset", "n"),
+    *,
+    rule: str = "raw",
 ) -> pd.DataFrame:
     """Mann-Whitney tests of method ``a`` against each of ``others`` in every cell.
+
+    ``rule`` picks the ``significant`` flag: ``"raw"`` (the dissertation's: each cell's
+    own p < 0.05) or ``"holm"`` (Holm across the cells of one comparison); both flags are
+    in the result either way.
 
     Returns
     -------
     DataFrame
-        :func:`cnnexplore_nb.experiments.compare_methods` rows with a column ``b``.
+        :func:`cnnexplore_nb.experiments.compare_methods` rows with a column ``b``;
+        ``attrs["rule"]`` names the rule.
     """
     from ..experiments import compare_methods
 
     present = set(runs["method"])
-    parts = [compare_methods(runs, a, b, by=list(by)).assign(b=b) for b in others if b in present]
-    return pd.concat(parts, ignore_index=True)
+    parts = [
+        compare_methods(runs, a, b, by=list(by), rule=rule).assign(b=b)
+        for b in others
+        if b in present
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["rule"] = rule
+    return out
 
 
 def transfer_findings(runs: pd.DataFrame, tests: pd.DataFrame) -> Findings:
@@ -272,7 +285,9 @@ def transfer_findings(runs: pd.DataFrame, tests: pd.DataFrame) -> Findings:
     cells = len(v)
     names = {"ww": "L2T-ww", "ufm": "UFM", "scratch": "scratch"}
     wins = {k: int((v[f"www_minus_{k}"] > 0).sum()) for k in names}
+    rule = tests.attrs.get("rule", "raw")
     sig = tests[tests["significant"]] if "significant" in tests else tests.iloc[:0]
+    holm_sig = tests[tests["significant_holm"]] if "significant_holm" in tests else sig
     min_p = float(tests["min_p"].min()) if len(tests) else float("nan")
     power = (
         f" With these seeds the smallest attainable two-sided p is {min_p:.2f}, so no difference "
@@ -283,21 +298,35 @@ def transfer_findings(runs: pd.DataFrame, tests: pd.DataFrame) -> Findings:
     items = []
     for k, label in names.items():
         d = v[f"www_minus_{k}"]
-        n_sig = int((sig["b"] == f"l2t_{k}" if k == "ww" else sig["b"] == k).sum())
+        other = f"l2t_{k}" if k == "ww" else k
+        n_sig = int((sig["b"] == other).sum())
+        n_holm = int((holm_sig["b"] == other).sum())
+        rule_txt = (
+            f"significant at the dissertation's per-cell p < 0.05 in {n_sig} of them "
+            f"({n_holm} after Holm correction)"
+            if rule == "raw"
+            else f"significant after Holm correction in {n_holm} of them"
+        )
         items.append(
             Finding(
                 f"L2T-www reaches a higher accuracy than {label}",
                 None if d.isna().all() else bool(wins[k] == cells),
                 f"Higher mean in {wins[k]} of {cells} cells (differences "
-                f"{d.min():+.1f} to {d.max():+.1f} points); significant after Holm "
-                f"correction in {n_sig} of them.{power if k == 'ww' else ''}",
-                {"wins": wins[k], "cells": cells, "significant": n_sig},
+                f"{d.min():+.1f} to {d.max():+.1f} points); {rule_txt}."
+                f"{power if k == 'ww' else ''}",
+                {"wins": wins[k], "cells": cells, "significant": n_sig, "holm": n_holm},
             )
         )
     best = v.set_index(["dataset", "n"])["order"].str.split(" > ").str[0]
     note = (
         "Best method per cell: "
         + ", ".join(f"{ds} N = {n}: {m}" for (ds, n), m in best.items())
-        + "."
+        + ". Verdict rule: "
+        + (
+            "the dissertation's (a cell is significant at its own Mann-Whitney p < 0.05), "
+            "Holm-adjusted counts beside it."
+            if rule == "raw"
+            else "Holm-adjusted p < 0.05 across the cells."
+        )
     )
     return Findings("L2T-www against the other methods (limited data)", items, v, note)
