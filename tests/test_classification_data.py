@@ -87,6 +87,24 @@ def test_stl10_column_major_and_resize(tmp_path):
     assert (ds.images[1, 2, :, 0] == 90).all() and (ds.images[1, 2, :, 1:] == 0).all()
     full = stl10(tmp_path, "train", size=96)
     assert np.array_equal(full.images.numpy(), img)
+    # the reference's transforms.Resize(32) (PIL bilinear, which antialiases when shrinking)
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 256, (2, 3, 96, 96), dtype=np.uint8)
+    noisy.transpose(0, 1, 3, 2).tofile(folder / "train_X.bin")
+    bil = stl10(tmp_path, "train", size=32, resize="bilinear").images.numpy()
+    ref = np.stack([
+        np.stack([np.asarray(Image.fromarray(ch).resize((32, 32), Image.BILINEAR)) for ch in im])
+        for im in noisy
+    ])  # fmt: skip
+    diff = np.abs(bil.astype(int) - ref.astype(int))
+    assert diff.mean() < 1.0 and diff.max() <= 4  # PIL's fixed-point filter vs float
+    area = stl10(tmp_path, "train", size=32).images.numpy()
+    block = noisy.reshape(2, 3, 32, 3, 32, 3).mean(axis=(3, 5))
+    assert np.abs(area - np.round(block)).max() <= 1 and np.abs(area.astype(int) - bil).mean() > 1
+    with pytest.raises(ValueError, match="unknown resize 'nearest'"):
+        stl10(tmp_path, "train", resize="nearest")
     (folder / "train_X.bin").write_bytes(b"\x00" * 1000)
     with pytest.raises(ValueError, match="corrupted STL-10"):
         stl10(tmp_path, "train")

@@ -199,11 +199,20 @@ class ImageClassification(Dataset):
 
 
 # --------------------------------------------------------------------------- helpers
-def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Area (box) resize of a uint8 batch (exact block means for integer factors)."""
+def _resize_uint8(
+    images: torch.Tensor, size: int, resize: Literal["area", "bilinear"] = "area"
+) -> torch.Tensor:
+    """Resize a uint8 batch: ``"area"`` (box: exact block means for integer factors) or
+    ``"bilinear"`` (antialiased, as PIL / torchvision ``Resize`` in the L2T-ww reference)."""
+    check_choice("resize", resize, ["area", "bilinear"])
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
-    out = F.interpolate(images.float(), size=(size, size), mode="area")
+    if resize == "area":
+        out = F.interpolate(images.float(), size=(size, size), mode="area")
+    else:
+        out = F.interpolate(
+            images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -338,15 +347,19 @@ def stl10(
     split: Literal["train", "test"] = "train",
     *,
     size: int = 32,
+    resize: Literal["area", "bilinear"] = "area",
 ) -> ImageClassification:
-    """STL-10 labelled images from ``<root>/stl10_binary`` resized 96 -> ``size`` (area).
+    """STL-10 labelled images from ``<root>/stl10_binary`` resized 96 -> ``size``.
 
     The ``*_X.bin`` files hold uint8 images of 3 x 96 x 96 stored column-major (each channel
     transposed); ``*_y.bin`` holds labels 1..10 (returned as 0..9). ``root=None`` reads the
-    cache, downloading the data on first use (``fetch("stl10")``, 2.6 GB).
+    cache, downloading the data on first use (``fetch("stl10")``, 2.6 GB). ``resize``:
+    ``"area"`` (default: exact 3 x 3 block means for 96 -> 32) or ``"bilinear"``
+    (antialiased bilinear, what the L2T-ww reference's ``transforms.Resize(32)`` does).
     """
     split = check_choice("split", split, ["train", "test"])
     size = check_positive_int("size", size)
+    check_choice("resize", resize, ["area", "bilinear"])
     folder = _find_dir(root, "stl10_binary", _STL_LAYOUT, _STL_HOW, "stl10")
     xf, yf = folder / f"{split}_X.bin", folder / f"{split}_y.bin"
     for f in (xf, yf):
@@ -368,7 +381,7 @@ def stl10(
         )
     images = torch.from_numpy(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2).copy())
     classes = "airplane bird car cat deer dog horse monkey ship truck".split()
-    return ImageClassification(_resize_uint8(images, size), labels - 1, classes=classes)
+    return ImageClassification(_resize_uint8(images, size, resize), labels - 1, classes=classes)
 
 
 _TINY_LAYOUT = (

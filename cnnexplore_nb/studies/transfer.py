@@ -53,6 +53,7 @@ _TRAIN = {
     "target_classes": (5, 6, 7, 8, 9),
     "pad": 4,
     "flip": False,
+    "stl10_resize": "area",  # or "bilinear", the reference's transforms.Resize(32)
     # target weights recorded per epoch for the ablation (Figure 36)
     "weights": (
         ("features.0.weight", (4, 2, 2, 0)),
@@ -185,11 +186,14 @@ def scales_table() -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------- data
 @functools.lru_cache(maxsize=8)
-def dataset_split(name: str, split: str, data_dir: str | None = None, size: int = 32):
+def dataset_split(
+    name: str, split: str, data_dir: str | None = None, size: int = 32, resize: str = "area"
+):
     """One split (``"train"``/``"test"``) of a dataset, cached per process.
 
-    ``digits`` ships with scikit-learn; the others are read from ``data_dir`` (Tiny ImageNet's
-    ``val`` split stands in for ``test``).
+    ``digits`` ships with scikit-learn; the others are read from ``data_dir``, or from the
+    data cache when it is None (Tiny ImageNet's ``val`` split stands in for ``test``).
+    ``resize`` is STL-10's 96 -> 32 resampling: ``"area"`` or the reference's ``"bilinear"``.
     """
     from .. import data
 
@@ -199,6 +203,8 @@ def dataset_split(name: str, split: str, data_dir: str | None = None, size: int 
     # data_dir None: the data cache, filled on first use (cnnexplore_nb.data.fetch)
     if name == "tiny_imagenet":
         return data.tiny_imagenet(data_dir, "val" if split == "test" else "train", size=size)
+    if name == "stl10":
+        return data.stl10(data_dir, split, size=size, resize=resize)
     return getattr(data, name)(data_dir, split)
 
 
@@ -225,7 +231,9 @@ def target_data(
     """
     from ..data import imbalanced_subset, per_class_subset
 
-    pool, test = dataset_split(dataset, "train", data_dir), dataset_split(dataset, "test", data_dir)
+    resize = str(settings.get("stl10_resize", "area"))
+    pool = dataset_split(dataset, "train", data_dir, resize=resize)
+    test = dataset_split(dataset, "test", data_dir, resize=resize)
     if dataset == "digits":
         classes = list(settings["target_classes"])
         pool, test = pool.select_classes(classes), test.select_classes(classes)
@@ -365,7 +373,16 @@ def sweep_run(source_path: str | os.PathLike, data_dir: str | None = None):
 
 def fixed_settings(settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """The settings every configuration of a sweep shares (part of each run's key)."""
-    keys = ("epochs", "batch_size", "meta_lr", "val_per_class", "pad", "flip", "target_width")
+    keys = (
+        "epochs",
+        "batch_size",
+        "meta_lr",
+        "val_per_class",
+        "pad",
+        "flip",
+        "target_width",
+        "stl10_resize",
+    )
     out: dict[str, Any] = {k: settings[k] for k in keys}
     out["target_classes"] = list(settings["target_classes"])
     out["source_width"] = float(settings["source"]["width"])
