@@ -9,6 +9,7 @@ computation and returns the same records.
 from __future__ import annotations
 
 from .checkpoint import load_l2tww_source
+from .cost import estimate_cost, measure_step_seconds
 from .l2t import METHODS, TransferStep, sgd_momentum_step, unrolled_sgd
 from .many import run_many
 from .matching import (
@@ -30,8 +31,10 @@ __all__ = [
     "attention_loss",
     "build_step",
     "default_pairs",
+    "estimate_cost",
     "evaluate",
     "load_l2tww_source",
+    "measure_step_seconds",
     "pair_loss",
     "parse_pairs",
     "run",
