@@ -108,3 +108,45 @@ def test_failure_midway_leaves_no_partial_set(tmp_path, fig, monkeypatch):
     with pytest.raises(RuntimeError, match="renderer crashed"):
         plots.export(fig, tmp_path / "set", ("png", "svg", "pdf"), dpi=50)
     assert list(tmp_path.iterdir()) == []  # png and svg were not moved into place either
+
+
+# -- the paper style -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "width, inches", [("column", 3.5), ("page", 7.16), (5.0, 5.0), (None, 3.5)]
+)
+def test_width_sets_the_print_size(tmp_path, fig, width, inches):
+    (png,) = plots.export(fig, tmp_path / "w", "png", width=width, dpi=300)
+    w = mpimg.imread(png).shape[1]
+    assert w == pytest.approx(inches * 300, abs=2)  # exact width: no tight bounding box
+
+
+def test_positional_call_of_older_notebooks_still_works(tmp_path, fig):
+    written = plots.export(fig, tmp_path / "old", ["png"], dpi=100, fig_size=150)
+    assert [p.name for p in written] == ["old.png"]
+    with pytest.raises(ValueError, match="width must be 'column', 'page' or a number"):
+        plots.export(fig, tmp_path / "bad", "png", width="poster")
+
+
+def test_svg_and_pdf_keep_text_as_text(tmp_path):
+    import holoviews as hv
+
+    curve = hv.Curve([1, 3, 2], kdims=[hv.Dimension("epoch")], vdims=[hv.Dimension("IoU")])
+    svg, pdf = plots.export(curve.opts(title="CNN6 training"), tmp_path / "t", ("svg", "pdf"))
+    root = ET.parse(svg).getroot()
+    texts = ["".join(e.itertext()) for e in root.iter() if e.tag.endswith("text")]
+    assert "CNN6 training" in texts and "epoch" in texts  # editable text, not glyph paths
+    data = pdf.read_bytes()
+    assert b"/FontFile2" in data  # TrueType (Type 42) fonts embedded: text stays text
+
+
+def test_fonts_at_print_size(tmp_path):
+    import matplotlib
+
+    from cnnexplore_nb.plots.paper import draw
+
+    stats = np.random.default_rng(0).random((3, 3))
+    fig = plots.correlation_image(stats, title="r between maps")
+    with matplotlib.rc_context(plots.paper_rc()):
+        figure = draw(fig)
+        sizes = {t.get_fontsize() for t in figure.findobj(matplotlib.text.Text) if t.get_text()}
+    assert sizes and min(sizes) >= 6 and max(sizes) <= 9

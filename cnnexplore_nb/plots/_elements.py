@@ -22,15 +22,31 @@ __all__ = ["Drawn", "call_hooks", "draw_element", "element_options", "series_of"
 _RASTERS = (hv.Image, hv.RGB, hv.HeatMap)
 
 
+#: Options that mean the same in both backends: set for Bokeh only (the notebook's current
+#: backend), they still apply to the exported figure.
+_SHARED = (
+    "title", "xlabel", "ylabel", "xlim", "ylim", "xticks", "yticks", "logx", "logy",
+    "invert_xaxis", "invert_yaxis", "xaxis", "yaxis", "clim", "cmap", "colorbar", "color",
+    "show_legend", "padding",
+)  # fmt: skip
+
+
 def element_options(el: Any) -> dict[str, Any]:
-    """The Matplotlib plot and style options of ``el`` (style last), cycles dropped."""
+    """The Matplotlib plot and style options of ``el`` (style last), cycles dropped; the
+    options both backends share are taken from Bokeh when Matplotlib has none."""
     out: dict[str, Any] = {}
-    for group in ("plot", "style"):
-        try:
-            kw = hv.Store.lookup_options("matplotlib", el, group).kwargs
-        except Exception:  # noqa: BLE001 - an element type the backend does not know
-            kw = {}
-        out.update({k: v for k, v in kw.items() if not isinstance(v, hv.Cycle)})
+    for backend in ("bokeh", "matplotlib"):
+        for group in ("plot", "style"):
+            try:
+                kw = hv.Store.lookup_options(backend, el, group).kwargs
+            except Exception:  # noqa: BLE001 - an element type the backend does not know
+                kw = {}
+            for k, v in kw.items():
+                if isinstance(v, hv.Cycle) or (backend == "bokeh" and k not in _SHARED):
+                    continue
+                if backend == "matplotlib" and k in out and v in (None, "", {}):
+                    continue  # an unset Matplotlib option keeps the Bokeh value
+                out[k] = v
     return out
 
 

@@ -21,6 +21,8 @@ _GAP = 1.0  # points of air wanted between neighbouring tick labels
 
 def visible_ticklabels(axis: Any) -> list:
     """Tick labels that are drawn: visible, non-empty and inside the view."""
+    if not axis.axes.axison or not axis.get_visible():
+        return []
     try:
         ticks = axis._update_ticks()  # the ticks inside the view limits, as drawn
     except AttributeError:  # pragma: no cover - very old or future Matplotlib

@@ -206,7 +206,7 @@ def _draw_panel(ax: Any, panel: Any, plan: _Plan, letter: str, width_in: float) 
             from matplotlib.ticker import MaxNLocator
 
             nbins = max(3, int(width_in * 2.2))
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1))
     if opts.get("yaxis", True) is None:
         ax.set_yticks([])
     else:
@@ -502,4 +502,7 @@ def _shared_legend(plans: list[_Plan]) -> bool:
 def wrap(text: str, width_in: float, fontsize: float) -> str:
     """``text`` wrapped to lines fitting ``width_in`` inches at ``fontsize`` points."""
     chars = max(8, int(width_in / (fontsize * _CHAR)))
-    return "\n".join(textwrap.wrap(text, chars)) if len(text) > chars else text
+    if len(text) <= chars:
+        return text
+    lines = textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines)

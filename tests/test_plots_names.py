@@ -1,0 +1,127 @@
+"""Display names: one table for every figure and panel, overridable by the user."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnexplore_nb import plots
+from cnnexplore_nb.models import create_model
+from cnnexplore_nb.plots import names
+
+
+@pytest.mark.parametrize(
+    "path, shown",
+    [
+        ("conv_module3", "module 3"),
+        ("conv_module10", "module 10"),
+        ("conv_module1.conv", "module 1 conv"),
+        ("block1", "stage 1 block 1"),
+        ("blocks2.3", "stage 1 block 5"),
+        ("block5", "stage 3 block 1"),
+        ("features.0", "conv 1"),
+        ("features.2", "conv 1"),
+        ("features.27", "conv 8"),
+        ("encoder.0", "encoder 1"),
+        ("decoder.3", "decoder 4"),
+        ("bottleneck", "bottleneck"),
+        ("layer1.0.conv1", "layer1.0.conv1"),  # the user's own paths stay as they are
+        ("features.3", "features.3"),  # a max-pool of VGG-9: no built-in name
+    ],
+)
+def test_layer_names(path, shown):
+    assert names.layer_name(path) == shown
+
+
+def test_every_builtin_tap_has_a_distinct_readable_name():
+    from cnnexplore_nb.models import feature_layers, list_models
+
+    for model in list_models():
+        taps = feature_layers(create_model(model))
+        shown = names.layer_names(taps)
+        assert len(set(shown.values())) == len(taps), (model, shown)
+        assert all("_" not in s for s in shown.values()), (model, shown)
+
+
+@pytest.mark.parametrize(
+    "stat, kw, shown",
+    [
+        ("percent", {"threshold": 0.8}, "% maps with max |r| ≥ 0.8"),
+        ("percent", {"threshold": 0.9, "measure": "cosine"}, "% maps with max |cos| ≥ 0.9"),
+        ("percent", {}, "% maps with max |r| ≥ threshold"),
+        ("mean_max", {}, "mean max |r|"),
+        ("mean_max_mean", {}, "mean max |r|, mean over images"),
+        ("percent_std", {"threshold": 0.8}, "% maps with max |r| ≥ 0.8, std over images"),
+        ("count", {"threshold": 0.8}, "maps with max |r| ≥ 0.8"),
+        ("mean", {"threshold": 0.8}, "mean max |r| of maps ≥ 0.8"),
+        ("n_maps", {}, "maps in the layer"),
+    ],
+)
+def test_statistic_names_follow_threshold_and_measure(stat, kw, shown):
+    assert names.statistic_name(stat, **kw) == shown
+
+
+@pytest.mark.parametrize(
+    "key, shown",
+    [
+        ("scratch", "scratch"),
+        ("ufm", "UFM"),
+        ("l2t_ww", "L2T-ww"),
+        ("l2t_www", "L2T-www"),
+        ("attention", "attention transfer"),
+        ("iou", "IoU"),
+        ("cldice", "clDice"),
+        ("val_iou", "validation IoU"),
+        ("val_cldice", "validation clDice"),
+        ("val_loss", "validation loss"),
+        ("train_loss", "training loss"),
+        ("train_acc", "training accuracy"),
+        ("pearson", "Pearson r"),
+        ("cka", "linear CKA"),
+        ("euclidean", "Euclidean distance"),
+        ("A_layer", "layer of A"),
+        ("something_else", "something else"),
+    ],
+)
+def test_display_name_of_any_key(key, shown):
+    assert names.display_name(key) == shown
+
+
+def test_pair_names_with_and_without_the_models():
+    assert names.pair_name("4-0") == "source block 4 → target conv 0"
+    assert names.pair_name("14-2", short=True) == "14 → 2"
+    assert names.pair_title() == "source block → target conv"
+    source, target = create_model("resnet32"), create_model("vgg9_bn")
+    assert names.pair_name("4-0", source=source, target=target) == (
+        "source stage 1 block 5 → target conv 1"
+    )
+    with pytest.raises(IndexError, match="tap 20 out of range: the model has 15 feature taps"):
+        names.pair_name("20-0", source=source)
+    assert names.weight_name("features.0.weight[4, 2, 2, 0]") == "conv 1 weight [4, 2, 2, 0]"
+
+
+def test_user_overrides_global_and_scoped():
+    try:
+        plots.NAMES.update(layer={"layer1.0.conv1": "first conv"}, method={"ufm": "UFM [12]"})
+        assert names.layer_name("layer1.0.conv1") == "first conv"
+        assert names.method_name("ufm") == "UFM [12]"
+        with plots.display_names(metric={"iou": "Jaccard"}, method={"ufm": "unsupervised"}):
+            assert names.metric_name("iou") == "Jaccard"
+            assert names.display_name("ufm") == "unsupervised"
+        assert names.metric_name("iou") == "IoU" and names.method_name("ufm") == "UFM [12]"
+        plots.NAMES.builtin_layers = False
+        assert names.layer_name("conv_module3") == "conv_module3"
+    finally:
+        plots.NAMES.reset()
+        plots.NAMES.builtin_layers = True
+    assert names.method_name("ufm") == "UFM"
+    with pytest.raises(ValueError, match="unknown display-name kind 'metrics'; closest: 'metric'"):
+        plots.NAMES.update(metrics={"iou": "x"})
+
+
+def test_figures_use_the_overrides():
+    import pandas as pd
+
+    df = pd.DataFrame({"epoch": [0, 1], "val_iou": [0.1, 0.2]})
+    with plots.display_names(metric={"val_iou": "IoU on held-out images"}):
+        fig = plots.training_history(df)
+    assert [e.label for e in fig][0] == "IoU on held-out images"
