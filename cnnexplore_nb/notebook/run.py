@@ -1,9 +1,17 @@
-"""Execute the notebooks top to bottom, headless, at a chosen scale.
+"""Execute the notebooks top to bottom, headless, at a chosen scale, and keep them viewable.
 
-``python -m cnnexplore_nb.notebook --scale embedded`` runs every
-``notebooks/NN_*.ipynb`` in order with papermill, injecting ``SCALE``; executed copies go
-to ``outputs/notebooks/`` (never back into ``notebooks/``, which stays output-free in git)
-and each notebook exports its figures to ``figures/<notebook>/``.
+``python -m cnnexplore_nb.notebook --scale embedded`` runs every ``notebooks/NN_*.ipynb`` in
+order with papermill, injecting ``SCALE``. Executed copies go to ``notebooks/executed/``
+(never over the sources in ``notebooks/``, which stay output-free in git; the folder holds a
+``.gitignore`` of its own), so ``jupyter lab notebooks/`` shows them. Each executed notebook
+is
+
+* **trusted** (signed with Jupyter's notary, as if you had run it yourself), so JupyterLab
+  shows its figures and saved panels instead of blank outputs, and
+* also written as **HTML** (``<name>.html``, images embedded, BokehJS inline: opens offline
+  in any browser; the live panels need a kernel and show a note instead).
+
+Each notebook exports its figures to ``figures/<notebook>/``.
 """
 
 from __future__ import annotations
@@ -16,7 +24,13 @@ from pathlib import Path
 
 from .scales import SCALES, project_root
 
-__all__ = ["list_notebooks", "run_notebook", "run_notebooks"]
+__all__ = [
+    "executed_dir",
+    "list_notebooks",
+    "make_viewable",
+    "run_notebook",
+    "run_notebooks",
+]
 
 
 def list_notebooks(root: str | os.PathLike | None = None) -> list[Path]:
@@ -27,6 +41,65 @@ def list_notebooks(root: str | os.PathLike | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
+def executed_dir(root: str | os.PathLike | None = None) -> Path:
+    """``<root>/notebooks/executed/`` (created, git-ignored by its own ``.gitignore``)."""
+    folder = Path(root or project_root()) / "notebooks" / "executed"
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(
+            "# executed notebooks and their HTML: made by cnnexplore_nb.notebook\n*\n"
+        )
+    return folder
+
+
+def make_viewable(path: str | os.PathLike, *, trust: bool = True, html: bool = True) -> list[Path]:
+    """Trust an executed notebook and write it as HTML beside it; return the HTML path(s).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An executed ``.ipynb``.
+    trust : bool
+        Sign it with Jupyter's notary (the database of the current user), so JupyterLab
+        renders its JavaScript and widget outputs.
+    html : bool
+        Write ``<name>.html`` (nbconvert's lab template, images embedded).
+
+    Notes
+    -----
+    A notary that cannot write its database (a read-only home) leaves the notebook
+    untrusted and says so; the HTML is written either way.
+    """
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    if trust:
+        try:
+            from nbformat.sign import NotebookNotary
+
+            NotebookNotary().sign(nb)
+        except Exception as exc:  # noqa: BLE001 - a trust database we cannot write
+            print(f"[run_notebooks] could not trust {path.name}: {exc}", flush=True)
+    written = []
+    if html:
+        from nbconvert import HTMLExporter
+
+        from ..io import atomic_path
+
+        exporter = HTMLExporter(embed_images=True)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        target = path.with_suffix(".html")
+        with atomic_path(target) as tmp:
+            Path(tmp).write_text(body, encoding="utf-8")
+        mask = os.umask(0o022)
+        os.umask(mask)
+        target.chmod(0o666 & ~mask)  # the usual permissions, not the temporary file's 0600
+        written.append(target)
+    return written
+
+
 def run_notebook(
     path: str | os.PathLike,
     *,
@@ -34,14 +107,20 @@ def run_notebook(
     output_dir: str | os.PathLike | None = None,
     parameters: dict | None = None,
     timeout: int | None = None,
+    trust: bool = True,
+    html: bool = True,
 ) -> Path:
-    """Execute one notebook with papermill at ``scale``; return the executed copy's path."""
+    """Execute one notebook with papermill at ``scale``; return the executed copy's path.
+
+    The copy goes to ``output_dir`` (default :func:`executed_dir`), trusted and with an HTML
+    twin (see :func:`make_viewable`; ``trust=False`` / ``html=False`` skip either).
+    """
     import papermill as pm
 
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     path = Path(path)
-    out_dir = Path(output_dir or project_root() / "outputs" / "notebooks")
+    out_dir = Path(output_dir) if output_dir is not None else executed_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
     params = {"SCALE": scale, **(parameters or {})}
@@ -54,6 +133,8 @@ def run_notebook(
         progress_bar=False,
         execution_timeout=timeout,
     )
+    if trust or html:
+        make_viewable(out, trust=trust, html=html)
     return out
 
 
@@ -63,6 +144,7 @@ def run_notebooks(
     scale: str = "embedded",
     output_dir: str | os.PathLike | None = None,
     timeout: int | None = None,
+    html: bool = True,
 ) -> list[tuple[str, float]]:
     """Execute the notebooks (all, or those whose name starts with one of ``names``)."""
     notebooks = list_notebooks()
@@ -70,16 +152,20 @@ def run_notebooks(
         notebooks = [p for p in notebooks if any(p.stem.startswith(n) for n in names)]
         if not notebooks:
             raise ValueError(f"no notebook matches {list(names)}; have {list_notebooks()}")
+    out_dir = Path(output_dir) if output_dir is not None else executed_dir()
     timings = []
     for nb in notebooks:
         t0 = time.perf_counter()
         print(f"[run_notebooks] {nb.name} (scale={scale}) ...", flush=True)
-        run_notebook(nb, scale=scale, output_dir=output_dir, timeout=timeout)
+        run_notebook(nb, scale=scale, output_dir=out_dir, timeout=timeout, html=html)
         dt = time.perf_counter() - t0
         timings.append((nb.stem, dt))
         print(f"[run_notebooks] {nb.name} done in {dt:.1f} s", flush=True)
     total = sum(t for _, t in timings)
-    print(f"[run_notebooks] {len(timings)} notebooks in {total:.1f} s; figures in figures/")
+    print(
+        f"[run_notebooks] {len(timings)} notebooks in {total:.1f} s; executed notebooks "
+        f"(trusted{', with HTML' if html else ''}) in {out_dir}; figures in figures/"
+    )
     return timings
 
 
@@ -87,8 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="notebook name prefixes (default: all)")
     parser.add_argument("--scale", default="embedded", choices=SCALES)
-    parser.add_argument("--output-dir", default=None)
+    parser.add_argument(
+        "--output-dir", default=None, help="executed notebooks (default notebooks/executed/)"
+    )
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+    parser.add_argument("--no-html", action="store_true", help="do not write HTML copies")
     args = parser.parse_args(argv)
-    run_notebooks(args.names, scale=args.scale, output_dir=args.output_dir, timeout=args.timeout)
+    run_notebooks(
+        args.names,
+        scale=args.scale,
+        output_dir=args.output_dir,
+        timeout=args.timeout,
+        html=not args.no_html,
+    )
     return 0
