@@ -452,3 +452,45 @@ def test_setup_notebook_loads_bokehjs_synchronously():
         data = o.get("data", {})
         if "application/javascript" in data and "application/vnd.holoviews_load.v0+json" in data:
             assert data["application/javascript"] == data["application/vnd.holoviews_load.v0+json"]
+
+
+# -- executed notebooks open trusted, and as HTML anywhere -----------------------------------
+@pytest.mark.slow
+def test_executed_notebooks_are_trusted_and_written_as_html(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    from nbformat.sign import NotebookNotary
+
+    from cnnexplore_nb.notebook.run import executed_dir, run_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell('SCALE = "embedded"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell('print(f"scale {SCALE}")'),
+        nbformat.v4.new_code_cell(
+            "import numpy as np\nfrom cnnexplore_nb.widgets import MapBrowser\n"
+            "MapBrowser({'conv': np.arange(2 * 16.0).reshape(1, 2, 4, 4)}, grid=0)"
+        ),
+    ]
+    (tmp_path / "notebooks").mkdir()
+    source = tmp_path / "notebooks" / "09_tiny.ipynb"
+    nbformat.write(nb, source)
+    out = run_notebook(source, scale="smoke", output_dir=tmp_path / "executed", timeout=120)
+    executed = nbformat.read(out, as_version=4)
+    assert NotebookNotary().check_signature(executed)  # JupyterLab shows its outputs
+    page = out.with_suffix(".html").read_text()
+    assert "scale smoke" in page
+    assert "MapBrowser: an interactive panel" in page  # the note, not an empty widget area
+    assert "cdn.jsdelivr.net/npm/@jupyter-widgets" not in page  # nothing to fetch online
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.with_suffix(".html").stat().st_mode & 0o777 == 0o666 & ~mask
+    folder = executed_dir(tmp_path)  # the default: beside the sources, git-ignored
+    assert folder == tmp_path / "notebooks" / "executed"
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"

@@ -9,7 +9,8 @@ is
 * **trusted** (signed with Jupyter's notary, as if you had run it yourself), so JupyterLab
   shows its figures and saved panels instead of blank outputs, and
 * also written as **HTML** (``<name>.html``, images embedded, BokehJS inline: opens offline
-  in any browser; the live panels need a kernel and show a note instead).
+  in any browser; the live panels need a kernel and show a note instead, their figures are
+  in ``figures/<notebook>/``).
 
 Each notebook exports its figures to ``figures/<notebook>/``.
 """
@@ -19,8 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .scales import SCALES, project_root
 
@@ -89,7 +92,11 @@ def make_viewable(path: str | os.PathLike, *, trust: bool = True, html: bool = T
         from ..io import atomic_path
 
         exporter = HTMLExporter(embed_images=True)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        page = _without_widget_views(nb)
+        with warnings.catch_warnings():
+            # nbconvert notes outputs it has no renderer for (e.g. an empty display)
+            warnings.simplefilter("ignore", UserWarning)
+            body, _ = exporter.from_notebook_node(page, resources={"metadata": {"name": path.stem}})
         target = path.with_suffix(".html")
         with atomic_path(target) as tmp:
             Path(tmp).write_text(body, encoding="utf-8")
@@ -98,6 +105,24 @@ def make_viewable(path: str | os.PathLike, *, trust: bool = True, html: bool = T
         target.chmod(0o666 & ~mask)  # the usual permissions, not the temporary file's 0600
         written.append(target)
     return written
+
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _without_widget_views(nb: Any) -> Any:
+    """A copy of ``nb`` whose widget outputs show their text instead (a static page has no
+    kernel to drive them, and their JavaScript would have to come from the internet)."""
+    import copy
+
+    page = copy.deepcopy(nb)
+    page.metadata.pop("widgets", None)
+    for cell in page.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data and _WIDGET_VIEW in data and len(data) > 1:
+                del data[_WIDGET_VIEW]
+    return page
 
 
 def run_notebook(

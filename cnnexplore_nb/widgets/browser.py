@@ -123,7 +123,10 @@ class LayerPicker:
             self.widget.value = current
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):  # what a viewer without the live kernel shows instead
+            bundle["text/plain"] = f"LayerPicker: {self.value!r}"
+        return bundle
 
 
 class MapBrowser(PanelBase):
