@@ -414,6 +414,16 @@ CASES = [
     Case("CorrelationPanel: measure set to 'cos'", lambda p: _set(
         _widgets().CorrelationPanel(MAPS), "measure", "cos"), ValueError,
         r"unknown measure 'cos'; closest: 'cosine'\. Expected one of: pearson, cosine"),
+    # found by the reliability review, fixed after it
+    Case("extract_activations: device 'gpu'", lambda p: cx.extract_activations(
+        _cnn(), _grey(), device="gpu", progress=False), ValueError, r"gpu"),
+    Case("count_flops: 3 channels for a grey model", lambda p: cx.prune.count_flops(
+        _cnn(), torch.zeros(1, 3, 8, 8)), ValueError, r"3 channel\(s\).*expects 1"),
+    Case("digits: test_fraction 1.5", lambda p: data.digits("train", test_fraction=1.5),
+         ValueError, r"test_fraction must be in \[0.0, 1.0\], got 1.5"),
+    Case("normalize_intensity: a NaN image", lambda p: data.normalize_intensity(
+        np.where(np.arange(32).reshape(2, 4, 4) == 20, np.nan, 1.0)), ValueError,
+        r"must be finite, got NaN/Inf in image\(s\) \[1\]"),
 ]  # fmt: skip
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .._checks import check_choice, check_positive_int
+from .._checks import check_choice, check_fraction, check_positive_int
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -482,6 +482,7 @@ def digits(
 
     split = check_choice("split", split, ["all", "train", "test"])
     size = check_positive_int("size", size)
+    test_fraction = check_fraction("test_fraction", test_fraction, low=0.0, high=1.0)
     bunch = load_digits()
     x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0)[:, None]
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)

@@ -292,6 +292,12 @@ def normalize_intensity(
             f"got shape {arr.shape} and dtype {arr.dtype}"
         )
     x = arr.astype(np.float64)[:, None] if arr.ndim == 3 else arr.astype(np.float64)
+    bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"images must be finite, got NaN/Inf in image(s) {np.flatnonzero(bad).tolist()[:10]}"
+            "; clean them first (e.g. numpy.nan_to_num)"
+        )
     if equalize is not None:
         x = _equalized(x, equalize, check_fraction("clip_limit", clip_limit))
     if mode == "none":

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .._arrays import call_model, iter_batches, model_input
-from .._checks import check_positive_int
+from .._checks import check_device, check_positive_int
 from .._hooks import Hooks, check_module, first_tensor
 from .layers import resolve_layers
 
@@ -281,6 +281,7 @@ def extract_activations(
 
     check_module(model)
     batch_size = check_positive_int("batch_size", batch_size)
+    device = None if device is None else check_device(device)
     n, batches = iter_batches(images, batch_size)
     out: dict[str, torch.Tensor] = {}
     recorder = ActivationRecorder(model, layers, clone=clone, device="cpu", dtype=dtype)

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._arrays import call_model
 from .._checks import check_choice, check_positive_int
 from .._hooks import Hooks
 
@@ -64,7 +65,7 @@ def count_flops(
                 hooks.forward(m, conv_hook)
             elif isinstance(m, nn.Linear):
                 hooks.forward(m, linear_hook)
-        model(example)
+        call_model(model, example, "example")
     return int(total[0] * (2 if unit == "flops" else 1))
 
 
