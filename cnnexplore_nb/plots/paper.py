@@ -285,15 +285,42 @@ def _legend_handles(entries: dict[str, dict[str, Any]]) -> tuple[list, list[str]
     return handles, list(entries)
 
 
+def _reflow(panels: list, plans: list, own: list, asked: int, ncols: int) -> tuple:
+    """Wrap each row of ``asked`` panels onto rows of ``ncols``, padding with gaps."""
+    gap = _plan(hv.Empty())
+    out_p, out_plan, out_own = [], [], []
+    for start in range(0, len(panels), asked):
+        chunk = list(zip(panels, plans, own))[start : start + asked]
+        while chunk:
+            row, chunk = chunk[:ncols], chunk[ncols:]
+            row += [(hv.Empty(), gap, False)] * (ncols - len(row))
+            for p, q, o in row:
+                out_p.append(p)
+                out_plan.append(q)
+                out_own.append(o)
+    return out_p, out_plan, out_own
+
+
 def _colorbars(fig: Any, axes: list, drawn: list[Drawn], plans: list[_Plan], share: bool) -> None:
-    """One colour bar (and colour range) per group of panels showing the same quantity."""
+    """One colour bar (and colour range) per group of panels showing the same quantity; one
+    per panel (ranges still shared) when groups share rows (their bars would collide)."""
     groups: dict[tuple, list[int]] = {}
     for k, d in enumerate(drawn):
         if d.colorbar and d.mappable is not None:
             key = (d.cbar_label, d.mappable.get_cmap().name)
             groups.setdefault(key, []).append(k)
+    rows = {
+        key: {axes[k].get_subplotspec().rowspan.start for k in members}
+        for key, members in groups.items()
+    }
+    mixed = any(rows[a] & rows[b] for a in rows for b in rows if a != b)
     for (label, _), members in groups.items():
-        if share and len(members) > 1:
+        if share and len(members) > 1 and mixed:
+            lows = [drawn[k].mappable.norm.vmin for k in members]
+            highs = [drawn[k].mappable.norm.vmax for k in members]
+            for k in members:
+                drawn[k].mappable.set_clim(min(lows), max(highs))
+        if share and len(members) > 1 and not mixed:
             lows = [drawn[k].mappable.norm.vmin for k in members]
             highs = [drawn[k].mappable.norm.vmax for k in members]
             for k in members:
@@ -363,6 +390,7 @@ def draw(
     below = len(plans) == 1 and plans[0].legend_chars and _legend_width(plans[0]) > 0.42 * w
     side_legends = not (shared_legend or below)  # legends beside each panel
     cbar_groups = sum(p.colorbar for p in plans)
+    asked = ncols
     own_cbar = [p.colorbar and not (share_colors and cbar_groups > 1) for p in plans]
     while ncols > 1:
         cell = w / ncols
@@ -371,6 +399,10 @@ def draw(
         ):
             break
         ncols -= 1
+    if ncols < asked and len(panels) > asked:
+        # keep the rows the figure asked for (a row per statistic, per network...): each
+        # one wraps onto rows of its own, gaps filling the ends
+        panels, plans, own_cbar = _reflow(panels, plans, own_cbar, asked, ncols)
     nrows = math.ceil(len(panels) / ncols)
     spare = 0.7 if (cbar_groups > 1 and share_colors) else 0.0
     if shared_legend:
@@ -453,36 +485,43 @@ def _legends(
 
 
 def _share_labels(axes: list, ncols: int) -> None:
-    """Panels of a row with the same y axis (ticks, labels, limits) show it once, at the
-    left; panels of a column with the same x axis show it once, at the bottom."""
+    """Neighbouring panels of a row with the same y axis (ticks, labels, limits) show it once,
+    at the left; neighbours in a column with the same x axis show it once, at the bottom."""
 
-    def same(group: list, axis: str) -> bool:
-        def sig(ax: Any) -> tuple:
-            a = ax.yaxis if axis == "y" else ax.xaxis
-            return (
-                a.get_label().get_text(),
-                tuple(t.get_text() for t in a.get_ticklabels()),
-                tuple(np.round(a.get_view_interval(), 9)),
-                tuple(np.round(a.get_ticklocs(), 9)),
-            )
+    def sig(ax: Any, axis: str) -> tuple:
+        a = ax.yaxis if axis == "y" else ax.xaxis
+        return (
+            a.get_label().get_text(),
+            tuple(t.get_text() for t in a.get_ticklabels()),
+            tuple(np.round(a.get_view_interval(), 9)),
+            tuple(np.round(a.get_ticklocs(), 9)),
+        )
 
-        return len(group) > 1 and all(sig(ax) == sig(group[0]) for ax in group)
+    def runs(cells: dict[int, Any], axis: str) -> list[list]:
+        """Runs of panels at consecutive positions with equal axes."""
+        out: list[list] = []
+        for pos in sorted(cells):
+            ax = cells[pos]
+            last = out[-1] if out else None
+            if last and last[-1][0] == pos - 1 and sig(last[-1][1], axis) == sig(ax, axis):
+                last.append((pos, ax))
+            else:
+                out.append([(pos, ax)])
+        return [[ax for _, ax in run] for run in out if len(run) > 1]
 
-    where = [
-        (ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in axes
-    ]
-    rows = [
-        [ax for ax, (r, _) in zip(axes, where) if r == row] for row in sorted({r for r, _ in where})
-    ]
-    for row in rows:
-        if same(row, "y") and row[0].get_yticks().size:
-            for ax in row[1:]:
+    where = {
+        ax: (ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in axes
+    }
+    for row in sorted({r for r, _ in where.values()}):
+        cells = {c: ax for ax, (r, c) in where.items() if r == row and ax.get_yticks().size}
+        for run in runs(cells, "y"):
+            for ax in run[1:]:
                 ax.set_ylabel("")
                 ax.tick_params(axis="y", labelleft=False)
-    for c in range(ncols):
-        col = [ax for ax, (_, cc) in zip(axes, where) if cc == c]
-        if same(col, "x") and col[0].get_xticks().size:
-            for ax in col[:-1]:
+    for col in range(ncols):
+        cells = {r: ax for ax, (r, c) in where.items() if c == col and ax.get_xticks().size}
+        for run in runs(cells, "x"):
+            for ax in run[:-1]:
                 ax.set_xlabel("")
                 ax.tick_params(axis="x", labelbottom=False)
 
