@@ -62,10 +62,14 @@ class Drawn:
     categories: tuple[list[str] | None, list[str] | None] = (None, None)
 
 
-def series_of(elements: list[Any]) -> dict[str, dict[str, str]]:
-    """Series style per label of the labelled elements, in order of first appearance."""
+def series_of(elements: list[Any]) -> dict[str, dict[str, Any]]:
+    """Series style per label of the labelled elements, in order of first appearance, with
+    the series' rank among ``n`` (for the drawing widths)."""
     labels = list(dict.fromkeys(str(e.label) for e in elements if str(e.label)))
-    return dict(zip(labels, series_styles(len(labels))))
+    styles = series_styles(len(labels))
+    return {
+        lab: {**st, "rank": i, "n": len(labels)} for i, (lab, st) in enumerate(zip(labels, styles))
+    }
 
 
 def _color(opts: dict[str, Any], fallback: str) -> str:
@@ -189,11 +193,16 @@ def _draw_bars(ax: Any, el: Any, opts: dict[str, Any], drawn: Drawn) -> None:
 
 
 def _draw_series(
-    ax: Any, el: Any, opts: dict[str, Any], drawn: Drawn, style: dict[str, str] | None
+    ax: Any, el: Any, opts: dict[str, Any], drawn: Drawn, style: dict[str, Any] | None
 ) -> None:
+    """A series in its own style (colour, marker, line style set by the plot function), else
+    in the figure's series style. Series drawn first are drawn wider, so a series that lies
+    exactly on an earlier one still shows that one as an outline."""
     label = str(el.label)
     own = style or {"color": "#1f77b4", "marker": "o", "linestyle": "-"}
-    color = _color(opts, own["color"]) if style is None else own["color"]
+    color = _color(opts, own["color"])
+    rank, n = (style or {}).get("rank", 0), (style or {}).get("n", 1)
+    widen = 1.0 + (0.7 * (n - 1 - rank) / (n - 1) if 1 < n <= 6 else 0.0)
     entry = drawn.legend.setdefault(label, {"color": color}) if label else {}
     xs = el.dimension_values(0)
     xc = drawn.categories[0]
@@ -204,16 +213,19 @@ def _draw_series(
         ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
     elif isinstance(el, (hv.Scatter, hv.Points)):
         ys = el.dimension_values(1).astype(float)
-        marker = own["marker"] if style is not None else opts.get("marker", "o")
-        size = float(opts.get("s", PAPER["marker_size"] ** 2))
+        marker = opts.get("marker") or own["marker"]
+        size = float(opts.get("s", PAPER["marker_size"] ** 2)) * widen**2
         alpha = float(opts.get("alpha", 1.0))
-        ax.scatter(xs, ys, s=size, color=color, marker=marker, alpha=alpha, linewidths=0)
+        ax.scatter(xs, ys, s=size, color=color, marker=marker, alpha=alpha, linewidths=0,
+                   zorder=2 + rank * 0.01)  # fmt: skip
         if label:
             entry["marker"] = marker
     elif isinstance(el, hv.Curve):
         ys = el.dimension_values(1).astype(float)
-        ls = own["linestyle"] if style is not None else opts.get("linestyle", "-")
-        ax.plot(xs, ys, color=color, linestyle=ls, linewidth=PAPER["line_width"])
+        ls = opts.get("linestyle") or own["linestyle"]
+        ax.plot(xs, ys, color=color, linestyle=ls, linewidth=PAPER["line_width"] * widen,
+                zorder=2 + rank * 0.01)  # fmt: skip
+        entry["linewidth"] = PAPER["line_width"] * widen
         if label:
             entry["linestyle"] = ls
     elif isinstance(el, hv.Histogram):

@@ -280,6 +280,7 @@ def _legend_handles(entries: dict[str, dict[str, Any]]) -> tuple[list, list[str]
             Line2D(
                 [], [], color=parts["color"], linestyle=parts.get("linestyle", "none"),
                 marker=parts.get("marker"), markersize=PAPER["marker_size"],
+                linewidth=parts.get("linewidth", PAPER["line_width"]),
             )
         )  # fmt: skip
     return handles, list(entries)

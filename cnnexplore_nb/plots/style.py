@@ -70,9 +70,10 @@ def paper_width(width: Literal["column", "page"] | float | None, panels: int = 1
 def series_styles(n: int, *, ordered: bool = False, cmap: str = "viridis") -> list[dict[str, str]]:
     """``n`` distinguishable series styles: ``color``, ``marker``, ``linestyle``.
 
-    Categorical series cycle ten colours and seven markers (no two of the first 70 series
-    share both) and change line style every ten series; ordered series (layer depth,
-    epochs) take evenly spaced colours of ``cmap`` from dark to light.
+    Categorical series cycle ten colours, seven markers and four line styles (solid, dashed,
+    dotted, dash-dot: no two of the first 140 series look alike, and a series lying on
+    another one leaves it visible through its gaps); ordered series (layer depth, epochs)
+    take evenly spaced colours of ``cmap`` from dark to light, solid.
     """
     if ordered:
         from matplotlib import colormaps
@@ -86,7 +87,7 @@ def series_styles(n: int, *, ordered: bool = False, cmap: str = "viridis") -> li
         {
             "color": colors[i],
             "marker": _MARKERS[i % len(_MARKERS)],
-            "linestyle": "-" if ordered else _LINESTYLES[(i // len(CATEGORICAL)) % 4],
+            "linestyle": "-" if ordered else _LINESTYLES[i % len(_LINESTYLES)],
         }
         for i in range(n)
     ]
