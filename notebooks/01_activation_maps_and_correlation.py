@@ -67,7 +67,8 @@ from cnnexplore_nb.plots import (
     percent_bars,
     segmentation_figure,
 )
-from cnnexplore_nb.studies.vessel_findings import retina_findings
+from cnnexplore_nb.similarity import dilated_mask
+from cnnexplore_nb.studies.vessel_findings import convention_table, retina_findings
 from cnnexplore_nb.studies.vessels import retina_input, trained_vessel_model
 from cnnexplore_nb.training import predict_masks
 from cnnexplore_nb.widgets import CorrelationPanel, LayerPicker, MapBrowser, setup_notebook
@@ -177,6 +178,23 @@ same = all(
 )
 print(f"tables read back from {TABLES}: same shapes {same}")
 tables.explorer("max").head()
+
+# %% [markdown]
+# **CNN Explorer's conventions.** The original tool correlated maps inside a region (the
+# ground truth dilated by a few pixels, by multiplying the maps with it), counted two
+# constant ("dead") maps as perfectly correlated and filtered its max table by a minimum
+# |r|. Here the region is the Frangi pseudo-label dilated by 3 pixels (no ground truth
+# exists for this photograph). The table shows the % of well-correlated maps per layer
+# under each convention and the number of dead maps, then CNN Explorer's filtered max and
+# partner tables.
+
+# %%
+region = dilated_mask(pseudo, 3)
+convention_table(maps, names=("CNN6", "CNN6"), threshold=THRESHOLD, region=region).round(1)
+
+# %%
+display(tables.maxima_between(THRESHOLD).head())
+tables.partners_between(THRESHOLD).head()
 
 # %%
 key = (layer, layer)

@@ -49,6 +49,7 @@ from cnnexplore_nb.plots import (
     percent_bars,
 )
 from cnnexplore_nb.plots.vessels import layer_map_rows
+from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_correlation import (
     aggregate_correlation,
     layer_maps,
@@ -62,6 +63,7 @@ from cnnexplore_nb.studies.vessel_correlation import (
 from cnnexplore_nb.studies.vessel_findings import (
     aggregated_profiles,
     block_statistics,
+    convention_table,
     same_network_findings,
     table_sets,
 )
@@ -104,6 +106,17 @@ tables = {
 }  # fmt: skip
 summaries = {key: layer_pair_summary(t) for key, t in tables.items()}
 tables["cnn6", 0].explorer("stats").round(3)  # the thesis's stats table (maps with max |r| >= 0.8)
+
+# %% [markdown]
+# **CNN Explorer's conventions** (CNN6, image 0): the original correlated maps inside the
+# ground truth dilated by a few pixels and counted two constant ("dead") maps as perfectly
+# correlated. Inside the region many maps are constant (dead ReLUs), so that convention
+# changes the percentages; over the whole image it changes nothing unless maps are dead.
+
+# %%
+region = dilated_mask(m_test[:1] > 0, 3)
+convention_table({k: v[:1] for k, v in maps["cnn6"].items()}, names=("CNN6", "CNN6"),
+                 threshold=THRESHOLD, region=region).round(1)  # fmt: skip
 
 # %%
 heatmaps = hv.Layout(

@@ -32,12 +32,17 @@ from IPython.display import display
 from cnnexplore_nb import create_model, seed_everything
 from cnnexplore_nb.notebook import artifacts_dir, figures_dir
 from cnnexplore_nb.plots import export, layer_heatmap
+from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_correlation import (
     aggregate_correlation,
     layer_maps,
     layer_pair_summary,
 )
-from cnnexplore_nb.studies.vessel_findings import cross_network_findings, table_sets
+from cnnexplore_nb.studies.vessel_findings import (
+    convention_table,
+    cross_network_findings,
+    table_sets,
+)
 from cnnexplore_nb.studies.vessels import (
     DISPLAY_NAMES,
     MODELS,
@@ -57,7 +62,7 @@ PAIRS = [("cnn6", "cnn1"), ("cnn6", "cnn10"), ("cnn10", "cnn1"), ("cnn10", "cnn6
 # %%
 models = {n: trained_vessel_model(n, SCALE, data_dir=DATA_DIR, progress=False)[0] for n in MODELS}
 data = vessel_data(settings, DATA_DIR)
-x_test, _ = stack_images(data["test"])
+x_test, m_test = stack_images(data["test"])
 
 # %% [markdown]
 # ## Per image
@@ -90,6 +95,16 @@ heat = hv.Layout(
 heat = heat.opts(hspace=0.9, vspace=0.8, backend="matplotlib")
 export(heat, FIG / f"heatmaps_mean_max_image{SHOW_IMAGE}")
 heat
+
+# %% [markdown]
+# **CNN Explorer's conventions** (CNN6 vs CNN10, image 0, inside the ground truth dilated
+# by 3 pixels, as the original correlated).
+
+# %%
+region = dilated_mask(m_test[:1] > 0, 3)
+convention_table({k: v[:1] for k, v in maps["cnn6"].items()},
+                 {k: v[:1] for k, v in maps["cnn10"].items()}, names=("CNN6", "CNN10"),
+                 threshold=THRESHOLD, region=region).round(1)  # fmt: skip
 
 # %% [markdown]
 # % of maps with a partner at |r| ≥ 0.8 on the diagonal of the layer order (first vs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from .vessel_correlation import (
 
 __all__ = [
     "aggregated_profiles",
+    "convention_table",
     "block_statistics",
     "cross_network_findings",
     "retina_findings",
@@ -352,3 +354,45 @@ def cross_network_findings(
             )
         )
     return Findings("Similarity between networks (aggregated over images)", items, table, note)
+
+
+def convention_table(
+    maps_a: Mapping[str, torch.Tensor],
+    maps_b: Mapping[str, torch.Tensor] | None = None,
+    *,
+    names: tuple[str, str],
+    threshold: float,
+    region: Any = None,
+) -> pd.DataFrame:
+    """What CNN Explorer's conventions change: % well correlated per layer pair, and dead maps.
+
+    Columns per convention: the whole image with constant maps undefined (this toolkit's
+    default), the ``region`` (e.g. a dilated ground truth) with the default, the region with
+    CNN Explorer's dead-map convention (``constant="explorer"``: two constant maps |r| = 1,
+    one constant map 0), and the region CNN Explorer's way (maps multiplied by the mask, so
+    the pixels outside count as zeros, plus its dead-map convention).
+
+    Returns
+    -------
+    DataFrame
+        One row per layer pair (``A_layer``, ``B_layer``) with ``percent`` and ``n_dead``
+        (constant maps of the A layer) under each convention (column MultiIndex).
+    """
+    from ..similarity.tables import correlation_tables
+
+    setups = {"whole image": {}}
+    if region is not None:
+        setups |= {
+            "region": {"mask": region},
+            "region, CNN Explorer dead maps": {"mask": region, "constant": "explorer"},
+            "region as CNN Explorer (zeros outside)": {
+                "mask": region, "mask_mode": "zero", "constant": "explorer",
+            },
+        }  # fmt: skip
+    frames = {}
+    for label, kw in setups.items():
+        t = correlation_tables(maps_a, maps_b, names=names, threshold=threshold,
+                               progress=False, **kw)  # fmt: skip
+        st = t.stats.set_index(["A_layer", "B_layer"])
+        frames[label] = st[["percent", "A_n_dead"]].rename(columns={"A_n_dead": "n_dead"})
+    return pd.concat(frames, axis=1)
