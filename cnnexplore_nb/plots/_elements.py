@@ -214,7 +214,9 @@ def _draw_series(
     elif isinstance(el, (hv.Scatter, hv.Points)):
         ys = el.dimension_values(1).astype(float)
         marker = opts.get("marker") or own["marker"]
-        size = float(opts.get("s", PAPER["marker_size"] ** 2)) * widen**2
+        size = float(opts.get("s", PAPER["marker_size"] ** 2))
+        if not isinstance(el, hv.Points):  # markers on curves; points keep one size
+            size *= widen**2
         alpha = float(opts.get("alpha", 1.0))
         ax.scatter(xs, ys, s=size, color=color, marker=marker, alpha=alpha, linewidths=0,
                    zorder=2 + rank * 0.01)  # fmt: skip
