@@ -138,7 +138,9 @@ fig
 # ## Ablation: target weights from the same initialisation (Figure 36)
 # The same seed gives the same initial VGG-9 weights for the three methods (epoch 0 values
 # coincide); the curves show how scratch, L2T-ww and L2T-www move a few chosen weights
-# (`features.0.weight[4, 2, 2, 0]` is the dissertation's `w[0][4][2][2][0]`).
+# (the six weights of the first conv the dissertation plots, e.g. `features.0.weight[4, 2, 2, 0]`
+# = its `w[0][4][2][2][0]`; at a reduced target width the output index wraps to the maps that
+# exist).
 
 # %%
 traj = weight_trajectories(records)

@@ -202,3 +202,15 @@ def test_transfer_findings_state_the_rule_and_the_counts():
     assert "dissertation's" in f.note and f[2].holds is True  # beats scratch everywhere
     holm = sta.transfer_findings(df, sta.method_tests(df, rule="holm"))
     assert "Holm-adjusted p < 0.05 across the cells" in holm.note
+
+
+def test_figure36_records_the_dissertations_six_weights_at_any_width():
+    ws = st.TRANSFER_SETTINGS["full"]["weights"]
+    assert [i for _, i in ws] == [(4, 2, 2, 0), (9, 2, 2, 0), (63, 1, 0, 0), (61, 0, 0, 0),
+                                  (53, 0, 0, 0), (52, 0, 0, 0)]  # fmt: skip
+    assert st.weights_at_width(ws, 1.0) == list(ws)
+    narrow = st.weights_at_width(ws, 0.125)  # 8 maps in the first conv
+    assert all(i[0] < 8 for _, i in narrow) and (4, 2, 2, 0) in [i for _, i in narrow]
+    assert len(narrow) == len({i for _, i in narrow}) == 5  # 61 and 53 both wrap to map 5
+    fixed = st.fixed_settings(st.transfer_settings("embedded"))
+    assert [tuple(i) for _, i in fixed["weights"]] == [i for _, i in narrow]

@@ -31,6 +31,7 @@ from ..notebook.scales import SCALES, artifacts_dir
 __all__ = [
     "DATASETS",
     "scales_table",
+    "weights_at_width",
     "EXPERIMENTS",
     "TRANSFER_SETTINGS",
     "dataset_split",
@@ -54,14 +55,39 @@ _TRAIN = {
     "pad": 4,
     "flip": False,
     "stl10_resize": "area",  # or "bilinear", the reference's transforms.Resize(32)
-    # target weights recorded per epoch for the ablation (Figure 36)
+    # target weights recorded per epoch for the ablation (Figure 36): the six weights the
+    # dissertation plots, w[0][o][i][kh][kw] of the first conv (64 maps at full width)
     "weights": (
         ("features.0.weight", (4, 2, 2, 0)),
-        ("features.0.weight", (1, 0, 1, 1)),
-        ("features.4.weight", (0, 0, 1, 1)),
-        ("classifier.weight", (0, 0)),
+        ("features.0.weight", (9, 2, 2, 0)),
+        ("features.0.weight", (63, 1, 0, 0)),
+        ("features.0.weight", (61, 0, 0, 0)),
+        ("features.0.weight", (53, 0, 0, 0)),
+        ("features.0.weight", (52, 0, 0, 0)),
     ),
 }
+
+
+def weights_at_width(
+    weights: Any, width: float, full_maps: int = 64
+) -> list[tuple[str, tuple[int, ...]]]:
+    """The dissertation's weights at a reduced target width: output index modulo the maps.
+
+    At width 1 the indices are the dissertation's; a narrower first conv (``full_maps *
+    width`` maps) wraps the output index, so each plotted weight still exists (duplicates
+    are dropped).
+    """
+    maps = max(1, int(round(full_maps * float(width))))
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for name, index in weights:
+        idx = tuple(int(i) for i in index)
+        if name == "features.0.weight":
+            idx = (idx[0] % maps, *idx[1:])
+        if (name, idx) not in out:
+            out.append((name, idx))
+    return out
+
+
 #: Settings per scale. ``n_values``: samples per class of the limited-data sweep per
 #: dataset; ``imbalanced``: dataset, N of the large classes, the small class and its n;
 #: ``ablation``: dataset, N, seed and epochs of the same-initialisation runs (Figures 35-36);
@@ -389,7 +415,10 @@ def fixed_settings(settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     src = settings["source"]
     out["source"] = src.get("id") or f"resnet32_w{src['width']}_{src['dataset']}_e{src['epochs']}"
     out["snapshot"] = bool(settings["snapshot_sweep"])
-    out["weights"] = [[name, list(index)] for name, index in settings["weights"]]
+    out["weights"] = [
+        [name, list(index)]
+        for name, index in weights_at_width(settings["weights"], settings["target_width"])
+    ]
     out.update(extra)
     return out
 
