@@ -41,7 +41,7 @@ def _pt(px: float, fig: Any) -> float:
 
 def _rewrap(text: Any, limit_px: float, renderer: Any, vertical: bool = False) -> bool:
     """Wrap ``text`` (from its one-line form) to ``limit_px``; True when it changed."""
-    from .paper import wrap
+    from ._decor import wrap
 
     if not text.get_visible() or not text.get_text().strip():
         return False
@@ -179,7 +179,7 @@ def _place_title(ax: Any, renderer: Any) -> bool:
     """Keep the title inside its axes' width: wrapped (from its one-line form) when it does
     not fit, left-aligned when it carries a panel letter. A title that fits stays as it is,
     so the layout cannot swing between two wrappings."""
-    from .paper import wrap
+    from ._decor import wrap
 
     flat = getattr(ax, "_cnnx_title", None)
     if flat is None:
