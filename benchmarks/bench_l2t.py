@@ -3,8 +3,16 @@
 Real architecture: ResNet-32 source (the L2T-ww checkpoint if ../shared/data has it, else
 random weights; the cost does not depend on the values), VGG-9-BN target, 15 pairs, T = 2,
 one batch of 32x32 images. Times are CPU seconds of this process on one thread by default
-(robust to other load on the machine). Prints the median seconds and the ratios (goal <= 8x; the L2T-ww
-reference code measured about 33x on the project's 2-core CPU).
+(robust to other load on the machine). Prints the median seconds and the ratios with their
+range over the interleaved rounds (goal <= 10x; the L2T-ww reference code measured about
+33x on the project's 2-core CPU).
+
+Then one profiled L2T-www iteration and one profiled plain step (torch.profiler, same
+conditions): where the iteration's time goes, per phase (the ``l2t.*`` labels of
+``TransferStep``) and per kind of operation, in plain steps; and the exact method's floor:
+the self time of the convolution kernels alone (the real step, the T + 1 recorded steps,
+the meta forward and the second-order backward through them) over the profiled plain
+step's total.
 
     python benchmarks/bench_l2t.py --batch 64 --repeats 5
 """
@@ -15,6 +23,7 @@ import argparse
 import copy
 import statistics
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -76,8 +85,61 @@ def main() -> None:
     )
     for name in fns:
         sec = statistics.median(r[name] for r in rounds)
-        ratio = statistics.median(r[name] / r["plain SGD step"] for r in rounds)
-        print(f"  {name:<20s} {sec * 1e3:9.1f} ms   {ratio:5.1f}x")
+        ratios = [r[name] / r["plain SGD step"] for r in rounds]
+        print(
+            f"  {name:<20s} {sec * 1e3:9.1f} ms   {statistics.median(ratios):5.1f}x "
+            f"(range {min(ratios):.1f}-{max(ratios):.1f})"
+        )
+    profile_breakdown(plain, lambda: steps["l2t_www"].step(x, y))
+
+
+KINDS = (
+    ("convolution", ("conv",)),
+    ("batch norm", ("batch_norm",)),
+    ("pooling, ReLU", ("max_pool", "threshold", "clamp_min", "relu", "gather")),
+    ("resize", ("upsample",)),
+)
+
+
+def _kind(name: str) -> str:
+    for kind, keys in KINDS:
+        if any(k in name for k in keys):
+            return kind
+    return "elementwise, other"
+
+
+def profile_breakdown(plain, iteration) -> None:
+    """Self time per phase and per kind of op of one iteration, in profiled plain steps."""
+    from torch.profiler import profile
+
+    with profile() as prof_plain:
+        plain()
+    with profile() as prof:
+        iteration()
+    unit = sum(e.self_cpu_time_total for e in prof_plain.key_averages())
+    by_kind: dict[str, float] = defaultdict(float)
+    for e in prof.key_averages():
+        if not e.key.startswith("l2t."):
+            by_kind[_kind(e.key)] += e.self_cpu_time_total
+    total = sum(by_kind.values())
+    phases = {e.key: e.cpu_time_total for e in prof.key_averages() if e.key.startswith("l2t.")}
+    print(
+        f"profiled: plain step {unit / 1e3:.0f} ms, L2T-www iteration {total / unit:.1f} plain steps"
+    )
+    print("  per phase (plain steps):")
+    for key in ("source", "real_backward", "unroll_matching", "unroll_cross_entropy",
+                "meta_forward", "meta_backward"):  # fmt: skip
+        print(f"    {key:<22s} {phases.get('l2t.' + key, 0.0) / unit:5.2f}")
+    rest = total - sum(phases.values())
+    print(f"    {'real forward, other':<22s} {rest / unit:5.2f}")
+    print("  per kind of operation (plain steps):")
+    for kind in [k for k, _ in KINDS] + ["elementwise, other"]:
+        print(f"    {kind:<22s} {by_kind[kind] / unit:5.2f}")
+    print(
+        f"  floor (convolution kernels alone): {by_kind['convolution'] / unit:.1f} plain steps; "
+        f"plain step's own convolutions: "
+        f"{sum(e.self_cpu_time_total for e in prof_plain.key_averages() if 'conv' in e.key) / unit:.2f}"
+    )
 
 
 if __name__ == "__main__":

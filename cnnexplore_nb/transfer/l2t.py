@@ -22,12 +22,20 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.profiler import record_function
 from torch.func import functional_call
 
 from .matching import Regressors, attention_loss, matching_errors, resize_to, tap_features
 from .meta import MetaNetworks, MetaOutput, expand_gamma
 
-__all__ = ["METHODS", "TransferStep", "pixel_weights", "sgd_momentum_step", "unrolled_sgd"]
+__all__ = [
+    "METHODS",
+    "TransferStep",
+    "fuse_pairs",
+    "pixel_weights",
+    "sgd_momentum_step",
+    "unrolled_sgd",
+]
 
 METHODS = ("scratch", "ufm", "l2t_ww", "l2t_www", "attention")
 Params = dict[str, torch.Tensor]
@@ -122,19 +130,52 @@ def _fused(errors: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> t
 
 
 class _Student(nn.Module):
-    """Target network plus regressors: the parameters ``theta`` trained by SGD."""
+    """Target network plus regressors: the parameters ``theta`` trained by SGD.
+
+    ``forward(x, with_features, fused)``: with ``fused`` the regressors of the pairs that
+    share a target tap run as one 1x1 convolution (their weights concatenated), giving one
+    map per distinct target tap, the pairs' channels side by side (see :attr:`groups`).
+    """
 
     def __init__(self, target: nn.Module, regressors: Regressors | None, taps: list[int]) -> None:
         super().__init__()
         self.target, self.regressors, self.taps = target, regressors, taps
+        #: (target tap, positions of its pairs) in order of first appearance
+        self.groups: list[tuple[int, list[int]]] = []
+        for k, t in enumerate(taps):
+            for tap, members in self.groups:
+                if tap == t:
+                    members.append(k)
+                    break
+            else:
+                self.groups.append((t, [k]))
 
-    def forward(self, x: torch.Tensor, with_features: bool = True):
+    def forward(self, x: torch.Tensor, with_features: bool = True, fused: bool = False):
         if not with_features or not self.taps:
             return self.target(x), None
-        logits, feats = tap_features(self.target, x, self.taps)
-        if self.regressors is not None:
-            feats = self.regressors(feats)
-        return logits, feats
+        if not fused or self.regressors is None:
+            logits, feats = tap_features(self.target, x, self.taps)
+            if self.regressors is not None:
+                feats = self.regressors(feats)
+            return logits, feats
+        logits, feats = tap_features(self.target, x, [t for t, _ in self.groups])
+        convs = self.regressors.convs
+        out = []
+        for f, (_, members) in zip(feats, self.groups):
+            if len(members) == 1:
+                out.append(convs[members[0]](f))
+                continue
+            w = torch.cat([convs[k].weight for k in members])
+            b = torch.cat([convs[k].bias for k in members])
+            out.append(F.conv2d(f, w, b))
+        return logits, out
+
+
+def fuse_pairs(tensors: Sequence[torch.Tensor], groups: Sequence[tuple[int, list[int]]]):
+    """Per-pair tensors ``(B, C_k, H, W)`` concatenated along channels per target tap."""
+    return [
+        tensors[m[0]] if len(m) == 1 else torch.cat([tensors[k] for k in m], 1) for _, m in groups
+    ]
 
 
 class TransferStep:
@@ -214,9 +255,11 @@ class TransferStep:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One training iteration on batch ``(x, y)``; returns loss terms and batch accuracy."""
         self.student.train()
-        src = self.source_features(x)
+        with record_function("l2t.source"):
+            src = self.source_features(x)
         self.optimizer.zero_grad(set_to_none=True)
-        logits, feats = self.student(x)
+        fused = self.meta is not None
+        logits, feats = self.student(x, True, fused)
         ce = F.cross_entropy(logits, y)
         match = ce.new_zeros(())
         weights = None
@@ -226,13 +269,18 @@ class TransferStep:
             errs = matching_errors(feats, src)
             match = self.beta * sum(e.mean(dim=(1, 2, 3)).mean() for e in errs)
         elif self.meta is not None:
-            # meta outputs, resized source maps and pixel weights: once per batch
-            sizes = [tuple(f.shape[-2:]) for f in feats]
+            # meta outputs, resized source maps and pixel weights: once per batch; the pairs
+            # of one target tap are matched as one map (their channels side by side)
+            groups = self.student.groups
+            group_of = {k: g for g, (_, members) in enumerate(groups) for k in members}
+            sizes = [tuple(feats[group_of[k]].shape[-2:]) for k in range(len(self.pairs))]
             weights = pixel_weights(self.meta_outputs(src), sizes, len(x), self.beta)
             src = [resize_to(s, size) for s, size in zip(src, sizes)]
-            match = _fused(matching_errors(feats, src), [a.detach() for a in weights])
-        (ce + match).backward()
-        self.optimizer.step()
+            fused_w = [a.detach() for a in fuse_pairs(weights, groups)]
+            match = _fused(matching_errors(feats, fuse_pairs(src, groups)), fused_w)
+        with record_function("l2t.real_backward"):
+            (ce + match).backward()
+            self.optimizer.step()
         ce, match = float(ce.detach()), float(match.detach())
         out = {
             "loss": ce + match, "ce": ce, "matching": match,
@@ -245,34 +293,47 @@ class TransferStep:
     def _meta_step(
         self, x: torch.Tensor, y: torch.Tensor, src: list[torch.Tensor], weights: list[torch.Tensor]
     ) -> float:
+        """The recorded steps and the meta-update; ``src`` and ``weights`` per pair."""
         student, opt = self.student, self.optimizer
         named = dict(student.named_parameters())
         bn = {n: b.clone() for n, b in student.named_buffers()}
         moms = {n: opt.state[p].get("momentum_buffer") for n, p in named.items()}
         hyper = dict(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        src, weights = fuse_pairs(src, student.groups), fuse_pairs(weights, student.groups)
+        fixed: Params = {}  # regressors held fixed in the last recorded matching step
 
         def matching(params: Params) -> torch.Tensor:
-            _, feats = functional_call(student, (params, bn), (x,), strict=False)
+            _, feats = functional_call(student, ({**fixed, **params}, bn), (x, True, True),
+                                       strict=False)  # fmt: skip
             return _fused(matching_errors(feats, src), weights)
 
         def cross_entropy(params: Params) -> torch.Tensor:
             logits, _ = functional_call(student, (params, bn), (x, False), strict=False)
             return F.cross_entropy(logits, y)
 
-        params, moms = unrolled_sgd(
-            matching, {n: p.detach() for n, p in named.items()}, steps=self.inner_steps,
-            momentum_buffers=moms, **hyper,
-        )  # fmt: skip
-        keep = [n for n in params if n.startswith("target.")]
-        params, _ = unrolled_sgd(
-            cross_entropy, {n: params[n] for n in keep}, steps=1,
-            momentum_buffers={n: moms[n] for n in keep}, **hyper,
-        )  # fmt: skip
-        meta_loss = cross_entropy(params)
-        meta_params = list(self.meta.parameters())
-        grads = torch.autograd.grad(meta_loss, meta_params, allow_unused=True)
-        self.meta_optimizer.zero_grad(set_to_none=True)
-        for p, g in zip(meta_params, grads):
-            p.grad = g
-        self.meta_optimizer.step()
+        params = {n: p.detach() for n, p in named.items()}
+        with record_function("l2t.unroll_matching"):
+            if self.inner_steps > 1:
+                params, moms = unrolled_sgd(
+                    matching, params, steps=self.inner_steps - 1, momentum_buffers=moms, **hyper
+                )
+            # the regressors' last update would feed nothing (cross-entropy does not use
+            # them): the last matching step differentiates the target's weights only
+            keep = [n for n in params if n.startswith("target.")]
+            fixed.update({n: p for n, p in params.items() if n not in keep})
+            params, moms = unrolled_sgd(
+                matching, {n: params[n] for n in keep}, steps=1,
+                momentum_buffers={n: moms[n] for n in keep}, **hyper,
+            )  # fmt: skip
+        with record_function("l2t.unroll_cross_entropy"):
+            params, _ = unrolled_sgd(cross_entropy, params, steps=1, momentum_buffers=moms, **hyper)
+        with record_function("l2t.meta_forward"):
+            meta_loss = cross_entropy(params)
+        with record_function("l2t.meta_backward"):
+            meta_params = list(self.meta.parameters())
+            grads = torch.autograd.grad(meta_loss, meta_params, allow_unused=True)
+            self.meta_optimizer.zero_grad(set_to_none=True)
+            for p, g in zip(meta_params, grads):
+                p.grad = g
+            self.meta_optimizer.step()
         return float(meta_loss.detach())

@@ -183,8 +183,9 @@ def _accuracy(group: GroupedStep, states: Sequence[dict] | None, datasets, batch
     def logits_of(x: torch.Tensor) -> torch.Tensor:
         return vmap(lambda p, b, xs: functional_call(target, (p, b), (xs,)))(params, buffers, x)
 
+    per_seed = max(1, batch_size // len(datasets))  # the memory of one run's eval batch
     return grouped_accuracy(
-        logits_of, datasets, _batch, batch_size=batch_size, module=target, device=group.device
+        logits_of, datasets, _batch, batch_size=per_seed, module=target, device=group.device
     )
 
 
