@@ -67,3 +67,15 @@ def test_matrix_heatmap_orientation():
     assert opts["yticks"] == [(0, "a"), (1, "b"), (2, "c")]
     assert opts["xticks"] == [(0, "x"), (1, "y")]
     assert img.kdims[0].label == "B" and img.vdims[0].name == "cka"
+
+
+def test_grid_of_keeps_the_rows_of_nested_grids():
+    from cnnexplore_nb.plots import kernel_grid
+
+    rng = np.random.default_rng(0)
+    a, b = (kernel_grid(rng.normal(size=(5, 1, 3, 3)), ncols=4) for _ in range(2))
+    grid = grid_of([a, b], 1)
+    assert grid._max_cols == 4
+    kinds = [type(p).__name__ for p in grid]
+    # a: 4 + 1 (+ 3 gaps), b: 4 + 1 (+ 3 gaps): each grid starts a new row
+    assert kinds == ["Image"] * 5 + ["Empty"] * 3 + ["Image"] * 5 + ["Empty"] * 3

@@ -180,5 +180,32 @@ def matrix_heatmap(
 
 
 def grid_of(panels: Sequence[Any], ncols: int) -> hv.Layout:
-    """Panels (e.g. several :func:`value_grid`) in a grid with independent axes."""
-    return _grid_layout(list(panels), ncols)
+    """Panels (e.g. several :func:`value_grid`) in a grid with independent axes.
+
+    A panel that is itself a grid (e.g. a :func:`~cnnexplore_nb.plots.kernel_grid`) keeps
+    its rows: ``grid_of([grid_a, grid_b], 1)`` stacks the two grids (HoloViews would merge
+    them into one long list of panels).
+    """
+    items = list(panels)
+    if not any(isinstance(p, (hv.Layout, hv.NdLayout)) for p in items):
+        return _grid_layout(items, ncols)
+    rows: list[list[Any]] = []
+    line: list[Any] = []
+    for p in items:
+        if isinstance(p, (hv.Layout, hv.NdLayout)):
+            if line:
+                rows.append(line)
+                line = []
+            inner = list(p.values()) if isinstance(p, hv.NdLayout) else list(p)
+            cols = int(getattr(p, "_max_cols", None) or len(inner))
+            rows += [inner[i : i + cols] for i in range(0, len(inner), cols)]
+        else:
+            line.append(p)
+            if len(line) == ncols:
+                rows.append(line)
+                line = []
+    if line:
+        rows.append(line)
+    width = max(len(r) for r in rows)
+    flat = [q for r in rows for q in r + [hv.Empty()] * (width - len(r))]
+    return _grid_layout(flat, width)
