@@ -138,7 +138,10 @@ def _thin(axis: Any) -> None:
 
 
 def _fit_cells(ax: Any, drawn: Any, renderer: Any) -> bool:
-    texts = [t for t in drawn.cell_texts if t.get_visible()]
+    """Value labels at the largest size (at most the cell font size) that fits their cells in
+    the current layout; below the minimum print size none of the panel's labels is shown.
+    Recomputed from scratch each round (labels do not move the layout)."""
+    texts = drawn.cell_texts
     image = drawn.mappable
     if not texts or image is None:
         return False
@@ -147,22 +150,23 @@ def _fit_cells(ax: Any, drawn: Any, renderer: Any) -> bool:
     corners = [(left, b), (left + (r - left) / nx, b + (t - b) / ny)]
     (x0, y0), (x1, y1) = ax.transData.transform(corners)
     cell_w, cell_h = abs(x1 - x0), abs(y1 - y0)
-    worst = 1.0
+    base = PAPER["fontsize"]["cell"]
+    worst = np.inf
     for text in texts:
-        box = text.get_window_extent(renderer)
-        worst = min(
-            worst, 0.9 * cell_w / max(box.width, 1e-9), 0.85 * cell_h / max(box.height, 1e-9)
-        )
-    if worst >= 1.0:
-        return False
-    size = np.floor(texts[0].get_fontsize() * worst * 2) / 2
-    if size < PAPER["min_fontsize"]:
-        for text in texts:
-            text.set_visible(False)
-    else:
-        for text in texts:
-            text.set_fontsize(size)
-    return True
+        box = text.get_window_extent(renderer)  # measured at its current size
+        scale = base / text.get_fontsize()
+        worst = min(worst, 0.9 * cell_w / max(box.width * scale, 1e-9),
+                    0.85 * cell_h / max(box.height * scale, 1e-9))  # fmt: skip
+    size = min(base, np.floor(base * worst * 2) / 2)
+    show = size >= PAPER["min_fontsize"]
+    changed = False
+    for text in texts:
+        if text.get_visible() != show or (show and text.get_fontsize() != size):
+            text.set_visible(show)
+            if show:
+                text.set_fontsize(size)
+            changed = True
+    return changed
 
 
 def _panel_span(ax: Any, renderer: Any) -> tuple[float, float]:

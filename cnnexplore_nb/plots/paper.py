@@ -69,6 +69,21 @@ class _Plan:
     colorbar: bool
     ytick_chars: int
     xtick_chars: int
+    cells: tuple[float, int] | None = None  # (columns, rows) of a categorical heatmap
+
+
+def _width_ratios(plans: list[_Plan], ncols: int) -> list[float]:
+    """Columns as wide as their heatmaps have cells, when every panel is a heatmap (so cells
+    come out the same size in every panel); else equal columns."""
+    real = [p for p in plans if p.elements and not isinstance(p.elements[0], hv.Empty)]
+    if not real or any(p.cells is None for p in real):
+        return [1.0] * ncols
+    widths = [0.0] * ncols
+    for k, p in enumerate(plans):
+        if p.cells is not None:
+            widths[k % ncols] = max(widths[k % ncols], float(p.cells[0]))
+    top = max(widths)
+    return [max(v, 2.5) / top for v in widths]
 
 
 def _split(obj: Any) -> tuple[list[Any], int, bool]:
@@ -103,7 +118,7 @@ def _plan(panel: Any) -> _Plan:
         if isinstance(main, hv.HeatMap):
             nx = len(set(map(str, main.dimension_values(0))))
             ny = len(set(map(str, main.dimension_values(1))))
-            aspect = ny / max(nx, 1)
+            aspect = ny / max(nx, 2.5)  # a one-column heatmap still gets some width
         else:
             left, b, r, t = main.bounds.lbrt()
             aspect = (t - b) / (r - left) if r > left else 1.0
@@ -127,10 +142,14 @@ def _plan(panel: Any) -> _Plan:
         return 5
 
     entries = len(dict.fromkeys(labels)) if legend_chars else 0
+    cells = None
+    if isinstance(main, hv.HeatMap):
+        cells = (max(len(set(map(str, main.dimension_values(0)))), 2.5),
+                 len(set(map(str, main.dimension_values(1)))))  # fmt: skip
     return _Plan(
         elements, opts, raster, axes_off, aspect, legend_chars, entries,
         bool(opts.get("colorbar")),
-        tick_chars("yticks", 1), tick_chars("xticks", 0),
+        tick_chars("yticks", 1), tick_chars("xticks", 0), cells,
     )  # fmt: skip
 
 
@@ -225,6 +244,9 @@ def _draw_panel(ax: Any, panel: Any, plan: _Plan, letter: str, width_in: float) 
         axes_w = width_in - _extra_width(plan, False, plan.colorbar)
         if len(labels) * (longest + 1) * PAPER["fontsize"]["tick"] * _CHAR > axes_w:
             _turn(ax, 45 if longest <= 10 else 90)
+    if plan.cells is not None:
+        ax.set_aspect("auto")
+        ax.set_box_aspect(plan.aspect)  # cells of one size across panels (see _width_ratios)
     if plan.raster:
         for spine in ax.spines.values():
             spine.set_visible(not plan.axes_off)
@@ -379,8 +401,12 @@ def draw(
         fig = Figure(figsize=(w, h), dpi=dpi or PAPER["dpi"], layout="constrained")
         FigureCanvasAgg(fig)
         fig.get_layout_engine().set(w_pad=3 / 72, h_pad=3 / 72, hspace=0.03, wspace=0.05)
-        ratios = [max(p.aspect for p in plans[r * ncols : (r + 1) * ncols]) for r in range(nrows)]
-        grid = fig.add_gridspec(nrows, ncols, height_ratios=ratios)
+        widths = _width_ratios(plans, ncols)
+        ratios = [
+            max(widths[k % ncols] * p.aspect for k, p in enumerate(plans) if k // ncols == r)
+            for r in range(nrows)
+        ]
+        grid = fig.add_gridspec(nrows, ncols, height_ratios=ratios, width_ratios=widths)
         axes, drawn, kept = [], [], []
         letter_index = 0
         for k, (panel, plan) in enumerate(zip(panels, plans)):
