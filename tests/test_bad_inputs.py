@@ -349,8 +349,8 @@ CASES = [
          r"unknown method 'l2t_wwww'; closest: 'l2t_www'"),
     Case("transfer.run: setting 'batchsize'", lambda p: _run(batchsize=3), TypeError,
          r"unknown setting 'batchsize'; closest: 'batch_size'"),
-    Case("transfer.run: no val/test data", lambda p: _run(data={"train": [1]}), KeyError,
-         r"data must hold 'train', 'val' and 'test' datasets; missing \['val', 'test'\]"),
+    Case("transfer.run: no test data", lambda p: _run(data={"train": [1]}), KeyError,
+         r"data must hold 'train' and 'test' datasets \(and 'val', or None\); missing \['test'\]"),
     Case("transfer.run: lr -1", lambda p: _run(lr=-1), ValueError, r"lr must be > 0, got -1"),
     Case("transfer.run: grey data, RGB source", lambda p: _run(
         "ufm", source=_source(), data=_transfer_data(channels=1)), ValueError,

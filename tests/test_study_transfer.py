@@ -125,7 +125,7 @@ def test_same_seed_gives_the_same_initial_target_weights(smoke, source_path, tmp
     recs = {row["method"]: {"snapshots": row["snapshots"]} for _, row in df.iterrows()}
     traj = sta.weight_trajectories(recs)
     start = traj[traj["epoch"] == 0].pivot(index="weight", columns="method", values="value")
-    assert start.shape == (4, 3)
+    assert start.shape == (len(fixed["weights"]), 3)
     for w in start.index:  # same seed -> same initialisation for all three methods
         assert start.loc[w].nunique() == 1
     # a rerun reuses the stored runs (no new run)
@@ -214,3 +214,30 @@ def test_figure36_records_the_dissertations_six_weights_at_any_width():
     assert len(narrow) == len({i for _, i in narrow}) == 5  # 61 and 53 both wrap to map 5
     fixed = st.fixed_settings(st.transfer_settings("embedded"))
     assert [tuple(i) for _, i in fixed["weights"]] == [i for _, i in narrow]
+
+
+@pytest.mark.parametrize("mode", ["fixed", "per_seed", "none"])
+def test_validation_protocols(mode):
+    s = st.transfer_settings("smoke", {"validation": mode, "val_per_class": 4})
+    a = st.target_data(s, "digits", 5, seed=0)
+    b = st.target_data(s, "digits", 5, seed=1)
+    assert len(a["train"]) == len(b["train"]) == 25
+    train_ids = {x.numpy().tobytes() for x in a["train"].with_transform(None).images}
+    if mode == "none":
+        assert a["val"] is None and b["val"] is None
+        return
+    val_a = [x.numpy().tobytes() for x in a["val"].images]
+    val_b = [x.numpy().tobytes() for x in b["val"].images]
+    assert len(val_a) == 20 and not (set(val_a) & train_ids)  # never trained on
+    assert (val_a == val_b) == (mode == "fixed")  # one hold-out for every seed, or per seed
+
+
+def test_run_without_validation_reports_the_final_epoch():
+    from cnnexplore_nb.transfer import run
+
+    s = st.transfer_settings("smoke", {"validation": "none"})
+    data = st.target_data(s, "digits", 5, seed=0)
+    rec = run("scratch", source=None, target="vgg9_bn", data=data, epochs=2, seed=0,
+              batch_size=16, target_kwargs={"width": 0.0625}, progress=False)  # fmt: skip
+    assert rec["best_epoch"] == 2 and rec["test_acc"] == rec["final_test_acc"]
+    assert all(np.isnan(h["val_acc"]) for h in rec["history"])

@@ -223,8 +223,8 @@ def test_run_bad_inputs(tiny_data, tiny_source):
         run("l2t_wwww", **kw)
     with pytest.raises(TypeError, match="unknown setting 'batchsize'.*batch_size"):
         run("scratch", batchsize=3, **kw)
-    with pytest.raises(KeyError, match="val"):
-        run("scratch", **{**kw, "data": {"train": tiny_data["train"], "test": tiny_data["test"]}})
+    with pytest.raises(KeyError, match="missing \\['test'\\]"):
+        run("scratch", **{**kw, "data": {"train": tiny_data["train"], "val": tiny_data["val"]}})
 
 
 # ---------------------------------------------------------------- non-finite losses

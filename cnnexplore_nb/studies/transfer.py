@@ -34,6 +34,7 @@ __all__ = [
     "weights_at_width",
     "EXPERIMENTS",
     "TRANSFER_SETTINGS",
+    "VALIDATION",
     "dataset_split",
     "experiment_grid",
     "fixed_settings",
@@ -50,6 +51,7 @@ _TRAIN = {
     "batch_size": 32,
     "meta_lr": 1e-3,
     "val_per_class": 10,
+    "validation": "fixed",
     "source_classes": (0, 1, 2, 3, 4),
     "target_classes": (5, 6, 7, 8, 9),
     "pad": 4,
@@ -163,6 +165,15 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 EXPERIMENTS = ("limited", "imbalanced", "ablation")
+#: Validation protocols: ``"fixed"`` (default) one hold-out of ``val_per_class`` images per
+#: class drawn once from the training pool, shared by every seed and method and never
+#: trained on (the L2T-ww reference keeps one fixed split); ``"per_seed"`` a fresh hold-out
+#: drawn with each seed beside its N training images; ``"none"`` no model selection: the
+#: final epoch's test accuracy is reported (the strictest reading of "N labelled images").
+VALIDATION = ("fixed", "per_seed", "none")
+_HOLDOUT_SEED = (
+    20_190_609  # the fixed hold-out's draw (any constant; this one is L2T-ww's ICML date)
+)
 METHODS = ("scratch", "ufm", "l2t_ww", "l2t_www")
 
 
@@ -264,16 +275,35 @@ def target_data(
         classes = list(settings["target_classes"])
         pool, test = pool.select_classes(classes), test.select_classes(classes)
     vpc = int(settings["val_per_class"])
+    mode = check_choice("validation", settings.get("validation", "fixed"), VALIDATION)
+    val = None
+    if mode == "fixed":  # one hold-out for every seed and method, never trained on
+        val, pool = _fixed_holdout(pool, vpc)
+    draw_val = vpc if mode == "per_seed" else 0
     if imbalanced is None:
-        train, val = per_class_subset(pool, int(n), rng=int(seed), val_per_class=vpc)
+        drawn = per_class_subset(pool, int(n), rng=int(seed), val_per_class=draw_val)
     else:
         small = int(imbalanced["small_class"])
-        train, val = imbalanced_subset(
+        drawn = imbalanced_subset(
             pool, int(n), small_class=small, n_small=int(imbalanced["n_small"]),
-            rng=int(seed), val_per_class=vpc,
+            rng=int(seed), val_per_class=draw_val,
         )  # fmt: skip
         test = test.subset(np.flatnonzero(test.labels.numpy() == small))
+    train, val = drawn if draw_val else (drawn, val)
     return {"train": train.with_transform(_augment(settings)), "val": val, "test": test}
+
+
+def _fixed_holdout(pool: Any, per_class: int) -> tuple[Any, Any]:
+    """``(holdout, rest)``: ``per_class`` samples of every class drawn once with a fixed seed
+    (the same for every run), and the pool without them."""
+    rng = np.random.default_rng(_HOLDOUT_SEED)
+    labels = pool.labels.numpy()
+    hold = np.concatenate(
+        [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(pool.num_classes)]
+    )
+    keep = np.ones(len(labels), bool)
+    keep[hold] = False
+    return pool.subset(np.sort(hold)), pool.subset(np.flatnonzero(keep))
 
 
 # ----------------------------------------------------------------------------- source
@@ -408,6 +438,7 @@ def fixed_settings(settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "flip",
         "target_width",
         "stl10_resize",
+        "validation",
     )
     out: dict[str, Any] = {k: settings[k] for k in keys}
     out["target_classes"] = list(settings["target_classes"])

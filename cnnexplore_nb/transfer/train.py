@@ -196,7 +196,8 @@ def run(
         ``settings["target_kwargs"]`` (e.g. ``{"width": 0.25}``); a module is copied.
     data : mapping
         ``train``, ``val``, ``test`` datasets of ``(image (C, H, W), label)`` items
-        (:class:`~cnnexplore_nb.data.ImageClassification` is fastest).
+        (:class:`~cnnexplore_nb.data.ImageClassification` is fastest). ``val`` None (or
+        missing): no model selection, the final epoch is reported.
     epochs : int
         Cosine schedule length.
     seed : int
@@ -209,7 +210,8 @@ def run(
     Returns
     -------
     dict
-        ``method, seed, epochs, test_acc`` (at the best validation epoch), ``best_epoch``
+        ``method, seed, epochs, test_acc`` (at the best validation epoch; at the final epoch
+        when ``data["val"]`` is None), ``final_test_acc`` (at the final epoch), ``best_epoch``
         (1-based), ``best_val_acc, final_val_acc, seconds, n_train, pairs, history`` (one dict
         per epoch: epoch, lr, loss, ce, matching, meta_loss, train_acc, val_acc),
         ``torch_threads`` (torch threads during training: same seed, same bits holds at a
@@ -235,10 +237,12 @@ def run(
         value, rate = check_real(key, cfg[key]), key.endswith("lr")
         if value < 0 or (rate and value == 0):
             raise ValueError(f"{key} must be {'> 0' if rate else '>= 0'}, got {cfg[key]!r}")
-    missing = [k for k in ("train", "val", "test") if k not in data]
+    missing = [k for k in ("train", "test") if k not in data]
     if missing:
-        raise KeyError(f"data must hold 'train', 'val' and 'test' datasets; missing {missing}")
-    train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
+        raise KeyError(
+            f"data must hold 'train' and 'test' datasets (and 'val', or None); missing {missing}"
+        )
+    train_ds, val_ds, test_ds = data["train"], data.get("val"), data["test"]
     if len(train_ds) == 0:
         raise ValueError("data['train'] is empty")
     threads_before = torch.get_num_threads()
@@ -311,23 +315,32 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
                 f"the target's weights hold NaN/Inf after the last batch of epoch {epoch} (its "
                 "losses were finite): the optimisation diverged; lower the learning rate"
             )
-        val_acc = evaluate(step.student.target, val_ds, batch_size=cfg["eval_batch_size"])
+        val_acc = (
+            evaluate(step.student.target, val_ds, batch_size=cfg["eval_batch_size"])
+            if val_ds is not None
+            else float("nan")
+        )
         row = {"epoch": epoch, "lr": lr_now, "val_acc": val_acc}
         row.update({k if k != "acc" else "train_acc": v / n_seen for k, v in sums.items()})
         row.setdefault("meta_loss", float("nan"))
         history.append(row)
-        if val_acc > best[0]:
+        if val_acc > best[0] or (val_ds is None and epoch == epochs):
             best = (val_acc, epoch, copy.deepcopy(step.student.target.state_dict()))
         if probe is not None:
             snapshots.append(_snapshot(step, probe, cfg["snapshot_weights"], epoch))
         bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{val_acc:.3f}")
     final_state = copy.deepcopy(step.student.target.state_dict())
-    step.student.target.load_state_dict(best[2])
-    test_acc = evaluate(step.student.target, test_ds, batch_size=cfg["eval_batch_size"])
-    step.student.target.load_state_dict(final_state)
+    final_test = evaluate(step.student.target, test_ds, batch_size=cfg["eval_batch_size"])
+    if best[1] == epochs:
+        test_acc = final_test
+    else:
+        step.student.target.load_state_dict(best[2])
+        test_acc = evaluate(step.student.target, test_ds, batch_size=cfg["eval_batch_size"])
+        step.student.target.load_state_dict(final_state)
     record: dict[str, Any] = {
         "method": method, "seed": seed, "epochs": epochs, "test_acc": test_acc,
         "best_epoch": best[1], "best_val_acc": best[0], "final_val_acc": history[-1]["val_acc"],
+        "final_test_acc": final_test,
         "seconds": time.perf_counter() - t_start,
         "cpu_seconds": time.process_time() - cpu_start, "n_train": len(train_ds),
         "pairs": [f"{s}-{t}" for s, t in step.pairs], "history": history,
