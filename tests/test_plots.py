@@ -299,3 +299,18 @@ def test_training_history_segmentation_embedding():
     assert list(pts.dimension_values("layer")) == ["a", "b"]
     assert [el.label for el in pts] == ["a", "b"]  # one labelled legend entry per layer
     assert [d.label for d in list(pts)[0].kdims] == ["component 1", "component 2"]
+
+
+def test_map_grid_shared_scale_has_one_labelled_colour_bar():
+    import matplotlib
+
+    from cnnexplore_nb.plots.paper import draw
+
+    maps = np.random.default_rng(5).random((6, 8, 8))
+    with matplotlib.rc_context(plots.paper_rc()):
+        fig = draw(plots.map_grid(maps, ncols=3, shared_scale=True, label="γ"))
+    bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "γ"
+    with matplotlib.rc_context(plots.paper_rc()):
+        own = draw(plots.map_grid(maps, ncols=3))
+    assert not [ax for ax in own.axes if hasattr(ax, "_colorbar")]  # own ranges: no bar

@@ -197,6 +197,11 @@ def _place_title(ax: Any, renderer: Any) -> bool:
         return False
     target = ax._left_title if ax._cnnx_left else ax.title
     limit = ax.get_window_extent(renderer).width
+    small = PAPER["fontsize"]["tick"]
+    if limit / ax.figure.dpi < 1.0 and target.get_fontsize() > small:
+        target.set_fontsize(small)  # small panels (maps of a grid): titles at tick size
+        target.set_text(flat)
+        return True
     if target.get_window_extent(renderer).width <= limit * 1.01:
         return False
     text = wrap(flat, limit / ax.figure.dpi * 0.97, target.get_fontsize())

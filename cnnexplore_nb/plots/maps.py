@@ -112,6 +112,8 @@ def map_grid(
     highlight: Iterable[int] = (),
     cmap: str | None = None,
     title: str = "map {id}",
+    label: str = "activation",
+    colorbar: bool | None = None,
 ) -> hv.Layout:
     """A grid of activation maps titled with their ids.
 
@@ -129,6 +131,11 @@ def map_grid(
         Map ids drawn with a coloured frame (e.g. maps similar to a chosen one).
     title : str
         Format string for the panel titles; ``{id}`` is the map id.
+    label : str
+        What the values are (hover, colour bar), e.g. ``"γ"``.
+    colorbar : bool, optional
+        A colour bar (labelled ``label``) in the exported figure: one for the whole grid with
+        ``shared_scale``; default with ``shared_scale`` (a shared range is meant to be read).
 
     Returns
     -------
@@ -145,9 +152,11 @@ def map_grid(
     size = panel_px(min(ncols, len(chosen)))
     panels = [
         map_image(arr[i], title=title.format(id=i), clim=clim, cmap=cmap, highlight=i in marked,
-                  size=size)
+                  size=size, label=label)
         for i in chosen
     ]  # fmt: skip
+    if shared_scale if colorbar is None else colorbar:
+        panels = [p.opts(colorbar=True, backend="matplotlib") for p in panels]
     return _grid_layout(panels, ncols)
 
 
