@@ -255,6 +255,19 @@ def _library_figures() -> dict[str, object]:
                 for i in range(4)
             ]
         ).cols(4),  # fmt: skip
+        "heatmaps_mixed_shapes": hv.Layout(
+            [
+                plots.layer_heatmap(_stats(la, lb, rng), value, title=f"{len(la)} x {len(lb)}")
+                for value in ("mean_max", "percent")
+                for la, lb in (
+                    (deep[:4], deep[:1]),
+                    (deep[:4], deep),
+                    (deep, deep[:1]),
+                    (deep, deep[:4]),
+                    (deep[:4], deep),
+                )
+            ]
+        ).cols(5),  # fmt: skip
         "bars": plots.percent_bars(_stats(deep, deep, rng), threshold=0.8, names=("CNN", "CNN")),
         "methods": plots.errorbar_curves(
             runs, "n", "accuracy", "method", ylabel="test accuracy (%)"

@@ -241,6 +241,9 @@ def fit_figure(
     """Lay ``fig`` out, then mend collisions and fit the height until nothing changes."""
     _fit_loop(fig, axes, drawn, aspects, max_height)
     fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    if any(_fit_cells(ax, d, renderer) for ax, d in zip(axes, drawn)):
+        fig.canvas.draw()  # value labels fitted to the final layout (they do not move it)
 
 
 def _fit_loop(
@@ -255,9 +258,15 @@ def _fit_loop(
             canvas.draw()
         if any("collapsed" in str(w.message) for w in caught):
             w, h = fig.get_size_inches()
-            if max_height is None or h >= max_height:
+            if max_height is not None and h < max_height:
+                fig.set_size_inches(w, min(h * 1.4, max_height))
+                continue
+            fixed = [ax for ax in axes if ax.get_box_aspect() is not None]
+            if not fixed:
                 return  # nothing left to try: the caller's draw will say so
-            fig.set_size_inches(w, min(h * 1.4, max_height))
+            for ax in fixed:  # the page is full: let heatmap cells stretch instead
+                ax.set_box_aspect(None)
+            aspects = None
             continue
         renderer = canvas.get_renderer()
         changed = False

@@ -81,7 +81,9 @@ def _width_ratios(plans: list[_Plan], ncols: int) -> list[float]:
     widths = [0.0] * ncols
     for k, p in enumerate(plans):
         if p.cells is not None:
-            widths[k % ncols] = max(widths[k % ncols], float(p.cells[0]))
+            if widths[k % ncols] and widths[k % ncols] != float(p.cells[0]):
+                return [1.0] * ncols  # a column of heatmaps of different widths: equal columns
+            widths[k % ncols] = float(p.cells[0])
     top = max(widths)
     return [max(v, 2.5) / top for v in widths]
 
