@@ -242,7 +242,7 @@ def fit_figure(
     _fit_loop(fig, axes, drawn, aspects, max_height)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    if any(_fit_cells(ax, d, renderer) for ax, d in zip(axes, drawn)):
+    if any([_fit_cells(ax, d, renderer) for ax, d in zip(axes, drawn)]):  # every panel
         fig.canvas.draw()  # value labels fitted to the final layout (they do not move it)
 
 
