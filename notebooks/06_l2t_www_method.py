@@ -52,6 +52,7 @@ from cnnexplore_nb.studies.transfer import (
     transfer_settings,
 )
 from cnnexplore_nb.studies.transfer_analysis import (
+    compare_runs,
     gamma_maps,
     lambda_w_frame,
     meta_init_table,
@@ -129,6 +130,22 @@ fig = training_history(history, ["loss", "ce", "matching"], title="L2T-www losse
 )
 export(fig, FIG / "training_history")
 fig
+
+# %% [markdown]
+# ## The "which" network: pooled vector or each channel's map
+# The dissertation's text gives h one fully connected layer per source channel, reading that
+# channel's map; the default here (like f and g in the L2T-ww reference) reads the globally
+# pooled source vector. The same run with the map-input h, side by side (the map-input h
+# has one H·W → 9 layer per source channel, far more parameters).
+
+# %%
+record_maps = run(
+    "l2t_www", source=source, target="vgg9_bn", data=data,
+    epochs=settings["ablation"]["epochs"], seed=0, batch_size=settings["batch_size"],
+    meta_lr=settings["meta_lr"], target_kwargs={"width": settings["target_width"]},
+    snapshot=True, num_threads=1, which_input="maps",
+)  # fmt: skip
+compare_runs({"h on the pooled vector (default)": record, "h on each channel's map": record_maps})
 
 # %% [markdown]
 # ## γ maps per pair and channel

@@ -241,3 +241,16 @@ def test_run_without_validation_reports_the_final_epoch():
               batch_size=16, target_kwargs={"width": 0.0625}, progress=False)  # fmt: skip
     assert rec["best_epoch"] == 2 and rec["test_acc"] == rec["final_test_acc"]
     assert all(np.isnan(h["val_acc"]) for h in rec["history"])
+
+
+def test_compare_runs_tables_accuracy_and_gamma_movement():
+    def snap(epoch, g):
+        return {"epoch": epoch, "lam": [1.0], "w": [[1.0]], "gamma": [[[[g] * 3] * 3]]}
+
+    a = {"test_acc": 0.5, "final_test_acc": 0.4, "best_epoch": 1, "seconds": 2.0,
+         "pairs": ["4-0"], "snapshots": [snap(0, 1.0), snap(1, 1.3)]}  # fmt: skip
+    b = {"test_acc": 0.6, "final_test_acc": 0.6, "best_epoch": 2, "seconds": 3.0}
+    t = sta.compare_runs({"a": a, "b": b})
+    assert t.loc["a", "test_acc"] == 0.5 and t.loc["b", "best_epoch"] == 2
+    assert t.loc["a", "max |γ − 1| at the end"] == pytest.approx(0.3)
+    assert np.isnan(t.loc["b", "max |γ − 1| at the end"])

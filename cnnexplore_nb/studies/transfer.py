@@ -52,6 +52,7 @@ _TRAIN = {
     "meta_lr": 1e-3,
     "val_per_class": 10,
     "validation": "fixed",
+    "which_input": "pooled",  # the "which" network: pooled source vector, or "maps"
     "source_classes": (0, 1, 2, 3, 4),
     "target_classes": (5, 6, 7, 8, 9),
     "pad": 4,
@@ -410,6 +411,7 @@ def run_transfer_config(
         epochs=int(config["epochs"]), seed=int(config["seed"]),
         batch_size=int(config["batch_size"]), meta_lr=float(config["meta_lr"]),
         target_kwargs={"width": float(config["target_width"])},
+        which_input=str(config.get("which_input", "pooled")),
         snapshot=bool(config.get("snapshot", False)),
         snapshot_weights=tuple((w, tuple(i)) for w, i in config.get("weights", ()))
         or (("features.0.weight", (4, 2, 2, 0)),),
@@ -439,6 +441,7 @@ def fixed_settings(settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "target_width",
         "stl10_resize",
         "validation",
+        "which_input",
     )
     out: dict[str, Any] = {k: settings[k] for k in keys}
     out["target_classes"] = list(settings["target_classes"])

@@ -18,6 +18,7 @@ from .._hooks import Hooks
 from ._report import Finding, Findings
 
 __all__ = [
+    "compare_runs",
     "meta_init_table",
     "meta_movement",
     "method_tests",
@@ -330,3 +331,28 @@ def transfer_findings(runs: pd.DataFrame, tests: pd.DataFrame) -> Findings:
         )
     )
     return Findings("L2T-www against the other methods (limited data)", items, v, note)
+
+
+def compare_runs(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Runs side by side: accuracy at the best and the final epoch, time, and how far γ moved.
+
+    Parameters
+    ----------
+    records : dict of label -> record of :func:`cnnexplore_nb.transfer.run`
+
+    Returns
+    -------
+    DataFrame
+        One row per label: ``test_acc``, ``final_test_acc``, ``best_epoch``, ``seconds`` and,
+        for runs with snapshots of γ, ``max |γ − 1| at the end`` and ``mean |γ − 1| at the end``.
+    """
+    rows = []
+    for label, rec in records.items():
+        row = {"run": label}
+        row.update({k: rec.get(k) for k in ("test_acc", "final_test_acc", "best_epoch", "seconds")})
+        if any("gamma" in s for s in rec.get("snapshots") or []):
+            moved = meta_movement(rec)
+            row["max |γ − 1| at the end"] = moved["max |γ − 1| at the end"]
+            row["mean |γ − 1| at the end"] = moved["mean |γ − 1| at the end"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")

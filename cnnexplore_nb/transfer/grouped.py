@@ -137,14 +137,17 @@ class GroupedStep:
     def meta_outputs(self, params: Params, source_feats: Sequence[torch.Tensor]) -> MetaOutput:
         """Meta outputs of every seed, flattened to ``S * B`` rows (as one big batch)."""
         s = self.size
-        pooled = [f.mean(dim=(2, 3)).unflatten(0, (s, -1)) for f in source_feats]
         meta = self.meta
+        if meta.which_input == "maps":
+            feats = [f.unflatten(0, (s, -1)) for f in source_feats]
+        else:  # the pooled vectors are all the meta-networks read
+            feats = [f.mean(dim=(2, 3)).unflatten(0, (s, -1)) for f in source_feats]
 
-        def one(p, pool):
-            out = functional_call(meta, p, (pool,))
+        def one(p, inputs):
+            out = functional_call(meta, p, (inputs,))
             return out.w, out.lam, out.gamma or []
 
-        w, lam, gamma = vmap(one)(params, pooled)
+        w, lam, gamma = vmap(one)(params, feats)
         flat = lambda ts: [t.flatten(0, 1) for t in ts]  # noqa: E731
         return MetaOutput(flat(w), flat(lam), flat(gamma) if meta.which is not None else None)
 

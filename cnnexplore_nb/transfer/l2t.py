@@ -215,6 +215,8 @@ class TransferStep:
         weight_decay: float = 1e-4,
         meta_lr: float = 1e-4,
         meta_weight_decay: float = 1e-4,
+        which_input: str = "pooled",
+        source_sizes: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         self.method, self.beta, self.inner_steps = method, float(beta), int(inner_steps)
         self.momentum, self.weight_decay = momentum, weight_decay
@@ -229,7 +231,10 @@ class TransferStep:
         )
         self.meta: MetaNetworks | None = None
         if method in ("l2t_ww", "l2t_www"):
-            self.meta = MetaNetworks([cs for _, cs in channels], which=method == "l2t_www")
+            self.meta = MetaNetworks(
+                [cs for _, cs in channels], which=method == "l2t_www", which_input=which_input,
+                source_sizes=source_sizes,
+            )  # fmt: skip
             self.meta_optimizer = torch.optim.Adam(
                 self.meta.parameters(), lr=meta_lr, weight_decay=meta_weight_decay
             )
@@ -244,8 +249,7 @@ class TransferStep:
         return feats
 
     def meta_outputs(self, source_feats: Sequence[torch.Tensor]) -> MetaOutput:
-        pooled = [s.mean(dim=(2, 3)) for s in source_feats]
-        return self.meta(pooled)
+        return self.meta(source_feats)
 
     @property
     def lr(self) -> float:

@@ -41,12 +41,17 @@ def _check_data(data: Mapping[str, Any] | Sequence[Mapping[str, Any]], n: int) -
     if len(datas) != n:
         raise ValueError(f"data must hold one mapping per seed ({n}), got {len(datas)}")
     for i, d in enumerate(datas):
-        missing = [k for k in ("train", "val", "test") if k not in d]
+        missing = [k for k in ("train", "test") if k not in d]
         if missing:
             raise KeyError(
-                f"data[{i}] must hold 'train', 'val' and 'test' datasets; missing {missing}"
+                f"data[{i}] must hold 'train' and 'test' datasets (and 'val', or None); "
+                f"missing {missing}"
             )
+    if len({d.get("val") is None for d in datas}) > 1:
+        raise ValueError("either every seed has a 'val' split or none has (None)")
     for split in ("train", "val", "test"):
+        if datas[0].get(split) is None:
+            continue
         sizes = [len(d[split]) for d in datas]
         if len(set(sizes)) > 1:
             raise ValueError(
@@ -162,7 +167,8 @@ def _build(method, source, target, datas, seeds, cfg):
             method, src, tgt, pairs=cfg["pairs"], beta=cfg["beta"],
             inner_steps=cfg["inner_steps"], lr=cfg["lr"], momentum=cfg["momentum"],
             weight_decay=cfg["weight_decay"], meta_lr=cfg["meta_lr"],
-            meta_weight_decay=cfg["meta_weight_decay"],
+            meta_weight_decay=cfg["meta_weight_decay"], which_input=cfg["which_input"],
+            example=x0 if src is not None else None,
         )  # fmt: skip
         steps.append(step)
     return steps
@@ -262,28 +268,38 @@ def _run_many(method, source, target, datas, epochs, seeds, cfg, errors, device)
             live = [live[p] for p in keep]
             if not live:
                 return results
-        val = _accuracy(group, None, [datas[i]["val"] for i in live], cfg["eval_batch_size"])
+        no_val = any(datas[i].get("val") is None for i in live)
+        val = (
+            [float("nan")] * len(live)
+            if no_val
+            else _accuracy(group, None, [datas[i]["val"] for i in live], cfg["eval_batch_size"])
+        )
         for pos, i in enumerate(live):
             row = {"epoch": epoch, "lr": lr_now, "val_acc": val[pos]}
             row.update({k if k != "acc" else "train_acc": float(v[pos]) / n_seen
                         for k, v in sums.items()})  # fmt: skip
             row.setdefault("meta_loss", float("nan"))
             history[i].append(row)
-            if val[pos] > best[i][0]:
+            if val[pos] > best[i][0] or (no_val and epoch == epochs):
                 best[i] = (val[pos], epoch, group.seed_state(pos))  # on the group's device
             if probes[i] is not None:
                 step = group.write_back(pos)
                 snapshots[i].append(_snapshot(step, probes[i], cfg["snapshot_weights"], epoch))
         bar.set_postfix(val=f"{sum(val) / len(val):.3f}")
-    test = _accuracy(group, [best[i][2] for i in live], [datas[i]["test"] for i in live],
-                     cfg["eval_batch_size"])  # fmt: skip
+    tests = [datas[i]["test"] for i in live]
+    final = _accuracy(group, None, tests, cfg["eval_batch_size"])
+    if all(best[i][1] == epochs for i in live):
+        test = final
+    else:
+        test = _accuracy(group, [best[i][2] for i in live], tests, cfg["eval_batch_size"])
     seconds = (time.perf_counter() - t_start) / n_seeds
     cpu_seconds = (time.process_time() - cpu_start) / n_seeds
     for pos, i in enumerate(live):
         record: dict[str, Any] = {
             "method": method, "seed": seeds[i], "epochs": epochs, "test_acc": test[pos],
             "best_epoch": best[i][1], "best_val_acc": best[i][0],
-            "final_val_acc": history[i][-1]["val_acc"], "seconds": seconds,
+            "final_val_acc": history[i][-1]["val_acc"], "final_test_acc": final[pos],
+            "seconds": seconds,
             "cpu_seconds": cpu_seconds, "n_train": n_train,
             "pairs": [f"{s}-{t}" for s, t in group.pairs], "history": history[i],
             "torch_threads": torch.get_num_threads(), "group_size": n_seeds,

@@ -29,7 +29,7 @@ from .._checks import (
 )
 from .._hooks import Hooks
 from .l2t import METHODS, TransferStep
-from .matching import PairSpec, parse_pairs
+from .matching import PairSpec, parse_pairs, tap_features
 
 __all__ = ["DEFAULTS", "build_step", "evaluate", "run"]
 
@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "inner_steps": 2,
     "meta_lr": 1e-4,
     "meta_weight_decay": 1e-4,
+    "which_input": "pooled",  # h reads the pooled source vector, or "maps" (each channel's map)
     "target_kwargs": {},
     "eval_batch_size": 512,
     "snapshot": False,
@@ -83,12 +84,16 @@ def build_step(
     weight_decay: float = DEFAULTS["weight_decay"],
     meta_lr: float = DEFAULTS["meta_lr"],
     meta_weight_decay: float = DEFAULTS["meta_weight_decay"],
+    which_input: str = DEFAULTS["which_input"],
+    example: torch.Tensor | None = None,
 ) -> TransferStep:
     """A :class:`TransferStep` with pairs checked against both networks' ``feature_info``.
 
     ``pairs=None`` means the L2T-ww default (source {4, 9, 14} x target {0..4}) except for
     ``attention``, which pairs taps of equal resolution (4-0, 9-1, 14-2) as attention
-    transfer does; ``beta=None`` means 0.5 (1e3 for attention).
+    transfer does; ``beta=None`` means 0.5 (1e3 for attention). ``which_input="maps"``
+    (L2T-www only) gives h one layer per source channel reading its whole map, sized from a
+    dry forward of ``example`` (a batch of training images, required then).
     """
     method = check_choice("method", method, list(METHODS))
     if method == "scratch":
@@ -103,10 +108,19 @@ def build_step(
         channels = [(t_info[t]["num_chs"], s_info[s]["num_chs"]) for s, t in parsed]
     if beta is None:
         beta = 1e3 if method == "attention" else 0.5
+    check_choice("which_input", which_input, ["pooled", "maps"])
+    sizes = None
+    if which_input == "maps" and method == "l2t_www":
+        if example is None:
+            raise ValueError("which_input='maps' needs example= (a batch of training images)")
+        with torch.no_grad():
+            feats = tap_features(source, example[:1], [s for s, _ in parsed])[1]
+        sizes = [tuple(int(v) for v in f.shape[-2:]) for f in feats]
     return TransferStep(
         method, source, target, pairs=parsed, channels=channels, beta=beta,
         inner_steps=check_positive_int("inner_steps", inner_steps), lr=lr, momentum=momentum,
         weight_decay=weight_decay, meta_lr=meta_lr, meta_weight_decay=meta_weight_decay,
+        which_input=which_input, source_sizes=sizes,
     )  # fmt: skip
 
 
@@ -282,6 +296,7 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
         method, src, tgt, pairs=cfg["pairs"], beta=cfg["beta"], inner_steps=cfg["inner_steps"],
         lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
         meta_lr=cfg["meta_lr"], meta_weight_decay=cfg["meta_weight_decay"],
+        which_input=cfg["which_input"], example=x0 if src is not None else None,
     )  # fmt: skip
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, T_max=epochs)
     gen = torch.Generator().manual_seed(int(seed))
