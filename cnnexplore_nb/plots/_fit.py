@@ -153,7 +153,10 @@ def _fit_cells(ax: Any, drawn: Any, renderer: Any) -> bool:
     base = PAPER["fontsize"]["cell"]
     worst = np.inf
     for text in texts:
+        shown = text.get_visible()
+        text.set_visible(True)  # a hidden text measures as a 1-pixel box
         box = text.get_window_extent(renderer)  # measured at its current size
+        text.set_visible(shown)
         scale = base / text.get_fontsize()
         worst = min(worst, 0.9 * cell_w / max(box.width * scale, 1e-9),
                     0.85 * cell_h / max(box.height * scale, 1e-9))  # fmt: skip
