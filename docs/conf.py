@@ -5,7 +5,7 @@ Build offline (warnings are errors):
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 The gallery shows the executed notebooks of the last ``bash scripts/run.sh notebooks`` run
-(``outputs/notebooks/``) when they exist, else the notebooks without outputs.
+(``notebooks/executed/``) when they exist, else the notebooks without outputs.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ rst_prolog = "\n".join(f".. |{b}| replace:: \\|{b}\\|" for b in _BARS)
 def _copy_gallery() -> None:
     """Copy the notebooks (executed if available) into docs/gallery/."""
     gallery = Path(__file__).parent / "gallery"
-    executed = ROOT / "outputs" / "notebooks"
+    executed = ROOT / "notebooks" / "executed"
     gallery.mkdir(exist_ok=True)
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         src = executed / nb.name if (executed / nb.name).is_file() else nb

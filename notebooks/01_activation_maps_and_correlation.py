@@ -67,13 +67,16 @@ from cnnexplore_nb.plots import (
     percent_bars,
     segmentation_figure,
 )
+from cnnexplore_nb.plots.names import layer_name
 from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_findings import convention_table, retina_findings
 from cnnexplore_nb.studies.vessels import retina_input, trained_vessel_model
 from cnnexplore_nb.training import predict_masks
 from cnnexplore_nb.widgets import CorrelationPanel, LayerPicker, MapBrowser, setup_notebook
 
-setup_notebook()  # BokehJS inline (offline) + the panels' ipywidgets bridge
+NB = "01_activation_maps_and_correlation"
+FIG = figures_dir(NB)
+setup_notebook(figures=FIG)  # BokehJS inline (offline), the panels' bridge, their export folder
 settings = scale_settings(
     SCALE,
     {
@@ -83,8 +86,6 @@ settings = scale_settings(
         "full": {"retina_size": None, "layer": "conv_module2", "n_show": 16},
     },
 )
-NB = "01_activation_maps_and_correlation"
-FIG = figures_dir(NB)
 TABLES = artifacts_dir(NB, SCALE)
 pd.Series(settings, dtype=object).to_frame("setting")
 
@@ -145,7 +146,9 @@ maps = extract_activations(model, x, layers, progress=False)
 # %%
 layer = settings["layer"]
 n_show = min(settings["n_show"], maps[layer].shape[1])
-grid = map_grid(maps[layer][0], ids=range(n_show), ncols=8, title=f"{layer} #{{id}}")
+grid = map_grid(
+    maps[layer][0], ids=range(n_show), ncols=8, title=f"{layer_name(layer)} · map {{id}}"
+)
 export(grid, FIG / f"maps_{layer}")
 grid
 
@@ -198,25 +201,19 @@ tables.partners_between(THRESHOLD).head()
 
 # %%
 key = (layer, layer)
-corr = correlation_image(tables.matrices[key], names=("CNN6", "CNN6"), title=f"r: {layer}")
+corr = correlation_image(tables.matrices[key], names=("CNN6", "CNN6"), title=layer_name(layer))
 hist = correlation_hist(
     np.abs(tables.matrices[key][~np.eye(len(tables.matrices[key]), dtype=bool)]),
     threshold=THRESHOLD,
-    title=f"|r| between maps of {layer}",
+    title=f"|r| between maps of {layer_name(layer)}",
+    count_label="map pairs",
 )
 within = (corr + hist).cols(2)
 export(within, FIG / f"correlation_{layer}")
 within
 
 # %%
-summary = (
-    layer_heatmap(
-        tables.stats, "percent", title=f"% maps with max |r| ≥ {THRESHOLD}", names=tables.names
-    )
-    + percent_bars(
-        tables.stats, title=f"within a layer: % max |r| ≥ {THRESHOLD}", names=tables.names
-    )
-).cols(2)
+summary = (layer_heatmap(tables, "percent") + percent_bars(tables, title="within a layer")).cols(2)
 export(summary, FIG / "layer_pairs_summary")
 summary
 
@@ -227,7 +224,7 @@ summary
 # `browser.export(...)`) writes the current view as PNG/SVG/PDF.
 
 # %%
-browser = MapBrowser(maps, layer=layer, grid=8 if settings["n_show"] >= 8 else 4)
+browser = MapBrowser(maps, layer=layer, grid=8 if settings["n_show"] >= 8 else 4, picker=picker)
 browser.map_index = min(5, maps[layer].shape[1] - 1)
 browser
 

@@ -152,13 +152,16 @@ qualitative
 # %%
 curves = hv.Layout(
     [
-        training_history(h, ["train_loss", "val_iou", "val_cldice"], title=DISPLAY_NAMES[n])
+        training_history(h, ["train_loss", "val_loss"], title=DISPLAY_NAMES[n], ylabel="loss")
         for n, (_, h) in results.items()
     ]
-).cols(3)
-curves = curves.opts(shared_axes=False, backend="bokeh").opts(
-    shared_axes=False, backend="matplotlib"
-)
+    + [
+        training_history(h, ["val_iou", "val_cldice"], title=DISPLAY_NAMES[n],
+                         ylabel="validation score")
+        for n, (_, h) in results.items()
+    ]
+).cols(3)  # fmt: skip
+curves = curves.opts(shared_axes=False, backend="bokeh")
 export(curves, FIG / "training_curves")
 curves
 

@@ -48,6 +48,7 @@ from cnnexplore_nb.plots import (
     layer_heatmap,
     percent_bars,
 )
+from cnnexplore_nb.plots.names import layer_name
 from cnnexplore_nb.plots.vessels import layer_map_rows
 from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_correlation import (
@@ -121,18 +122,18 @@ convention_table({k: v[:1] for k, v in maps["cnn6"].items()}, names=("CNN6", "CN
 # %%
 heatmaps = hv.Layout(
     [
-        layer_heatmap(s, "mean_max", title=f"{DISPLAY_NAMES[n]} · image {i}")
+        layer_heatmap(s, "mean_max", title=f"{DISPLAY_NAMES[n]} · image {i}",
+                      names=(DISPLAY_NAMES[n],) * 2)
         for (n, i), s in summaries.items()
     ]
 ).cols(len(x_test))
-heatmaps = heatmaps.opts(hspace=0.9, vspace=0.8, backend="matplotlib")
 export(heatmaps, FIG / "heatmaps_mean_max_per_image")
 heatmaps
 
 # %%
 bars = hv.Layout(
     [
-        percent_bars(t.stats, title=f"{DISPLAY_NAMES[n]} · image {i}: % max|r| ≥ {THRESHOLD}")
+        percent_bars(t, title=f"{DISPLAY_NAMES[n]} · image {i}")
         for (n, i), t in tables.items()
     ]
 ).cols(len(x_test))
@@ -147,7 +148,8 @@ t6 = tables["cnn6", 0]
 hists = hv.Layout(
     [
         correlation_hist(layer_values(t6, layer, kind), threshold=THRESHOLD,
-                         title=f"{layer} · {'all pairs' if kind == 'pairs' else 'max per map'}")
+                         title=f"{layer_name(layer)} · {'all pairs' if kind == 'pairs' else 'max per map'}",
+                         count_label="map pairs" if kind == "pairs" else "maps")
         for kind in ("max",)
         for layer in t6.layers_a
     ]
@@ -182,7 +184,7 @@ for layer in shown:
     mat = t10.matrices[layer, layer]
     _, order = map_blocks(mat, THRESHOLD)
     images.append(correlation_image(mat[np.ix_(order, order)], names=(layer, layer),
-                                    title=f"CNN10 {layer}, reordered"))  # fmt: skip
+                                    title=f"CNN10 {layer_name(layer)}, reordered"))  # fmt: skip
 blocks_fig = hv.Layout(images).cols(3)
 export(blocks_fig, FIG / "cnn10_blocks")
 blocks_fig
@@ -213,12 +215,11 @@ for name, (_, summary) in aggregated.items():
 n_agg = len(data["aggregate"])
 agg_heat = hv.Layout(
     [
-        layer_heatmap(s, "mean_max_mean", title=f"{name}: mean over {n_agg} images")
+        layer_heatmap(s, "mean_max_mean", title=name, names=(name, name))
         for name, (_, s) in aggregated.items()
     ]
-).cols(len(aggregated))
-agg_heat = agg_heat.opts(hspace=0.9, vspace=0.8, backend="matplotlib")
-export(agg_heat, FIG / "heatmaps_mean_max_aggregated")
+).cols(2)
+export(agg_heat, FIG / "heatmaps_mean_max_aggregated", title=f"mean over {n_agg} images")
 agg_heat
 
 # %% [markdown]
@@ -242,10 +243,10 @@ profiles = profiles.rename(columns={"value": "percent"})
 mean_profiles = mean_profiles.rename(columns={"value": "mean max |r|"})
 curves = errorbar_curves(
     profiles, "module", "percent", "model", err="std",
-    title=f"% maps with max |r| ≥ {THRESHOLD} (mean ± std over {n_agg} images)",
+    title=f"mean ± std over {n_agg} images", ylabel=f"% maps with max |r| ≥ {THRESHOLD}",
 ) + errorbar_curves(
     mean_profiles, "module", "mean max |r|", "model", err="std",
-    title="mean max |r| within a layer",
+    title="within a layer", ylabel="mean max |r|",
 )  # fmt: skip
 export(curves, FIG / "profiles_aggregated")
 curves

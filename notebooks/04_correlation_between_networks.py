@@ -81,18 +81,14 @@ summaries = {
 }  # fmt: skip
 
 
-def _title(a, b, extra):
-    return f"{DISPLAY_NAMES[a]} vs {DISPLAY_NAMES[b]} · {extra}"
-
-
 heat = hv.Layout(
     [
-        layer_heatmap(s, "mean_max", title=_title(a, b, f"image {i}"))
+        layer_heatmap(s, "mean_max", title=f"{DISPLAY_NAMES[a]} vs {DISPLAY_NAMES[b]}",
+                      names=(DISPLAY_NAMES[a], DISPLAY_NAMES[b]), threshold=THRESHOLD)
         for (a, b, i), s in summaries.items()
         if i == SHOW_IMAGE
     ]
-).cols(len(PAIRS))
-heat = heat.opts(hspace=0.9, vspace=0.8, backend="matplotlib")
+).cols(2)  # fmt: skip
 export(heat, FIG / f"heatmaps_mean_max_image{SHOW_IMAGE}")
 heat
 
@@ -136,16 +132,20 @@ aggregated = {
 for (na, nb), s in aggregated.items():
     s.to_csv(TABLES / f"aggregate_{na}_vs_{nb}.csv".replace(" ", "_"), index=False)
 n_agg = len(data["aggregate"])
-agg_heat = hv.Layout(
-    [
-        layer_heatmap(s, value, title=f"{na} vs {nb}: {label}")
-        for value, label in (("mean_max_mean", "mean max|r|"), ("percent_mean", "% ≥ 0.8"))
-        for (na, nb), s in aggregated.items()
-    ]
-).cols(len(aggregated))
-agg_heat = agg_heat.opts(hspace=0.9, vspace=0.8, backend="matplotlib")
-export(agg_heat, FIG / "heatmaps_aggregated")
-agg_heat
+shown = sorted(aggregated, key=lambda k: "CNN1" in k)  # the one-layer CNN1 pairs last
+agg_figs = {
+    value: hv.Layout(
+        [
+            layer_heatmap(aggregated[na, nb], value, title=f"{na} vs {nb}", names=(na, nb),
+                          threshold=THRESHOLD)
+            for na, nb in shown
+        ]
+    ).cols(2)
+    for value in ("mean_max_mean", "percent_mean")
+}  # fmt: skip
+for value, fig in agg_figs.items():
+    export(fig, FIG / f"heatmaps_aggregated_{value}")
+agg_figs["mean_max_mean"] + agg_figs["percent_mean"]
 
 # %% [markdown]
 # Mean ± std across images of every layer pair (aggregated tables also saved as CSV).

@@ -39,6 +39,7 @@ from cnnexplore_nb import correlation_tables, feature_layers
 from cnnexplore_nb.notebook import figures_dir, scale_settings
 from cnnexplore_nb.plots import embedding_scatter, export, layer_heatmap
 from cnnexplore_nb.plots.fundamentals import line_curves, matrix_heatmap
+from cnnexplore_nb.plots.names import method_name
 from cnnexplore_nb.prune import PruningStudy, choose_redundant, prune_maps, prune_report
 from cnnexplore_nb.similarity import cka_matrix, map_embedding
 from cnnexplore_nb.studies.pruning import (
@@ -49,7 +50,7 @@ from cnnexplore_nb.studies.pruning import (
     pruning_findings,
     selection_table,
 )
-from cnnexplore_nb.studies.vessel_correlation import layer_maps
+from cnnexplore_nb.studies.vessel_correlation import layer_maps, layer_pair_summary
 from cnnexplore_nb.studies.vessels import (
     stack_images,
     trained_vessel_model,
@@ -141,15 +142,19 @@ comparison.round(4)
 
 # %%
 curves = pruning_curves(study, maps, S["thresholds"])
-tidy = curves.assign(method=curves["action"] + " · " + curves["selection"])
+ACTIONS = {"mean-fold": "mean folding", "merge": "merging"}
+tidy = curves.assign(
+    method=[f"{ACTIONS[a]} · {method_name(sel)}" for a, sel in zip(curves["action"], curves["selection"])]
+)  # fmt: skip
 removed = curves[(curves["action"] == "mean-fold") & (curves["selection"] == "correlation")]
 removed_plot = line_curves(
     removed, "threshold", "removed", title=f"maps removed (all {len(LAYERS)} modules)",
-    ylabel="maps removed",
+    xlabel="|r| threshold", ylabel="maps removed",
 )  # fmt: skip
 iou_plot = line_curves(
-    tidy, "threshold", "iou", "method", title=f"val IoU after pruning (before: {study.before['iou']:.3f})",
-    ylabel="IoU",
+    tidy, "threshold", "iou", "method",
+    title=f"validation IoU after pruning (before: {study.before['iou']:.3f})",
+    xlabel="|r| threshold", ylabel="validation IoU",
 )  # fmt: skip
 curve_fig = (removed_plot + iou_plot).cols(2)
 export(curve_fig, FIG / "pruning_curve")
@@ -206,10 +211,9 @@ cka = ckas["pixels"]
 cross = correlation_tables(maps_b6, maps_b10, names=("CNN6", "CNN10"), threshold=T, progress=False)
 cka_fig = hv.Layout(
     [matrix_heatmap(c, value="CKA", title=c.attrs["convention"]) for c in ckas.values()]
-    + [layer_heatmap(cross.stats_at(0.0), "mean", names=cross.names,
+    + [layer_heatmap(layer_pair_summary(cross), "mean_max", names=cross.names,
                      title="mean max-|r| (thesis), CNN6 vs CNN10")]
 ).cols(2)  # fmt: skip
-cka_fig = cka_fig.opts(hspace=0.8, backend="matplotlib")
 export(cka_fig, FIG / "cka_vs_max_r")
 cka_fig
 

@@ -45,6 +45,7 @@ import torch
 from cnnexplore_nb.models import create_model
 from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import export, map_grid, map_image, training_history
+from cnnexplore_nb.plots.names import pair_name
 from cnnexplore_nb.studies.transfer import (
     scales_table,
     source_network,
@@ -158,8 +159,9 @@ gamma_shape = dict(zip(pairs["pair"], pairs["gamma_shape"]))
 PAIR = "14-1" if "14-1" in gamma_shape else pairs["pair"].iloc[-1]
 g_last = gamma_maps(record, PAIR, gamma_shape[PAIR][1:])
 n_show = min(8, len(g_last))
-fig = map_grid(g_last, ids=list(range(n_show)), ncols=4, shared_scale=True,
-               title=f"pair {PAIR} ch {{id}}")  # fmt: skip
+print(f"pair {PAIR}: {pair_name(PAIR, source=source, target=target)}")
+fig = map_grid(g_last, ids=list(range(n_show)), ncols=4, shared_scale=True, label="γ",
+               title="channel {id}")  # fmt: skip
 export(fig, FIG / "gamma_maps")
 fig
 
@@ -168,8 +170,8 @@ fig
 def show_gamma(pair: str, channel: int, epoch: int):
     maps = gamma_maps(record, pair, gamma_shape[pair][1:], epoch)
     channel = min(channel, len(maps) - 1)
-    return map_image(maps[channel], title=f"γ pair {pair}, channel {channel}, epoch {epoch}",
-                     label="gamma")  # fmt: skip
+    return map_image(maps[channel], title=f"γ {pair_name(pair)}, channel {channel}, epoch {epoch}",
+                     label="γ")  # fmt: skip
 
 
 _ = widgets.interact(
@@ -185,14 +187,15 @@ _ = widgets.interact(
 
 # %%
 lam, w = lambda_w_frame(record)
-fig = training_history(lam, title="λ per pair over epochs")
+fig = training_history(lam, title="λ per pair over epochs", ylabel="λ")
 export(fig, FIG / "lambda")
 fig
 
 # %%
 w_pair = w[w["pair"] == PAIR].pivot(index="epoch", columns="channel", values="w")
 w_pair.columns = [f"w[{c}]" for c in w_pair.columns]
-fig = training_history(w_pair.reset_index(), title=f"w per channel, pair {PAIR}")
+fig = training_history(w_pair.reset_index(), title=f"w per channel, {pair_name(PAIR)}",
+                       ylabel="w")  # fmt: skip
 export(fig, FIG / "w")
 fig
 

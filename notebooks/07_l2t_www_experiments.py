@@ -56,6 +56,7 @@ from cnnexplore_nb.experiments import (
 )
 from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import errorbar_curves, export, training_history
+from cnnexplore_nb.plots.names import weight_name
 from cnnexplore_nb.studies.transfer import (
     run_experiment,
     scales_table,
@@ -117,7 +118,8 @@ acc = runs[runs["status"] == "ok"].assign(accuracy=lambda d: 100 * d["test_acc"]
 figs = []
 for ds in settings["datasets"]:
     fig = errorbar_curves(acc[acc["dataset"] == ds], "n", "accuracy", "method",
-                          title=f"{ds}: test accuracy vs samples per class")  # fmt: skip
+                          title=f"{ds}: test accuracy vs samples per class",
+                          ylabel="test accuracy (%)")  # fmt: skip
     export(fig, FIG / f"fig34_accuracy_vs_n_{ds}")
     figs.append(fig)
 hv.Layout(figs).cols(2) if len(figs) > 1 else figs[0]
@@ -161,8 +163,9 @@ fig
 traj = weight_trajectories(records)
 panels = []
 for name, part in traj.groupby("weight", sort=False):
-    wide = part.pivot(index="epoch", columns="method", values="value").reset_index()
-    panels.append(training_history(wide, title=name))
+    wide = part.pivot(index="epoch", columns="method", values="value")
+    wide = wide[[m for m in ("scratch", "l2t_ww", "l2t_www") if m in wide]].reset_index()
+    panels.append(training_history(wide, title=weight_name(name), ylabel="weight value"))
 fig = hv.Layout(panels).cols(2)
 export(fig, FIG / "fig36_weight_trajectories")
 start = traj[traj["epoch"] == 0].pivot(index="weight", columns="method", values="value")

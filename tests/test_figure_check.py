@@ -312,11 +312,6 @@ NOTEBOOKS = list_notebooks(ROOT)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="the notebooks adopt the display names and paper widths in a follow-up "
-    "(issue 14: the notebook changes are listed in the plots/widgets report)",
-)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_figures_pass_the_check(notebook, smoke_notebooks):
     smoke_notebooks.run(notebook)

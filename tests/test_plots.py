@@ -187,7 +187,8 @@ def test_layer_heatmap_default_percent_fixed_range_and_tables():
                                 progress=False)  # fmt: skip
     heat = plots.layer_heatmap(tables).HeatMap.I  # names, threshold and measure of the tables
     assert heat.vdims[0].label == "% maps with max |cos| ≥ 0.7"
-    assert heat.kdims[1].label == "CNN6(1) layer"  # the tables name the two instances
+    assert heat.kdims[1].label == "CNN6 layer"  # one network: its name, no (1) suffix
+    assert heat.kdims[0].label == "CNN6 partner layer"
     assert list(heat.dimension_values(0)) == ["module 1"]
 
 

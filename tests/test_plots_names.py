@@ -125,3 +125,11 @@ def test_figures_use_the_overrides():
     with plots.display_names(metric={"val_iou": "IoU on held-out images"}):
         fig = plots.training_history(df)
     assert [e.label for e in fig][0] == "IoU on held-out images"
+
+
+def test_self_comparison_names_drop_the_explorer_suffixes():
+    from cnnexplore_nb.plots.names import model_names
+
+    assert model_names(("CNN6(1)", "CNN6(2)")) == ("CNN6", "CNN6 partner")
+    assert model_names(("CNN6", "CNN10")) == ("CNN6", "CNN10")
+    assert model_names(("A(1)", "B(2)")) == ("A(1)", "B(2)")  # not one network with itself

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .._checks import check_choice, check_positive_int
 from ._style import STYLE, as_array, cell_labels, fonts, styled
-from .names import display_name, layer_names, measure_symbol, statistic_name
+from .names import display_name, layer_names, measure_symbol, model_names, statistic_name
 
 __all__ = [
     "correlation_hist",
@@ -46,7 +46,7 @@ def layer_columns(df: pd.DataFrame) -> tuple[str, str]:
 def _layer_dims(names: tuple[str, str] | None) -> tuple[hv.Dimension, hv.Dimension]:
     """Key dimensions of the two layer axes, labelled with the model names (distinct labels:
     the rows are the maps' layers, the columns their partners' layers)."""
-    na, nb = names or ("A", "B")
+    na, nb = model_names(names)
     la, lb = f"{na} layer", f"{nb} layer"
     if la == lb:
         lb = f"{nb} partner layer"
@@ -138,7 +138,7 @@ def correlation_image(
     bounds = (-0.5, -0.5, nx * fx - 0.5, ny * fy - 0.5)
     sym = measure_symbol(measure)
     vdim = hv.Dimension("r" if signed else "|r|", label=sym if signed else f"|{sym}|")
-    na, nb = (display_name(n, "layer") for n in names)
+    na, nb = (display_name(n, "layer") for n in model_names(names))
     ya, xb = f"map of {na}", f"map of {nb}"
     if ya == xb:
         ya, xb = f"{na} map i", f"{nb} map j"

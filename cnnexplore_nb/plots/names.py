@@ -210,6 +210,20 @@ def _builtin_layer(path: str) -> str | None:
     return None
 
 
+def model_names(names: Sequence[str] | None) -> tuple[str, str]:
+    """Display names of the two sides of a comparison.
+
+    A network compared with itself is stored as ``("CNN6(1)", "CNN6(2)")`` (CNN Explorer's
+    column prefixes); shown, both sides are "CNN6", the second one as the partner:
+    ``("CNN6", "CNN6 partner")``.
+    """
+    na, nb = (str(n) for n in (names or ("A", "B")))
+    m_a, m_b = re.fullmatch(r"(.*)\(1\)", na), re.fullmatch(r"(.*)\(2\)", nb)
+    if m_a and m_b and m_a.group(1) == m_b.group(1):
+        return m_a.group(1), f"{m_b.group(1)} partner"
+    return na, nb
+
+
 def layer_name(path: str) -> str:
     """Readable name of a layer path: ``conv_module3`` -> "module 3"; user paths unchanged.
 

@@ -21,7 +21,14 @@ from holoviews.streams import Stream
 
 from .. import plots
 from .._checks import check_fraction, unknown_name_message
-from ..plots.names import display_name, layer_names, measure_name, measure_symbol, statistic_name
+from ..plots.names import (
+    display_name,
+    layer_names,
+    measure_name,
+    measure_symbol,
+    model_names,
+    statistic_name,
+)
 from ._base import BokehView, PanelBase
 from .browser import _as_maps
 
@@ -122,7 +129,7 @@ class CorrelationPanel(PanelBase):
         )  # fmt: skip
         la = [(self._shown_a[p], p) for p in self.rows]
         lb = [(self._shown_b[p], p) for p in self.cols]
-        na, nb = (display_name(n) for n in self._current.names)
+        na, nb = model_names(self._current.names)
         self._la = ipw.Dropdown(
             options=la, description=f"{na} layer", style={"description_width": "initial"}
         )
@@ -245,7 +252,7 @@ class CorrelationPanel(PanelBase):
             bar = getattr(p, "handles", {}).get("colorbar")
             if bar is not None and bar.title != label:
                 bar.title = label
-        na, nb = self._current.names
+        na, nb = model_names(self._current.names)
         tips = [(f"{na} layer", "@{A_layer}"), (f"{nb} layer", "@{B_layer}"),
                 (label, f"@{{{value}}}")]  # fmt: skip
         for tool in self._heat.plot.state.tools:
@@ -291,7 +298,7 @@ class CorrelationPanel(PanelBase):
 
     # -- drawing (plots only) --------------------------------------------------------------
     def _draw_heatmap(self, threshold: float, measure: str, value: str) -> hv.Overlay:
-        na, nb = self._current.names
+        na, nb = model_names(self._current.names)
         return plots.layer_heatmap(
             self._current, value, rows=self.rows, cols=self.cols,
             title=f"{na} vs {nb} · {measure_name(measure)}",
@@ -312,7 +319,7 @@ class CorrelationPanel(PanelBase):
         b = self.maps_b[layer_b][self.image, map_b]
         r = float(self._current.matrices[(layer_a, layer_b)][map_a, map_b])
         same = bool(self._current.self_comparison and layer_a == layer_b and map_a == map_b)
-        na, nb = (display_name(n) for n in self._current.names)
+        na, nb = model_names(self._current.names)
         return plots.map_pair(
             a, b, r=r, measure=self._current.measure, same=same,
             names=(f"{na} {self._shown_a[layer_a]} · map {map_a}",
@@ -324,7 +331,7 @@ class CorrelationPanel(PanelBase):
         stats = t.stats.copy()
         for col, shown in (("A_layer", self._shown_a), ("B_layer", self._shown_b)):
             stats[col] = stats[col].astype(str).map(lambda p, s=shown: s.get(p, p))
-        na, nb = (display_name(n) for n in t.names)
+        na, nb = model_names(t.names)
         heads = {"A_layer": f"{na} layer", "B_layer": f"{nb} layer"}
         for col in stats.columns:
             if col not in heads:
