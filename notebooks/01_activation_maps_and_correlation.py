@@ -30,11 +30,12 @@ THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 # 5. the **interactive panels** (`MapBrowser`, `CorrelationPanel`), whose state is set from
 #    Python so that this notebook is reproducible, and a static export of each panel's view.
 #
-# **Scales.** smoke (tests): the smoke CNN6 (8 maps per layer, 1 epoch) on a 64×64 retina;
-# **embedded** (this CPU): the embedded CNN6 of notebook 02 (64 maps per layer, trained on
-# synthetic 64×64 images; its epochs are printed below) on the retina downscaled to 256×256 (a fully convolutional
-# network accepts any size; 256 keeps the main vessels a few pixels wide, as in training);
-# full: the thesis-protocol CNN6 on the full 1411×1411 photograph.
+# **Scales.** Every scale uses the CNN6 that notebook 02 trains at the same scale (smoke:
+# 8 maps per layer, one epoch; embedded: 64 maps on synthetic vessels; cpu and full: 64
+# maps on VessMAP, the thesis lab's public microscopy set) and the fundus photograph at the
+# size in the settings table below (a fully convolutional network accepts any size; the
+# photograph is shrunk so that its main vessels are a few pixels wide, as in training;
+# full scale keeps its native 1411×1411).
 #
 # The thesis selects the first module, every even module and the last one (for CNN6:
 # modules 1, 2, 4, 6) and compares all maps pairwise with Pearson's r; a map whose most
@@ -105,8 +106,8 @@ print(
 # channel is inverted (the black surround of the fundus is first filled with the fundus's
 # median, else it would become a bright "vessel"), then z-scored as in training. Next to
 # it: a Frangi-vesselness *pseudo-label* (a classic filter, not ground truth) and the
-# model's prediction, to see whether a network trained on synthetic vessels responds to
-# real ones.
+# model's prediction, to see whether a network trained on other vessels (synthetic or
+# microscopy, depending on the scale) responds to these.
 
 # %%
 green, x = retina_input(settings["retina_size"])  # x: (1, 1, H, W), as in training
@@ -255,7 +256,7 @@ panel.export(FIG / "panel_correlation")
 # ## Conclusion
 # The thesis (CNN6 on microscopy vessels) found that many maps of a layer are highly
 # correlated with another map of the same layer — largely redundant — and more so in deeper
-# layers. Here the network was trained on synthetic vessels and applied to a fundus
+# layers. Here the network was trained on other vessels (see the scales above) and applied to a fundus
 # photograph it never saw; the prediction above shows how well it transfers. With one
 # image, r is computed over that image's pixels; notebook 03 repeats the analysis over many
 # images. The verdict below is computed from this run's tables.

@@ -66,8 +66,9 @@ scales_table()
 
 # %% [markdown]
 # ## The data
-# Four training images and their exact masks, then one 256×256 image of the same generator
-# (the embedded scale trains on 64×64 fields of view of the same kind of structure).
+# Four training images and their masks, then one larger image of the synthetic generator
+# (the embedded scale trains on small fields of view of this kind of structure; the image
+# size and, at cpu scale, the random crop size are in the scales table printed above).
 
 # %%
 data = vessel_data(settings, DATA_DIR)
