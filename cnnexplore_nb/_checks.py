@@ -126,6 +126,25 @@ def check_device(device: Any, name: str = "device") -> Any:
         ) from None
 
 
+def resolve_device(device: Any, name: str = "device") -> Any:
+    """``device`` as an available ``torch.device``; ``None`` or ``"auto"``: CUDA if present.
+
+    A CUDA device on a machine (or torch build) without CUDA is a ValueError up front,
+    instead of torch's assertion deep inside the first transfer of a tensor.
+    """
+    import torch
+
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = check_device(device, name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{name} {str(dev)!r} asked for, but CUDA is not available here (torch "
+            f"{torch.__version__}); use 'cpu', or 'auto' to take CUDA only where present"
+        )
+    return dev
+
+
 def check_finite(name: str, array: Any) -> None:
     """Raise ``ValueError`` if a numpy array or torch tensor holds NaN or Inf."""
     import torch

@@ -358,6 +358,11 @@ CASES = [
         r"but the model's first convolution 'conv1' expects 3"),
     Case("transfer.run: unknown target", lambda p: _run(target="vgg99"), ValueError,
          r"unknown model 'vgg99'; closest: 'vgg9_bn'"),
+    Case("transfer.run: device 'gpu'", lambda p: _run(device="gpu"), ValueError,
+         r"device must name a torch device such as 'cpu', 'cuda', 'cuda:1' or 'mps', got 'gpu'"),
+    Case("transfer.run: device 3.5", lambda p: _run(device=3.5), TypeError,
+         r"device must be a string such as 'cpu' or 'cuda:0', a CUDA index or a torch\.device, "
+         r"got float 3\.5"),
     Case("parse_pairs: 'a-b'", lambda p: transfer.parse_pairs(["a-b"], n_source=3, n_target=3),
          ValueError, r"a pair must be 'source-target' like '4-0' or a tuple \(4, 0\), got 'a-b'"),
     Case("parse_pairs: source tap 5 of 3", lambda p: transfer.parse_pairs(

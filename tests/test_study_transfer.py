@@ -254,3 +254,50 @@ def test_compare_runs_tables_accuracy_and_gamma_movement():
     assert t.loc["a", "test_acc"] == 0.5 and t.loc["b", "best_epoch"] == 2
     assert t.loc["a", "max |γ − 1| at the end"] == pytest.approx(0.3)
     assert np.isnan(t.loc["b", "max |γ − 1| at the end"])
+
+
+def test_resolve_device_auto_and_unavailable_cuda():
+    from cnnexplore_nb._checks import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected and resolve_device(None).type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device 'cuda:1' asked for, but CUDA is not"):
+            resolve_device("cuda:1")
+
+
+def test_grouped_sweep_stores_one_record_per_seed_under_the_same_keys(source_path, tmp_path):
+    """The seeds of a cell trained together (run_many) give the records of separate runs:
+    the same keys (a store resumes across group sizes), group_size recorded, and the
+    accuracies of the ungrouped runs up to float32 rounding of the stacked convolutions."""
+    smoke = st.transfer_settings("smoke", {"seeds": (0, 1), "group_size": 2})
+    grid, fixed = st.experiment_grid(smoke, "limited")
+    grid = {**grid, "n": [2], "method": ["ufm"]}
+    fixed = {**fixed, "source_width": 0.25, "snapshot": False, "epochs": 2}
+    kw = dict(fixed=fixed, executor="inline", progress=False)
+    run = st.sweep_run(source_path)
+    grouped = run_sweep(grid, run, tmp_path / "grouped", group_size=2, **kw)
+    alone = run_sweep(grid, run, tmp_path / "alone", group_size=1, **kw)
+    assert (grouped["status"] == "ok").all(), grouped["error"].tolist()
+    assert grouped["key"].tolist() == alone["key"].tolist()
+    assert grouped["group_size"].tolist() == [2, 2] and "group_size" not in alone
+    for a, b in zip(grouped["val_curve"], alone["val_curve"], strict=True):
+        np.testing.assert_allclose(a, b, atol=0.2)  # 10 validation images: a flip is 0.1
+    # the grouped store is complete for an ungrouped resume: nothing runs again
+    again = run_sweep(grid, run, tmp_path / "grouped", group_size=1, **kw)
+    assert again["started"].tolist() == grouped["started"].tolist()
+
+
+def test_run_experiment_passes_group_size_and_device(source_path, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_sweep(grid, run, store, **kw):
+        seen.update(kw, run=run)
+        return pd.DataFrame()
+
+    monkeypatch.setattr("cnnexplore_nb.experiments.run_sweep", fake_sweep)
+    smoke = st.transfer_settings("smoke", {"group_size": 3, "device": "cpu"})
+    st.run_experiment(smoke, "ablation", source_path, store=tmp_path, executor="inline")
+    assert seen["group_size"] == 3 and seen["run"].one.keywords["device"] == "cpu"
+    assert seen["run"].many.keywords["source_path"] == str(source_path)

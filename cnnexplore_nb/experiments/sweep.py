@@ -368,7 +368,9 @@ def _run(
         if k not in records or (retry_failed and records[k]["status"] == "failed")
     ]
     size, over = grouping
-    tasks: list = todo if size == 1 else group_configs(todo, over=over, size=size)
+    tasks: list = todo
+    if size > 1:  # a group of one runs alone: the plain run is the cheaper, exact path
+        tasks = [g[0] if len(g) == 1 else g for g in group_configs(todo, over=over, size=size)]
     if executor == "inline":
         stream = iter_inline(run, tasks)
     elif executor == "local":

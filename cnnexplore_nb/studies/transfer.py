@@ -40,6 +40,7 @@ __all__ = [
     "fixed_settings",
     "run_experiment",
     "run_transfer_config",
+    "run_transfer_group",
     "source_network",
     "sweep_run",
     "target_data",
@@ -58,6 +59,10 @@ _TRAIN = {
     "pad": 4,
     "flip": False,
     "stl10_resize": "area",  # or "bilinear", the reference's transforms.Resize(32)
+    # where runs train and how many seeds of a cell train together (transfer.run_many);
+    # neither is part of a run's key: a store resumes across devices and group sizes
+    "device": "cpu",
+    "group_size": 1,  # on a CPU grouping is slower (README, Performance); 4-8 on a GPU
     # target weights recorded per epoch for the ablation (Figure 36): the six weights the
     # dissertation plots, w[0][o][i][kh][kw] of the first conv (64 maps at full width)
     "weights": (
@@ -163,6 +168,8 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
         "ablation": {"dataset": "stl10", "n": 100, "seed": 0, "epochs": 200},
         "snapshot_sweep": False,
         "executor": "local",
+        "device": "auto",  # CUDA where present
+        "group_size": 4,  # seeds per stacked run on a GPU (about 3.7 GB per L2T-www seed)
     },
 }
 EXPERIMENTS = ("limited", "imbalanced", "ablation")
@@ -216,6 +223,7 @@ def scales_table() -> pd.DataFrame:
         ),
         "batch, meta lr": lambda s: f"{s['batch_size']}, {s['meta_lr']:g}",
         "executor": lambda s: s["executor"],
+        "device, seeds per group": lambda s: f"{s['device']}, {s['group_size']}",
     }
     return pd.DataFrame(
         {sc: {k: f(TRANSFER_SETTINGS[sc]) for k, f in rows.items()} for sc in TRANSFER_SETTINGS}
@@ -383,8 +391,56 @@ def _load_source(path: str, width: float, mtime: float) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------- runs
+def _imbalanced(config: Mapping[str, Any]) -> dict[str, int] | None:
+    if config.get("n_small") is None:
+        return None
+    return {"small_class": config["small_class"], "n_small": config["n_small"]}
+
+
+def _config_data(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
+    return target_data(
+        config, config["dataset"], config["n"], config["seed"], data_dir=data_dir,
+        imbalanced=_imbalanced(config),
+    )  # fmt: skip
+
+
+def _config_source(config: Mapping[str, Any], source_path: str) -> nn.Module | None:
+    if config["method"] == "scratch":
+        return None
+    return _load_source(
+        str(source_path), float(config["source_width"]), os.path.getmtime(source_path)
+    )
+
+
+def _run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The :func:`~cnnexplore_nb.transfer.run` settings of one configuration."""
+    return dict(
+        epochs=int(config["epochs"]), batch_size=int(config["batch_size"]),
+        meta_lr=float(config["meta_lr"]), target_kwargs={"width": float(config["target_width"])},
+        which_input=str(config.get("which_input", "pooled")),
+        snapshot=bool(config.get("snapshot", False)),
+        snapshot_weights=tuple((w, tuple(i)) for w, i in config.get("weights", ()))
+        or (("features.0.weight", (4, 2, 2, 0)),),
+        progress=False, num_threads=int(config.get("threads", 1)),
+    )  # fmt: skip
+
+
+def _sweep_record(config: Mapping[str, Any], rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's record as the sweep stores it: no model, the validation curve, and the
+    small class's accuracy under its own name in the imbalanced experiment."""
+    out = {k: v for k, v in rec.items() if k not in ("method", "seed", "epochs", "model")}
+    out["val_curve"] = [h["val_acc"] for h in out.pop("history")]
+    if _imbalanced(config) is not None:
+        out["small_class_acc"] = out.pop("test_acc")
+    return out
+
+
 def run_transfer_config(
-    config: Mapping[str, Any], *, source_path: str, data_dir: str | None = None
+    config: Mapping[str, Any],
+    *,
+    source_path: str,
+    data_dir: str | None = None,
+    device: str | None = "cpu",
 ) -> dict[str, Any]:
     """Run one sweep configuration (picklable through :func:`sweep_run`).
 
@@ -395,38 +451,51 @@ def run_transfer_config(
     """
     from ..transfer import run
 
-    imb = None
-    if config.get("n_small") is not None:
-        imb = {"small_class": config["small_class"], "n_small": config["n_small"]}
-    data = target_data(
-        config, config["dataset"], config["n"], config["seed"], data_dir=data_dir, imbalanced=imb
-    )
-    source = None
-    if config["method"] != "scratch":
-        source = _load_source(
-            str(source_path), float(config["source_width"]), os.path.getmtime(source_path)
-        )
     rec = run(
-        config["method"], source=source, target="vgg9_bn", data=data,
-        epochs=int(config["epochs"]), seed=int(config["seed"]),
-        batch_size=int(config["batch_size"]), meta_lr=float(config["meta_lr"]),
-        target_kwargs={"width": float(config["target_width"])},
-        which_input=str(config.get("which_input", "pooled")),
-        snapshot=bool(config.get("snapshot", False)),
-        snapshot_weights=tuple((w, tuple(i)) for w, i in config.get("weights", ()))
-        or (("features.0.weight", (4, 2, 2, 0)),),
-        progress=False, num_threads=int(config.get("threads", 1)),
+        config["method"], source=_config_source(config, source_path), target="vgg9_bn",
+        data=_config_data(config, data_dir), seed=int(config["seed"]), device=device,
+        **_run_settings(config),
     )  # fmt: skip
-    out = {k: v for k, v in rec.items() if k not in ("method", "seed", "epochs", "model")}
-    out["val_curve"] = [h["val_acc"] for h in out.pop("history")]
-    if imb is not None:
-        out["small_class_acc"] = out.pop("test_acc")
-    return out
+    return _sweep_record(config, rec)
 
 
-def sweep_run(source_path: str | os.PathLike, data_dir: str | None = None):
-    """The picklable ``run(config)`` for :func:`~cnnexplore_nb.experiments.run_sweep`."""
-    return functools.partial(run_transfer_config, source_path=str(source_path), data_dir=data_dir)
+def run_transfer_group(
+    configs: list[dict[str, Any]],
+    *,
+    source_path: str,
+    data_dir: str | None = None,
+    device: str | None = "cpu",
+) -> list[dict[str, Any] | BaseException]:
+    """Run the configurations of one cell (they differ only in their seed) together with
+    :func:`~cnnexplore_nb.transfer.run_many`; one record (or the error of a seed that
+    failed alone) per configuration, in order."""
+    from ..transfer import run_many
+
+    first = configs[0]
+    recs = run_many(
+        first["method"], source=_config_source(first, source_path), target="vgg9_bn",
+        data=[_config_data(c, data_dir) for c in configs],
+        seeds=[int(c["seed"]) for c in configs], errors="return", device=device,
+        **_run_settings(first),
+    )  # fmt: skip
+    return [
+        r if isinstance(r, BaseException) else _sweep_record(c, r)
+        for c, r in zip(configs, recs, strict=True)
+    ]
+
+
+def sweep_run(
+    source_path: str | os.PathLike, data_dir: str | None = None, device: str | None = "cpu"
+):
+    """The picklable run function for :func:`~cnnexplore_nb.experiments.run_sweep`: one
+    configuration at a time, or the seeds of a cell together (a
+    :class:`~cnnexplore_nb.experiments.GroupedRun`; the sweep's ``group_size`` decides)."""
+    from ..experiments import GroupedRun
+
+    kw = {"source_path": str(source_path), "data_dir": data_dir, "device": device}
+    return GroupedRun(
+        functools.partial(run_transfer_config, **kw), functools.partial(run_transfer_group, **kw)
+    )
 
 
 def fixed_settings(settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -503,13 +572,23 @@ def run_experiment(
 
     The result store defaults to ``artifacts_dir("transfer", scale, "runs")`` (shared by the
     experiments: identical configurations are run once). The limited-data experiment loops
-    over ``settings["datasets"]`` and concatenates the sweeps.
+    over ``settings["datasets"]`` and concatenates the sweeps. ``settings["device"]`` is
+    where each run trains and ``settings["group_size"]`` how many seeds of a cell train
+    together (:func:`~cnnexplore_nb.transfer.run_many`); a local executor on a CUDA device
+    defaults to one worker process.
     """
+    from .._checks import resolve_device
     from ..experiments import run_sweep
 
     store = store or artifacts_dir("transfer", str(settings.get("scale", "custom")), "runs")
-    run = sweep_run(source_path, data_dir)
-    kw = dict(executor=executor, workers=workers, client=client, progress=progress)
+    device = settings.get("device", "cpu")  # resolved where the runs train (Dask workers)
+    if executor != "dask" and resolve_device(device).type != "cpu" and workers is None:
+        workers = 1  # one process drives the GPU; its seeds are grouped instead
+    run = sweep_run(source_path, data_dir, device=device)
+    kw = dict(
+        executor=executor, workers=workers, client=client, progress=progress,
+        group_size=int(settings.get("group_size", 1)),
+    )  # fmt: skip
     if experiment == "limited":
         frames = []
         for ds in settings["datasets"]:

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._arrays import as_nchw, call_model, model_input
-from .._checks import check_device, check_positive_int
+from .._checks import check_positive_int, resolve_device
 from .._hooks import Hooks, model_device
 from . import metrics
 
@@ -32,9 +32,7 @@ def _as_dataset(data: Any, name: str) -> Dataset:
 
 
 def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return check_device(device)
+    return resolve_device(device)
 
 
 def _unpack(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Any]:

@@ -26,6 +26,7 @@ from .._checks import (
     check_choice,
     check_positive_int,
     check_real,
+    resolve_device,
     seed_everything,
     unknown_name_message,
 )
@@ -72,7 +73,7 @@ def run_many(
     epochs: int,
     seeds: Sequence[int],
     errors: Literal["raise", "return"] = "raise",
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = "cpu",
     **settings: Any,
 ) -> list[dict[str, Any] | NonFiniteLossError]:
     """Train the runs of several seeds together; the records of :func:`run` for each seed.
@@ -97,7 +98,8 @@ def run_many(
         as the loop over :func:`run` would), or put the error in that seed's place and carry
         on with the others (``"return"``).
     device : torch.device or str
-        Where the stacked computation runs (e.g. ``"cuda"``); data are read on the CPU and
+        Where the stacked computation runs (e.g. ``"cuda"``; ``"auto"`` or None: CUDA where
+        present); data are read on the CPU and
         moved per batch, records and returned models are on the CPU.
     **settings
         Any of :data:`~cnnexplore_nb.transfer.DEFAULTS`, as in :func:`run`.
@@ -130,6 +132,7 @@ def run_many(
             f"not the registered name {source!r} (run would initialise it per seed)"
         )
     datas = _check_data(data, len(seeds))
+    device = resolve_device(device)
     threads_before = torch.get_num_threads()
     if cfg["num_threads"] is not None:
         torch.set_num_threads(check_positive_int("num_threads", cfg["num_threads"]))

@@ -24,10 +24,11 @@ from .._checks import (
     check_positive_int,
     check_real,
     non_finite_loss_message,
+    resolve_device,
     seed_everything,
     unknown_name_message,
 )
-from .._hooks import Hooks
+from .._hooks import Hooks, model_device
 from .l2t import METHODS, TransferStep
 from .matching import PairSpec, parse_pairs, tap_features
 
@@ -53,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "progress": True,
     "return_model": False,
     "num_threads": None,  # torch threads during the run (restored afterwards)
+    "device": "cpu",  # where the networks train: "cpu", "cuda", "cuda:1", or "auto"
 }
 
 
@@ -135,10 +137,11 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 512) -> float:
     """Top-1 accuracy (fraction) of ``model`` in eval mode on ``dataset``."""
     correct = 0
     n = len(dataset)
+    device = model_device(model)
     with Hooks(model, mode="eval", grad=False):
         for start in range(0, n, batch_size):
             x, y = _batch(dataset, torch.arange(start, min(n, start + batch_size)), None)
-            correct += int((model(x).argmax(1) == y).sum())
+            correct += int((model(x.to(device)).argmax(1).cpu() == y).sum())
     return correct / max(n, 1)
 
 
@@ -219,7 +222,10 @@ def run(
     **settings
         Any of :data:`DEFAULTS` (batch_size, lr, momentum, weight_decay, beta, pairs,
         inner_steps, meta_lr, meta_weight_decay, target_kwargs, eval_batch_size, snapshot,
-        snapshot_weights, progress, return_model, num_threads).
+        snapshot_weights, progress, return_model, num_threads, device). ``device``:
+        where the networks train (``"cuda"``; ``"auto"`` takes CUDA where present); data
+        are read and augmented on the CPU and moved per batch; a returned model stays on
+        the device.
 
     Returns
     -------
@@ -259,6 +265,7 @@ def run(
     train_ds, val_ds, test_ds = data["train"], data.get("val"), data["test"]
     if len(train_ds) == 0:
         raise ValueError("data['train'] is empty")
+    cfg["device"] = resolve_device(cfg["device"])
     threads_before = torch.get_num_threads()
     if cfg["num_threads"] is not None:
         torch.set_num_threads(check_positive_int("num_threads", cfg["num_threads"]))
@@ -298,6 +305,11 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
         meta_lr=cfg["meta_lr"], meta_weight_decay=cfg["meta_weight_decay"],
         which_input=cfg["which_input"], example=x0 if src is not None else None,
     )  # fmt: skip
+    device = cfg["device"]
+    if device.type != "cpu":  # Module.to keeps the Parameter objects the optimisers hold
+        for net in (step.student, step.source, step.meta):
+            if net is not None:
+                net.to(device)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, T_max=epochs)
     gen = torch.Generator().manual_seed(int(seed))
     probe = None
@@ -307,6 +319,7 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
             train_ds.with_transform(None) if hasattr(train_ds, "with_transform") else train_ds
         )
         probe, _ = _batch(probe_ds, torch.arange(min(len(train_ds), 64)), None)
+        probe = probe.to(device)
         snapshots.append(_snapshot(step, probe, cfg["snapshot_weights"], 0))
     history: list[dict] = []
     best = (-math.inf, 0, None)
@@ -319,7 +332,7 @@ def _run(method, source, target, train_ds, val_ds, test_ds, epochs, seed, cfg) -
         for start in range(0, len(order), batch_size):
             items = order[start : start + batch_size]
             x, y = _batch(train_ds, items, gen)
-            out = step.step(x, y)
+            out = step.step(x.to(device), y.to(device))
             _check_finite(out, epoch, start // batch_size, x, items.tolist())
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + v * len(y)
