@@ -28,8 +28,10 @@ SOURCE_CHECKPOINT = None  # a source ResNet-32 file; None: the scale's (referenc
 # **Scales**: the table printed below (`cnnexplore_nb.studies.transfer.TRANSFER_SETTINGS`).
 #
 # Embedded data: scikit-learn's bundled 8×8 digits upsampled to 32×32 (3 channels); the
-# source learns digits 0-4, the target digits 5-9 from N samples per class plus a validation
-# set per class (augmentation: pad 4 + random crop, no flip for digits). The meta-networks'
+# target learns digits 5-9 from N samples per class plus a validation set per class. The
+# source is the L2T-ww reference network (ResNet-32 on Tiny ImageNet) when it is already in
+# `DATA_DIR` or the data cache (never downloaded at this scale), otherwise a ResNet-32 that
+# learns digits 0-4 here; the table below says which (augmentation: pad 4 + random crop, no flip for digits). The meta-networks'
 # learning rate is higher than the dissertation's because the embedded run has a hundred
 # or so iterations instead of tens of thousands; otherwise it would barely move γ.
 

@@ -86,7 +86,7 @@ def source_path(tmp_path_factory):
     # a tiny random source in the format source_network caches (no training needed)
     model = create_model("resnet32", width=0.25, num_classes=5)
     path = tmp_path_factory.mktemp("src") / "source.pt"
-    torch.save({"state_dict": model.state_dict(), "num_classes": 5}, path)
+    torch.save({"state_dict": model.state_dict(), "num_classes": 5, "width": 0.25}, path)
     return path
 
 
@@ -94,7 +94,7 @@ def test_run_function_is_picklable_and_reproducible(smoke, source_path, tmp_path
     run = st.sweep_run(source_path)
     run2 = pickle.loads(pickle.dumps(run))
     grid, fixed = st.experiment_grid(smoke, "ablation")
-    fixed = {**fixed, "source_width": 0.25, "target_width": 0.0625}
+    fixed = {**fixed, "target_width": 0.0625}
     cfg = {**expand_grid(grid, fixed)[2], "n": 2}  # l2t_www
     a, b = run(cfg), run2(cfg)
     assert a["test_acc"] == b["test_acc"] and a["snapshots"] == b["snapshots"]
@@ -118,7 +118,7 @@ def test_run_function_is_picklable_and_reproducible(smoke, source_path, tmp_path
 
 def test_same_seed_gives_the_same_initial_target_weights(smoke, source_path, tmp_path):
     grid, fixed = st.experiment_grid(smoke, "ablation")
-    fixed = {**fixed, "source_width": 0.25, "target_width": 0.125}  # 8 maps: w[0][4] exists
+    fixed = {**fixed, "target_width": 0.125}  # 8 maps: w[0][4] exists
     df = run_sweep({**grid, "n": [2]}, st.sweep_run(source_path), tmp_path / "store",
                    fixed=fixed, executor="inline", progress=False)  # fmt: skip
     assert (df["status"] == "ok").all(), df["error"].tolist()
@@ -274,7 +274,7 @@ def test_grouped_sweep_stores_one_record_per_seed_under_the_same_keys(source_pat
     smoke = st.transfer_settings("smoke", {"seeds": (0, 1), "group_size": 2})
     grid, fixed = st.experiment_grid(smoke, "limited")
     grid = {**grid, "n": [2], "method": ["ufm"]}
-    fixed = {**fixed, "source_width": 0.25, "snapshot": False, "epochs": 2}
+    fixed = {**fixed, "snapshot": False, "epochs": 2}
     kw = dict(fixed=fixed, executor="inline", progress=False)
     run = st.sweep_run(source_path)
     grouped = run_sweep(grid, run, tmp_path / "grouped", group_size=2, **kw)
@@ -301,3 +301,33 @@ def test_run_experiment_passes_group_size_and_device(source_path, tmp_path, monk
     st.run_experiment(smoke, "ablation", source_path, store=tmp_path, executor="inline")
     assert seen["group_size"] == 3 and seen["run"].one.keywords["device"] == "cpu"
     assert seen["run"].many.keywords["source_path"] == str(source_path)
+
+
+def test_reference_source_if_present_else_trained_and_said(tmp_path, monkeypatch):
+    import importlib
+
+    fetch_mod = importlib.import_module("cnnexplore_nb.data.fetch")  # the module, not the function
+
+    monkeypatch.setenv("CNNX_ARTIFACTS", str(tmp_path / "artifacts"))
+    src = {"dataset": "digits", "width": 0.25, "epochs": 1, "reference": "if-present"}
+    smoke = st.transfer_settings("smoke", {"source": src})
+    monkeypatch.setattr(fetch_mod, "locate", lambda name, *roots: None)
+    monkeypatch.setattr(fetch_mod, "fetch", lambda *a, **k: pytest.fail("must not download"))
+    model, path, info = st.source_network(smoke, progress=False)
+    assert (
+        "trained here" in info["note"]
+        and path.parent == tmp_path / "artifacts" / "transfer" / "smoke"
+    )
+    # present (a full-width ResNet-32 file standing in for the reference): used, not trained
+    ref = tmp_path / "l2tww_tinyimagenet_resnet32.pth.tar"
+    torch.save({"state_dict": create_model("resnet32", num_classes=200).state_dict(),
+                "num_classes": 200}, ref)  # fmt: skip
+    monkeypatch.setattr(fetch_mod, "locate", lambda name, *roots: ref)
+    model, path, info = st.source_network(smoke, progress=False)
+    assert path == ref and info["source"].startswith("L2T-ww reference")
+    assert model.fc.out_features == 200
+    # runs are keyed by the source file's content: another file, other keys
+    assert st.source_key(ref) != st.source_key(
+        tmp_path / "artifacts" / "transfer" / "smoke" / "source_resnet32_w0.25_digits_e1.pt"
+    )
+    assert st.source_key(ref).startswith("l2tww_tinyimagenet_resnet32.pth.tar@")

@@ -41,6 +41,7 @@ __all__ = [
     "run_experiment",
     "run_transfer_config",
     "run_transfer_group",
+    "source_key",
     "source_network",
     "sweep_run",
     "target_data",
@@ -122,7 +123,9 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
         "n_values": {"digits": (5, 10, 15)},
         "seeds": (0, 1, 2),
         "epochs": 10,
-        "source": {"dataset": "digits", "width": 0.25, "epochs": 15},
+        # the L2T-ww reference source when it is already here (DATA_DIR or the data cache;
+        # never downloaded at this scale), else a ResNet-32 trained on digits 0-4
+        "source": {"dataset": "digits", "width": 0.25, "epochs": 15, "reference": "if-present"},
         "target_width": 0.125,
         "imbalanced": {"dataset": "digits", "n": 10, "small_class": 0, "n_small": 2},
         "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
@@ -329,27 +332,36 @@ def source_network(
 
     Returns ``(model, path, info)``; ``path`` is a file :func:`~cnnexplore_nb.transfer.
     load_l2tww_source` reads (workers load it from there) and ``info`` says how it was made.
-    ``checkpoint`` imports the L2T-ww reference file instead of training. ``threads``:
+    ``checkpoint`` imports a source file instead of training. ``settings["source"]
+    ["reference"]``: True takes the L2T-ww reference file (from ``data_dir``, the data
+    cache, or downloaded), ``"if-present"`` takes it only when it is already there (no
+    download) and trains otherwise; ``info`` says which. ``threads``:
     torch threads while training (1 is fastest on a shared 2-core CPU; None keeps torch's).
     """
     from ..io import load_checkpoint, save_checkpoint
     from ..transfer import load_l2tww_source, run
 
     src = settings["source"]
+    what = "checkpoint"
     if checkpoint is None and src.get("reference"):
         from ..data.fetch import fetch, locate
 
         checkpoint = locate("l2tww_source", *([data_dir] if data_dir else []), None)
-        checkpoint = checkpoint or fetch("l2tww_source", progress=progress)
+        if checkpoint is None and src["reference"] != "if-present":
+            checkpoint = fetch("l2tww_source", progress=progress)
+        what = "L2T-ww reference (ResNet-32 on Tiny ImageNet)"
     if checkpoint is not None:
         model = load_l2tww_source(checkpoint)
-        return model, Path(checkpoint), {"source": "reference checkpoint", "path": str(checkpoint)}
+        return model, Path(checkpoint), {"source": what, "path": str(checkpoint)}
     name = f"resnet32_w{src['width']}_{src['dataset']}_e{src['epochs']}"
     path = artifacts_dir("transfer", str(settings.get("scale", "custom"))) / f"source_{name}.pt"
+    note = {}
+    if src.get("reference") == "if-present":
+        note = {"note": "no L2T-ww reference source in DATA_DIR or the data cache: trained here"}
     if path.is_file() and not retrain:
         blob = load_checkpoint(path)
         model = load_l2tww_source(path, width=float(src["width"]))
-        return model, path, {"source": name, "cached": True, "test_acc": blob["test_acc"]}
+        return model, path, {"source": name, "cached": True, "test_acc": blob["test_acc"], **note}
     pool, test = (
         dataset_split(src["dataset"], "train", data_dir),
         dataset_split(src["dataset"], "test", data_dir),
@@ -380,13 +392,21 @@ def source_network(
     state = {"state_dict": model.state_dict(), "num_classes": pool.num_classes,
              "test_acc": float(rec["test_acc"]), "width": float(src["width"])}  # fmt: skip
     save_checkpoint(state, path)
-    return model, path, {"source": name, "cached": False, "test_acc": float(rec["test_acc"])}
+    return (
+        model,
+        path,
+        {"source": name, "cached": False, "test_acc": float(rec["test_acc"]), **note},
+    )
 
 
 @functools.lru_cache(maxsize=2)
-def _load_source(path: str, width: float, mtime: float) -> nn.Module:
+def _load_source(path: str, mtime: float) -> nn.Module:
+    """The source file as a module (cached per process); the width of a source trained here
+    is stored in its file, the reference file is full width."""
+    from ..io import load_checkpoint
     from ..transfer import load_l2tww_source
 
+    width = float(load_checkpoint(path).get("width", 1.0))
     return load_l2tww_source(path, width=width) if width != 1.0 else load_l2tww_source(path)
 
 
@@ -407,9 +427,7 @@ def _config_data(config: Mapping[str, Any], data_dir: str | None) -> dict[str, A
 def _config_source(config: Mapping[str, Any], source_path: str) -> nn.Module | None:
     if config["method"] == "scratch":
         return None
-    return _load_source(
-        str(source_path), float(config["source_width"]), os.path.getmtime(source_path)
-    )
+    return _load_source(str(source_path), os.path.getmtime(source_path))
 
 
 def _run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -446,7 +464,7 @@ def run_transfer_config(
 
     ``config`` holds ``dataset, n, method, seed`` and the fixed settings ``epochs,
     target_width, batch_size, meta_lr, val_per_class, pad, flip, target_classes,
-    source_width`` plus, optionally, ``small_class``/``n_small`` (imbalanced) and
+    source`` plus, optionally, ``small_class``/``n_small`` (imbalanced) and
     ``snapshot``. Returns a JSON-serialisable record (no model).
     """
     from ..transfer import run
@@ -514,7 +532,6 @@ def fixed_settings(settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     )
     out: dict[str, Any] = {k: settings[k] for k in keys}
     out["target_classes"] = list(settings["target_classes"])
-    out["source_width"] = float(settings["source"]["width"])
     src = settings["source"]
     out["source"] = src.get("id") or f"resnet32_w{src['width']}_{src['dataset']}_e{src['epochs']}"
     out["snapshot"] = bool(settings["snapshot_sweep"])
@@ -589,11 +606,21 @@ def run_experiment(
         executor=executor, workers=workers, client=client, progress=progress,
         group_size=int(settings.get("group_size", 1)),
     )  # fmt: skip
+    source = source_key(source_path)
     if experiment == "limited":
         frames = []
         for ds in settings["datasets"]:
             grid, fixed = experiment_grid({**settings, "datasets": (ds,)}, experiment)
-            frames.append(run_sweep(grid, run, store, fixed=fixed, **kw))
+            frames.append(run_sweep(grid, run, store, fixed={**fixed, "source": source}, **kw))
         return pd.concat(frames, ignore_index=True)
     grid, fixed = experiment_grid(settings, experiment)
-    return run_sweep(grid, run, store, fixed=fixed, **kw)
+    return run_sweep(grid, run, store, fixed={**fixed, "source": source}, **kw)
+
+
+def source_key(source_path: str | os.PathLike) -> str:
+    """The source's part of a run's key: the file's name and content hash (a different
+    source file never reuses another's runs)."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(source_path).read_bytes()).hexdigest()[:12]
+    return f"{Path(source_path).name}@{digest}"
