@@ -66,6 +66,7 @@ from cnnexplore_nb.studies.transfer import (
 from cnnexplore_nb.studies.transfer_analysis import (
     gamma_frame,
     method_tests,
+    protocol_diagnostics,
     published_comparison,
     transfer_findings,
     weight_trajectories,
@@ -201,8 +202,22 @@ tests[["b", "dataset", "n", "n_a", "n_b", "diff", "p_value", "p_holm", "signific
 # %%
 findings = transfer_findings(runs, tests)
 display(findings.table)
+findings
+
+# %% [markdown]
+# ## Why the meta-learned methods do or do not beat UFM here
+# Three candidate explanations, each measured on this sweep's records rather than guessed:
+# whether the reported epoch (best validation, as the L2T-ww reference reports, or the final
+# one) decides the comparison; whether the meta-networks move away from their start in this
+# budget (if they do not, L2T-ww is UFM with fixed pair weights); and whether this many
+# seeds could detect the dissertation's L2T-ww − UFM difference at all, given the spread
+# between seeds measured here.
+
+# %%
+diagnostics = protocol_diagnostics(runs)
+display(diagnostics.table)
 print(
     f"notebook: {time.perf_counter() - T0:.0f} s; load average at start {LOAD0[0]:.1f}, "
     f"now {os.getloadavg()[0]:.1f}"
 )
-findings
+diagnostics

@@ -274,3 +274,27 @@ def test_side_by_side_aligns_measured_and_published():
     outer = side_by_side(summarize(_runs(cells)))
     assert len(outer) == len(ref[ref["experiment"] == "limited_data"])
     assert outer.loc[outer["dataset"] != "cifar100", "mean_measured"].isna().all()
+
+
+def test_mann_whitney_power_against_the_normal_approximation():
+    from scipy.stats import norm
+
+    from cnnexplore_nb.experiments import mann_whitney_power
+
+    # large-sample power of Mann-Whitney: the t-test's with the efficiency 3/pi
+    for n, d in ((30, 0.8), (20, 1.0), (40, 0.5)):
+        approx = norm.cdf(d * np.sqrt(n / 2) * np.sqrt(3 / np.pi) - norm.ppf(0.975))
+        assert abs(mann_whitney_power(d, 1.0, n, sims=4000) - approx) < 0.05
+    assert mann_whitney_power(10.0, 1.0, 3) == 0.0  # 3 seeds: p >= 0.1 always
+    assert mann_whitney_power(1.0, 1.0, 10) == mann_whitney_power(1.0, 1.0, 10)  # seeded
+    with pytest.raises(ValueError, match="std > 0"):
+        mann_whitney_power(1.0, 0.0, 10)
+
+
+def test_seeds_needed_is_the_first_n_reaching_the_power():
+    from cnnexplore_nb.experiments import mann_whitney_power, seeds_needed
+
+    n = seeds_needed(4.0, 5.0)
+    assert n is not None and 15 < n < 40
+    assert mann_whitney_power(4.0, 5.0, n) >= 0.8 > mann_whitney_power(4.0, 5.0, n - 1)
+    assert seeds_needed(0.1, 5.0, max_n=50) is None

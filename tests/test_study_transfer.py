@@ -331,3 +331,37 @@ def test_reference_source_if_present_else_trained_and_said(tmp_path, monkeypatch
         tmp_path / "artifacts" / "transfer" / "smoke" / "source_resnet32_w0.25_digits_e1.pt"
     )
     assert st.source_key(ref).startswith("l2tww_tinyimagenet_resnet32.pth.tar@")
+
+
+def _snapshots(lam0, lam1, w0, w1):
+    return [{"epoch": 0, "lam": lam0, "w": w0}, {"epoch": 5, "lam": lam1, "w": w1}]
+
+
+def test_protocol_diagnostics_by_hand():
+    # one CIFAR-10 cell, N = 10, 4 seeds: UFM 20, 22, 24, 26 %; L2T-ww 2 points above at the
+    # best epoch but 1 below at the final epoch; λ of one of two pairs moves 1 -> 1.5 (50 %)
+    ufm = [0.20, 0.22, 0.24, 0.26]
+    rows = []
+    for seed, u in enumerate(ufm):
+        rows.append({"dataset": "cifar10", "n": 10, "method": "ufm", "seed": seed,
+                     "test_acc": u, "final_test_acc": u, "status": "ok"})  # fmt: skip
+        snaps = _snapshots([1.0, 1.0], [1.5, 1.0], [[0.5, 0.5], [0.5, 0.5]],
+                           [[0.55, 0.45], [0.5, 0.5]])  # fmt: skip
+        rows.append({"dataset": "cifar10", "n": 10, "method": "l2t_ww", "seed": seed,
+                     "test_acc": u + 0.02, "final_test_acc": u - 0.01, "status": "ok",
+                     "snapshots": snaps, "pairs": ["4-0", "9-1"]})  # fmt: skip
+    f = sta.protocol_diagnostics(pd.DataFrame(rows))
+    row = f.table.iloc[0]
+    assert row["ww_minus_ufm"] == pytest.approx(2.0)
+    assert row["l2t_ww_final"] - row["ufm_final"] == pytest.approx(-1.0)
+    assert row["std"] == pytest.approx(np.std([20, 22, 24, 26], ddof=1))
+    assert row["published_ww_minus_ufm"] == pytest.approx(24.64 - 20.69)
+    assert row["lambda_change"] == pytest.approx(0.5) and row["w_change"] == pytest.approx(0.1)
+    assert np.isnan(row["gamma_change"]) and row["seeds"] == 4
+    selection, movement, power = f.items
+    assert selection.holds is True and "+2.0 at the best-validation epoch" in selection.evidence
+    assert movement.holds is True and "λ 50 %, w·C 10 %" in movement.evidence
+    assert power.holds is False and "with 4 seeds" in power.evidence
+    assert "— yes." in selection.markdown() and "— **no**." in power.markdown()
+    # below the threshold the meta-networks have not moved
+    assert sta.protocol_diagnostics(pd.DataFrame(rows), threshold=0.6).items[1].holds is False

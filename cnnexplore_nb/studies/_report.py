@@ -48,9 +48,13 @@ class Finding:
     holds: bool | None
     evidence: str
     values: dict[str, Any] = field(default_factory=dict)
+    #: the words for True / False (a document's claim: reproduced or not; a candidate
+    #: explanation or a check: "yes" / "no")
+    labels: tuple[str, str] = ("reproduced", "**not reproduced**")
 
     def markdown(self) -> str:
-        return f"* **{self.claim}** — {verdict_word(self.holds)}. {self.evidence}"
+        word = "undecided" if self.holds is None else self.labels[0 if self.holds else 1]
+        return f"* **{self.claim}** — {word}. {self.evidence}"
 
     def _repr_markdown_(self) -> str:
         return self.markdown()

@@ -28,6 +28,7 @@ __all__ = [
     "gamma_maps",
     "lambda_w_frame",
     "pairs_table",
+    "protocol_diagnostics",
     "published_comparison",
     "verdict",
     "weight_trajectories",
@@ -356,3 +357,169 @@ def compare_runs(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             row["mean |γ − 1| at the end"] = moved["mean |γ − 1| at the end"]
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
+
+
+# ------------------------------------------------------------------ diagnostics (07)
+def _meta_change(record: Mapping[str, Any]) -> dict[str, float]:
+    """Relative change of λ, w and γ between the first and the last snapshot of a run."""
+    lam, w = lambda_w_frame(record)
+    lam0, lam1 = lam.iloc[0, 1:].to_numpy(float), lam.iloc[-1, 1:].to_numpy(float)
+    sizes = w[w["epoch"] == w["epoch"].min()].groupby("pair")["w"].transform("size")
+    first = w[w["epoch"] == w["epoch"].min()]
+    last = w[w["epoch"] == w["epoch"].max()]
+    uniform = 1.0 / sizes.to_numpy(float)
+    out = {
+        "lambda_change": float(np.max(np.abs(lam1 - lam0) / np.maximum(np.abs(lam0), 1e-12))),
+        "w_change": float(np.max(np.abs(last["w"].to_numpy() - first["w"].to_numpy()) / uniform)),
+        "gamma_change": float("nan"),
+    }
+    snaps = record["snapshots"]
+    if "gamma" in snaps[0]:
+        g = gamma_frame(record)
+        out["gamma_change"] = float(np.abs(g[g["epoch"] == g["epoch"].max()]["gamma"] - 1).max())
+    return out
+
+
+def protocol_diagnostics(
+    runs: pd.DataFrame, value: str = "test_acc", *, threshold: float = 0.1
+) -> Findings:
+    """Why the meta-learned methods do or do not beat UFM in this run, measured per cell.
+
+    Three checks, each from the sweep's own records: **model selection** (the test
+    accuracy at the best validation epoch, ``value``, against the final epoch's,
+    ``final_test_acc``: does the choice change whether L2T-ww beats UFM?), **meta-network
+    movement** (the largest relative change of λ and of w·C between the first and the last
+    snapshot, and of γ from 1: above ``threshold`` the meta-networks have learned
+    something in this budget) and **statistical power** (with the measured spread of UFM
+    and L2T-ww, the probability that this many seeds detect the dissertation's L2T-ww − UFM
+    difference at the same N, and the seeds that would need; the measured difference where
+    the dissertation has no cell).
+    """
+    from ..experiments import dissertation_results, mann_whitney_power, seeds_needed, summarize
+
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    pub = dissertation_results()
+    pub = pub[pub["experiment"] == "limited_data"].set_index(["dataset", "n", "method"])["mean"]
+    rows = []
+    for (ds, n), cell in ok.groupby(["dataset", "n"], sort=True):
+        row: dict[str, Any] = {"dataset": ds, "n": int(n)}
+        for col, label in ((value, "best"), ("final_test_acc", "final")):
+            if col not in cell:
+                continue
+            means = summarize(cell, ["method"], col).set_index("method")["mean"]
+            for m in ("ufm", "l2t_ww", "l2t_www"):
+                row[f"{m}_{label}"] = float(means.get(m, np.nan))
+        acc = {m: 100 * cell.loc[cell["method"] == m, value].dropna().to_numpy(float)
+               for m in ("ufm", "l2t_ww")}  # fmt: skip
+        seeds = min(len(a) for a in acc.values())
+        row["seeds"] = seeds
+        row["ww_minus_ufm"] = row.get("l2t_ww_best", np.nan) - row.get("ufm_best", np.nan)
+        spread = [a.std(ddof=1) for a in acc.values() if len(a) > 1]
+        row["std"] = float(np.sqrt(np.mean(np.square(spread)))) if spread else np.nan
+        published = pub.get((ds, int(n), "l2t_ww"), np.nan) - pub.get((ds, int(n), "ufm"), np.nan)
+        row["published_ww_minus_ufm"] = published
+        target = published if np.isfinite(published) else row["ww_minus_ufm"]
+        if seeds >= 1 and np.isfinite(target) and target != 0 and row["std"] > 0:
+            row["power"] = mann_whitney_power(abs(target), row["std"], seeds)
+            row["seeds_for_80pct"] = seeds_needed(target, row["std"])
+        else:
+            row["power"], row["seeds_for_80pct"] = np.nan, None
+        moves = pd.DataFrame(
+            [
+                _meta_change(r)
+                for _, r in cell[cell["method"].isin(["l2t_ww", "l2t_www"])].iterrows()
+                if isinstance(r.get("snapshots"), list) and r["snapshots"]
+                and "lam" in r["snapshots"][0]
+            ]
+        )  # fmt: skip
+        for key in ("lambda_change", "w_change", "gamma_change"):
+            row[key] = float(moves[key].median()) if key in moves else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return Findings(
+        "Why the meta-learned methods do or do not beat UFM here (measured)",
+        [_selection_finding(table), _movement_finding(table, threshold), _power_finding(table)],
+        table,
+        "Each line is a candidate explanation checked on this sweep's records; numbers are "
+        "percentage points of test accuracy, changes are medians over the L2T runs of a cell.",
+    )
+
+
+_YES_NO = ("yes", "**no**")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{100 * x:.0f} %"
+
+
+def _cells(table: pd.DataFrame) -> list[str]:
+    return [f"{r.dataset} N = {r.n}" for r in table.itertuples()]
+
+
+def _selection_finding(table: pd.DataFrame) -> Finding:
+    if "ufm_final" not in table:
+        return Finding("Model selection decides whether L2T-ww beats UFM", None,
+                       "The records hold no final-epoch accuracy.")  # fmt: skip
+    best = table["l2t_ww_best"] - table["ufm_best"]
+    final = table["l2t_ww_final"] - table["ufm_final"]
+    flips = [c for c, b, f in zip(_cells(table), best, final) if np.sign(b) != np.sign(f)]
+    parts = [f"{c}: {b:+.1f} at the best-validation epoch, {f:+.1f} at the final epoch"
+             for c, b, f in zip(_cells(table), best, final)]  # fmt: skip
+    return Finding(
+        "Model selection (test accuracy at the best-validation epoch, as the reference "
+        "reports it, or at the final epoch) decides whether L2T-ww beats UFM",
+        bool(flips),
+        "L2T-ww − UFM, " + "; ".join(parts) + ".",
+        {"flipped_cells": flips},
+        _YES_NO,
+    )
+
+
+def _movement_finding(table: pd.DataFrame, threshold: float) -> Finding:
+    if table[["lambda_change", "w_change"]].isna().all().all():
+        return Finding("The meta-networks learn within this budget", None,
+                       "The sweep recorded no λ/w snapshots (snapshot_sweep off).")  # fmt: skip
+    moved = (table[["lambda_change", "w_change"]].max(axis=1) > threshold) | (
+        table["gamma_change"] > threshold
+    )
+    parts = [
+        f"{c}: λ {_pct(r.lambda_change)}, w·C {_pct(r.w_change)}"
+        + ("" if np.isnan(r.gamma_change) else f", γ {_pct(r.gamma_change)}")
+        for c, r in zip(_cells(table), table.itertuples())
+    ]
+    return Finding(
+        f"The meta-networks learn within this budget (λ, w or γ change by more than "
+        f"{_pct(threshold)} from their start)",
+        bool(moved.all()),
+        "Largest relative change from the first to the last epoch, "
+        + "; ".join(parts)
+        + ". Below the threshold, L2T-ww is UFM with fixed pair weights λ (w starts uniform, "
+        "as UFM's channel mean) and cannot be expected to beat it.",
+        {"moved": moved.tolist()},
+        _YES_NO,
+    )
+
+
+def _power_finding(table: pd.DataFrame) -> Finding:
+    parts = []
+    for c, r in zip(_cells(table), table.itertuples()):
+        ref = r.published_ww_minus_ufm
+        diff = f"published {ref:+.1f}" if np.isfinite(ref) else f"measured {r.ww_minus_ufm:+.1f}"
+        if not np.isfinite(r.power):
+            parts.append(f"{c}: {diff} points with a spread of {r.std:.1f}: no power to compute")
+            continue
+        need = r.seeds_for_80pct
+        need = "more than 200" if need is None or not np.isfinite(need) else str(int(need))
+        parts.append(
+            f"{c}: spread {r.std:.1f} points, {diff} points → power {_pct(r.power)} with "
+            f"{r.seeds} seeds, {need} seeds for 80 %"
+        )
+    power = table["power"]
+    return Finding(
+        "This many seeds can detect the dissertation's L2T-ww − UFM difference (Mann-Whitney, "
+        "p < 0.05, power ≥ 80 %)",
+        None if power.isna().all() else bool((power >= 0.8).all()),
+        "; ".join(parts) + ".",
+        {"power": power.tolist()},
+        _YES_NO,
+    )
