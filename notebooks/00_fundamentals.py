@@ -137,7 +137,7 @@ print("formula == torch for every row:", bool((sizes["formula"] == sizes["torch"
 sizes
 
 # %% [markdown]
-# **Same vs valid padding** on the retina: a 3×3 filter keeps 256×256 with "same" (P = 1)
+# **Same vs valid padding** on the retina: a 3×3 filter keeps the input size with "same" (P = 1)
 # and loses one pixel per side with "valid" (P = 0). **Dilation** D = 2 makes a 3×3 kernel
 # span 5×5 with the same 9 weights (the lectures' example).
 
