@@ -122,8 +122,9 @@ convention_table({k: v[:1] for k, v in maps["cnn6"].items()}, names=("CNN6", "CN
 # %%
 heatmaps = hv.Layout(
     [
-        layer_heatmap(s, "mean_max", title=f"{DISPLAY_NAMES[n]} · image {i}",
-                      names=(DISPLAY_NAMES[n],) * 2)
+        layer_heatmap(
+            s, "mean_max", title=f"{DISPLAY_NAMES[n]} · image {i}", names=(DISPLAY_NAMES[n],) * 2
+        )
         for (n, i), s in summaries.items()
     ]
 ).cols(len(x_test))
@@ -132,10 +133,7 @@ heatmaps
 
 # %%
 bars = hv.Layout(
-    [
-        percent_bars(t, title=f"{DISPLAY_NAMES[n]} · image {i}")
-        for (n, i), t in tables.items()
-    ]
+    [percent_bars(t, title=f"{DISPLAY_NAMES[n]} · image {i}") for (n, i), t in tables.items()]
 ).cols(len(x_test))
 export(bars, FIG / "percent_well_correlated_per_image")
 bars
