@@ -31,9 +31,14 @@ SOURCE_CHECKPOINT = None  # a source ResNet-32 file; None: the scale's (referenc
 # target learns digits 5-9 from N samples per class plus a validation set per class. The
 # source is the L2T-ww reference network (ResNet-32 on Tiny ImageNet) when it is already in
 # `DATA_DIR` or the data cache (never downloaded at this scale), otherwise a ResNet-32 that
-# learns digits 0-4 here; the table below says which (augmentation: pad 4 + random crop, no flip for digits). The meta-networks'
-# learning rate is higher than the dissertation's because the embedded run has a hundred
-# or so iterations instead of tens of thousands; otherwise it would barely move γ.
+# learns digits 0-4 here; the table below says which (augmentation: pad 4 + random crop,
+# no flip for digits). The meta-networks' learning rate is higher than the dissertation's
+# because the embedded run has a hundred or so iterations instead of tens of thousands;
+# otherwise it would barely move γ.
+#
+# Real data (`SCALE = "cpu"` or `"full"`): CIFAR-10 (and, at full scale, STL-10 and
+# CIFAR-100) with the L2T-ww reference source, read from `DATA_DIR` or the data cache
+# (fetched on first use), with the L2T-ww reference's meta learning rate, 1e-4.
 
 # %%
 import time
@@ -113,7 +118,7 @@ init
 
 # %% [markdown]
 # ## One short training run
-# L2T-www on the embedded target data, with snapshots of γ, λ and w (averaged over a fixed
+# L2T-www on this scale's target data (the ablation run's dataset and N), with snapshots of γ, λ and w (averaged over a fixed
 # probe batch of training images) after every epoch; epoch 0 is the initialisation. Note the
 # scale of the two loss terms: with β = 0.5 the weighted matching loss is an order of
 # magnitude larger than the cross-entropy at the start.
@@ -217,6 +222,7 @@ moved.to_frame()
 # ## Conclusion
 # The method runs end to end: the pairs have the expected shapes, the meta-networks start at
 # γ = 1 and w = 1/C (so L2T-www starts exactly as L2T-ww; checked above), and the table above
-# says how far γ, λ and w moved during this run. At the embedded scale the run is short, so
-# the γ maps show coarse 3×3 patterns rather than converged, localised weights; whether these
-# weights help accuracy is the question of notebook 07.
+# says how far γ, λ and w moved during this run. The runs here are short next to the
+# dissertation's 200 epochs of larger sets, so the γ maps show coarse 3×3 patterns rather
+# than converged, localised weights; whether these weights help accuracy is the question of
+# notebook 07.
