@@ -1,18 +1,24 @@
 """Benchmarks of the similarity engine; every ratio is measured in this one run.
 
-1. Pearson all-pairs at thesis scale (K = 640 maps of 1376 x 1104 pixels) vs a plain fp32
-   GEMM of the same shape (the faster of numpy's and torch's matmul).
+1. Pearson all-pairs at K = 256 maps of 1024 x 1024 (~1 M pixels) and at thesis scale
+   (K = 640 maps of 1376 x 1104) vs a plain fp32 GEMM of the same shape (the faster of
+   numpy's and torch's matmul in the same round).
 2. The ``pairs`` table for 64 + 64 maps of 256 x 256 vs a faithful re-implementation of the
    original CNN Explorer per-pair loop (std for both zero flags, stack, corrcoef, abs, one
    row dict per pair, a DataFrame at the end). Like for like: the original builds only
    this table; the time to build the other four tables as well is shown separately.
 3. Peak memory (tracemalloc) of the engine while streaming 1, 10 and 100 images.
 
-Usage: ``python benchmarks/bench_similarity.py [--small] [--only pairs] [--threads 1 2]``
+Usage: ``python benchmarks/bench_similarity.py [--small] [--only gemm,pairs,memory]
+[--threads 1 2] [--rounds N]``
 
-In [2] the original, a plain vectorised torch version and ours run interleaved with the same
-torch/BLAS thread count (1 and all cores by default); medians of wall and CPU time are
-reported, and every variant's table is checked against the original's content.
+[1] and [2] run for each thread count (torch and numpy's BLAS limited alike; 1 and all
+cores by default). In each of ``--rounds`` rounds every variant runs once (in [2] the fast
+ones ``inner`` times, their median taken), interleaved, so all see the same machine load;
+each ratio is computed per round and reported as the median and min-max over the rounds,
+beside the median times. [2] checks every variant's table against the original's content.
+The load average is printed with each block: on a shared machine the spread is the honest
+error bar.
 """
 
 from __future__ import annotations
@@ -31,16 +37,21 @@ from cnnexplore_nb.similarity import correlation_tables, similarity_matrix
 from cnnexplore_nb.similarity.moments import Moments
 
 
-def _best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def _spread(v) -> str:
+    """median [min-max] of a list of numbers."""
+    return f"{np.median(v):6.2f} [{np.min(v):.2f}-{np.max(v):.2f}]"
 
 
-def bench_gemm(k: int, h: int, w: int, repeat: int) -> None:
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def bench_gemm(shapes: list[tuple[int, int, int]], threads: list[int], rounds: int) -> None:
+    for k, h, w in shapes:
+        _bench_gemm_shape(k, h, w, threads, rounds)
+
+
+def _bench_gemm_shape(k: int, h: int, w: int, threads: list[int], rounds: int) -> None:
     n = h * w
     print(f"\n[1] Pearson all-pairs, K = {k} maps of {h} x {w} = {n:,} pixels")
     rng = np.random.default_rng(0)
@@ -54,23 +65,34 @@ def bench_gemm(k: int, h: int, w: int, repeat: int) -> None:
     y = x.copy()
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     runs = {
-        "engine": lambda: similarity_matrix(maps),
-        "numpy": lambda: x @ y.T,
-        "torch": lambda: tx @ ty.T,
-        "syrk": lambda: x @ x.T,
+        "engine": (lambda: similarity_matrix(maps), 1.0),
+        "numpy": (lambda: x @ y.T, n / s),
+        "torch": (lambda: tx @ ty.T, n / s),
+        "syrk": (lambda: x @ x.T, n / s),
     }
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeat):  # interleaved, best of each: robust to a busy machine
-        for name, fn in runs.items():
-            best[name] = min(best[name], _best_time(fn, 1))
-    t_engine = best["engine"]
-    t_np, t_torch, t_syrk = (best[m] * n / s for m in ("numpy", "torch", "syrk"))
-    t_gemm = min(t_np, t_torch)
-    print(f"  numpy fp32 GEMM   {flops / t_np / 1e9:8.1f} GFLOP/s")
-    print(f"  torch fp32 GEMM   {flops / t_torch / 1e9:8.1f} GFLOP/s")
-    print(f"  numpy x @ x.T     {flops / t_syrk / 1e9:8.1f} GFLOP/s (BLAS syrk, half the work)")
-    print(f"  engine (pearson)  {flops / t_engine / 1e9:8.1f} GFLOP/s  ({t_engine:.2f} s)")
-    print(f"  ratio engine / best plain GEMM = {t_gemm / t_engine:.2f} (goal >= 0.7)")
+    for nt in threads:
+        t: dict[str, list[float]] = {name: [] for name in runs}
+        with _threads(nt):
+            similarity_matrix(maps[:, :, :64])  # warm-up (threads, allocations)
+            for _ in range(rounds):  # interleaved: each variant sees the same load
+                for name, (fn, scale) in runs.items():
+                    t0 = time.perf_counter()
+                    fn()
+                    t[name].append((time.perf_counter() - t0) * scale)
+        gf = {name: flops / np.median(v) / 1e9 for name, v in t.items()}
+        ratio = np.minimum(t["numpy"], t["torch"]) / np.asarray(t["engine"])
+        print(f"  {nt} thread(s), {rounds} rounds, load average {_load():.1f}; median GFLOP/s:")
+        print(f"    numpy fp32 GEMM   {gf['numpy']:7.1f}")
+        print(f"    torch fp32 GEMM   {gf['torch']:7.1f}")
+        print(f"    numpy x @ x.T     {gf['syrk']:7.1f}  (BLAS syrk, half the work)")
+        print(
+            f"    engine (pearson)  {gf['engine']:7.1f}  "
+            f"({np.median(t['engine']):.2f} s, {min(t['engine']):.2f}-{max(t['engine']):.2f})"
+        )
+        print(
+            f"    engine / best plain GEMM of the round: median [min-max] {_spread(ratio)}"
+            "  (goal >= 0.7)"
+        )
 
 
 def original_pairs(maps_a: np.ndarray, maps_b: np.ndarray, a: str, b: str) -> pd.DataFrame:
@@ -143,7 +165,7 @@ def _threads(n: int):
     return threadpool_limits(n)
 
 
-def bench_pairs(k: int, hw: int, threads: list[int], repeat: int, inner: int = 5) -> None:
+def bench_pairs(k: int, hw: int, threads: list[int], rounds: int, inner: int = 5) -> None:
     print(f"\n[2] pairs table, {k} + {k} maps of {hw} x {hw}")
     rng = np.random.default_rng(1)
     ma = np.maximum(rng.standard_normal((k, hw, hw), dtype=np.float32), 0)  # ReLU-like
@@ -168,27 +190,32 @@ def bench_pairs(k: int, hw: int, threads: list[int], repeat: int, inner: int = 5
         with _threads(n):
             ref = runs[base]()
             checks = {name: same_content(fn(), ref) for name, fn in list(runs.items())[1:3]}
+            # per round: one wall / CPU time per variant (median of its inner repeats)
             wall: dict[str, list[float]] = {name: [] for name in runs}
             cpu: dict[str, list[float]] = {name: [] for name in runs}
-            for _ in range(repeat):  # interleaved: each variant sees the same machine load
+            for _ in range(rounds):  # interleaved: each variant sees the same machine load
                 for name, fn in runs.items():
+                    w, c = [], []
                     for _ in range(1 if name == base else inner):
                         t0, c0 = time.perf_counter(), time.process_time()
                         fn()
-                        wall[name].append(time.perf_counter() - t0)
-                        cpu[name].append(time.process_time() - c0)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"  {n} thread(s) for torch and BLAS, load average {load:.1f}; medians:")
-        w0, c0 = np.median(wall[base]), np.median(cpu[base])
+                        w.append(time.perf_counter() - t0)
+                        c.append(time.process_time() - c0)
+                    wall[name].append(float(np.median(w)))
+                    cpu[name].append(float(np.median(c)))
+        print(f"  {n} thread(s) for torch and BLAS, {rounds} rounds, load average {_load():.1f}:")
+        print(f"    {'':34s} {'median wall':>12s} {'median CPU':>11s}   speed-up vs original,")
+        print(f"    {'':34s} {'':>12s} {'':>11s}   per round: median [min-max]")
+        w0, c0 = np.asarray(wall[base]), np.asarray(cpu[base])
         for name in runs:
-            w, c = np.median(wall[name]), np.median(cpu[name])
-            line = f"    {name:34s} {w * 1e3:9.1f} ms wall {c * 1e3:9.1f} ms CPU"
+            w, c = np.asarray(wall[name]), np.asarray(cpu[name])
+            line = f"    {name:34s} {np.median(w) * 1e3:9.1f} ms {np.median(c) * 1e3:8.1f} ms"
             if name != base:
-                line += f"   speed-up {w0 / w:5.0f}x wall {c0 / c:5.0f}x CPU"
+                line += f"   wall {_spread(w0 / w)}x  CPU {_spread(c0 / c)}x"
             print(line)
         ok = ", ".join(f"{name}: {v}" for name, v in checks.items())
         print(f"    same content as the original ({len(ref):,} rows): {ok}")
-    print("  goal: correlation_tables().pairs >= 100x the original")
+    print("  goal: correlation_tables().pairs >= 100x the original (wall, median)")
 
 
 def bench_memory(k: int, hw: int) -> None:
@@ -224,15 +251,22 @@ def main() -> None:
         "--threads", type=int, nargs="+", default=None,
         help="thread counts for the pairs benchmark (default: 1 and all cores)",
     )  # fmt: skip
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats of [2]")
+    parser.add_argument(
+        "--rounds", "--repeat", type=int, default=3, dest="rounds",
+        help="interleaved rounds of [1] and [2] (medians and min-max over rounds)",
+    )  # fmt: skip
     args = parser.parse_args()
     parts = set(args.only.split(","))
     all_threads = torch.get_num_threads()
     threads = args.threads or sorted({1, all_threads})
     if "gemm" in parts:
-        bench_gemm(640, 256, 256, repeat=5) if args.small else bench_gemm(640, 1376, 1104, 2)
+        if args.small:
+            bench_gemm([(256, 128, 128), (640, 128, 128)], threads, args.rounds)
+        else:
+            bench_gemm([(256, 1024, 1024), (640, 1376, 1104)], threads, args.rounds)
+        torch.set_num_threads(all_threads)
     if "pairs" in parts:
-        bench_pairs(64, 128 if args.small else 256, threads, args.repeat)
+        bench_pairs(64, 128 if args.small else 256, threads, args.rounds)
         torch.set_num_threads(all_threads)
     if "memory" in parts:
         bench_memory(64, 32) if args.small else bench_memory(64, 64)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import cdist
 
+from cnnexplore_nb.similarity import moments
 from cnnexplore_nb.similarity.moments import Moments, full_fp32_precision
 
 
@@ -73,6 +76,60 @@ def test_self_block_matches_reference_and_is_symmetric(shape, chunk, dtype, thre
     assert np.array_equal(np.diag(m.covariance()), np.diag(m._centred("aa")) / (m.n - 1))
     assert m.cka() == pytest.approx(1.0)
     np.testing.assert_allclose(m.mean_a, xs.mean(1), atol=1e-12)
+
+
+def _product_path(monkeypatch, path: str) -> None:
+    """Force the self-product path: "syrk" (numpy), "torch" (one GEMM), "blocks" (torch row
+    blocks, upper ones skipped) or "no-threadpoolctl" (the import fails: torch's GEMM)."""
+    monkeypatch.setattr(moments, "_BLAS", [])
+    if path == "no-threadpoolctl":
+        monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
+        assert moments._numpy_blas() is None
+    elif path != "syrk":
+        monkeypatch.setattr(moments, "_BLAS", [None])
+    if path == "blocks":
+        monkeypatch.setattr(moments, "_ROWS_PER_BLOCK", 3)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", ["syrk", "torch", "blocks", "no-threadpoolctl"])
+def test_self_product_paths_match_reference_and_each_other(monkeypatch, path, threads):
+    rng = np.random.default_rng(12)
+    x = rng.normal(2.0, 1.5, size=(3, 11, 9, 10)).astype(np.float32)
+    y = rng.normal(size=(3, 7, 9, 10)).astype(np.float32) + 0.5 * x[:, :7]
+    x[:, 4] = 0.0  # a constant map (also after x * 0.5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _product_path(monkeypatch, path)
+        m = Moments(chunk_pixels=50).update(x).update(x[:1] * 0.5)
+        mc = Moments(chunk_pixels=50, within=True).update(x, y)
+        syrk_used = m._syrk
+        monkeypatch.setattr(moments, "_BLAS", [None])
+        monkeypatch.setattr(moments, "_ROWS_PER_BLOCK", 160)
+        ref = Moments(chunk_pixels=50).update(x).update(x[:1] * 0.5)  # torch, one GEMM
+    finally:
+        torch.set_num_threads(before)
+    assert syrk_used == (path == "syrk" and threads == 1)
+    xs = _flat(np.concatenate([x, x[:1] * 0.5]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want, full = np.corrcoef(xs), _ref(x, y)
+    np.testing.assert_allclose(m.pearson(), want, atol=1e-6)
+    np.testing.assert_allclose(m.pearson(), ref.pearson(), atol=1e-6)
+    np.testing.assert_allclose(m.covariance(), np.cov(xs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(m.constant_a, np.arange(11) == 4)
+    for name in ("pearson", "covariance"):
+        r = getattr(m, name)()
+        assert np.array_equal(r, r.T, equal_nan=True), name
+    keep = np.arange(11) != 4
+    np.testing.assert_allclose(mc.pearson()[keep], full["pearson"][keep], atol=1e-6)
+    xc = _flat(x)[keep]
+    xc = xc - xc.mean(1, keepdims=True)
+    np.testing.assert_allclose(
+        mc._centred("aa")[np.ix_(keep, keep)], xc @ xc.T, rtol=1e-5, atol=1e-3
+    )
+    yc = _flat(y) - _flat(y).mean(1, keepdims=True)
+    np.testing.assert_allclose(mc._centred("bb"), yc @ yc.T, rtol=1e-5, atol=1e-3)
 
 
 def test_streaming_image_by_image_equals_all_at_once():

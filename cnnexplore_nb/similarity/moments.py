@@ -7,18 +7,23 @@ Memory is O(K_a K_b + K_a² + K_b²) plus one pixel chunk, whatever the number o
 
 Notes
 -----
-Chunks of at most ``chunk_pixels`` pixels (fewer if the maps of a chunk would not fit in
-~2 MB of cache) are centred on their per-map mean ``m`` (summed in float64, rounded to the
+Chunks of at most ``chunk_pixels`` pixels are centred on their per-map mean ``m`` (summed in float64, rounded to the
 engine dtype) into a reused buffer, so the fp32 GEMM's products are O(σ²), not O(μ²): the
 naive ``Σxy − ΣxΣy / n`` in fp32 loses every digit for maps with mean 1000 and std 1. Each
 chunk's ``Σuvᵀ`` is added in float64 to sums shifted by the first chunk's centre ``s``::
 
     Σ(x−s)(y−t)ᵀ += Σuvᵀ + d Σvᵀ + Σu eᵀ + n_c d eᵀ,   u = x − m, d = m − s (same for y)
 
-with the correction terms of up to 256 chunks added at once (small float64 GEMMs). The GEMM
-is torch's matmul on the numpy buffers (zero-copy; faster than numpy's BLAS on the 2-core
-test machine) with matmul precision forced to ``"highest"`` (no TF32) during
-:meth:`Moments.update`. Tensors on a GPU are copied to the CPU chunk by chunk.
+with the correction terms of up to 256 chunks added at once (small float64 GEMMs), and the
+chunk products added in place to float64 sums (no float64 copy per chunk). The GEMMs are
+torch's matmul on the numpy buffers (zero-copy) with matmul precision forced to
+``"highest"`` (no TF32) during :meth:`Moments.update`. A block's product with itself
+(``Σuuᵀ``) needs only one triangle: on one torch thread it is numpy's ``u @ u.T`` (BLAS
+syrk, half the multiply-adds) with numpy's BLAS limited to one thread through threadpoolctl
+(optional; without it torch is used); otherwise torch's GEMM on row blocks of ~160 maps,
+skipping the blocks above the diagonal. Two BLAS thread pools side by side are avoided: on
+the 2-core test machine with one core busy, a 2-thread numpy GEMM next to torch's pool ran
+up to 20x slower. Tensors on a GPU are copied to the CPU chunk by chunk.
 
 A map is *constant* (std 0 over all pooled pixels; correlation NaN) when every chunk has
 exactly zero spread and the same mean. With the float32 engine this test is exact and free:
@@ -74,10 +79,49 @@ def full_fp32_precision() -> Iterator[None]:
 
 
 def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for numpy operands through torch's matmul (zero-copy), as float64."""
+    """a @ b for numpy operands through torch's matmul (zero-copy), in the engine dtype."""
     import torch
 
-    return torch.from_numpy(a).matmul(torch.from_numpy(b)).numpy().astype(np.float64)
+    return torch.from_numpy(a).matmul(torch.from_numpy(b)).numpy()
+
+
+_BLAS: list[Any] = []  # [threadpoolctl controller of numpy's BLAS, or None], built once
+
+
+def _numpy_blas() -> Any:
+    """threadpoolctl controller of the BLAS libraries loaded (numpy's), or None."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS.append(ThreadpoolController().select(user_api="blas") or None)
+        except Exception:  # threadpoolctl missing or failing: torch's GEMM is used instead
+            _BLAS.append(None)
+    return _BLAS[0]
+
+
+_ROWS_PER_BLOCK = 160  # torch path: row blocks of about this many maps
+
+
+def _self_product(u: np.ndarray, syrk: bool) -> list[tuple[int, int, np.ndarray]]:
+    """Lower block triangle of u @ uᵀ as [(r0, r1, u[r0:r1] @ u[:r1]ᵀ)], engine dtype.
+
+    ``syrk``: numpy's ``u @ u.T`` (BLAS syrk, half the multiply-adds of a GEMM; one block,
+    both triangles), used on one thread with numpy's BLAS limited to one thread. Otherwise
+    torch's GEMM on row blocks of ~160 maps, the blocks above the diagonal skipped (a single
+    GEMM below 320 maps). The caller mirrors the lower triangle.
+    """
+    k = u.shape[0]
+    if syrk:
+        return [(0, k, u @ u.T)]
+    edges = np.linspace(0, k, max(1, k // _ROWS_PER_BLOCK) + 1).astype(int)
+    return [(r0, r1, _gemm(u[r0:r1], u[:r1].T)) for r0, r1 in zip(edges[:-1], edges[1:])]
+
+
+def _mirror(g: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose lower triangle (with the diagonal) is that of g."""
+    low = np.tril(g)
+    return low + np.tril(low, -1).T
 
 
 def _torch_threads() -> int:
@@ -186,8 +230,8 @@ class Moments:
         Keep the full within-block Gram matrices (needed for :meth:`cka`); if False and the
         blocks differ, only their diagonals (variances) are kept.
     chunk_pixels : int
-        Maximum number of pixels per fp32 GEMM chunk (fewer when the K_a + K_b maps of a
-        chunk would not fit in ~2 MB of cache, but at least 2048).
+        Maximum number of pixels per fp32 GEMM chunk (the buffer holds K_a + K_b maps of
+        this many pixels).
     dtype : {"float32", "float64"}
         Precision of the per-chunk GEMM (sums are always float64).
 
@@ -203,7 +247,6 @@ class Moments:
     """
 
     _FOLD = 256  # chunks recorded before their corrections are folded into the sums
-    _CACHE_FLOATS = 1 << 19
 
     def __init__(
         self,
@@ -221,6 +264,7 @@ class Moments:
         self._sums: _Sums | None = None
         self.shift_a: np.ndarray | None = None
         self.shift_b: np.ndarray | None = None
+        self._syrk = False  # set by update(): numpy syrk for the self-products
 
     # ------------------------------------------------------------------ update
     def update(
@@ -264,17 +308,21 @@ class Moments:
                     f"got ({k_a}, {k_b})"
                 )
         n_img, n_pix = int(pa[0].shape[0]), int(pa[0].shape[2])
-        # one thread: cache blocking, a chunk of both blocks in ~2 MB (at least 2048 pixels);
-        # several threads: fewer, larger GEMMs (each one synchronises the threads)
-        c = max(2048, self._CACHE_FLOATS // (k_a + (k_b if cross else 0)))
-        c = min(self.chunk_pixels, c if _torch_threads() == 1 else self.chunk_pixels)
+        # chunks of chunk_pixels whatever K and the threads: measured on 2 cores, cache-sized
+        # chunks (~2 MB) made the GEMM / syrk slower than 16,384-pixel ones at K = 256..640
+        c = self.chunk_pixels
         g = max(1, c // n_pix) if n_pix < c else 1
         width = min(c, g * n_pix)
         sa = _Side(pa, self.dtype, width)
         sb = _Side(pb, self.dtype, width) if cross else None
         acc, grams = _Sums(k_a, k_b, cross, self.within), {}
         shifts, ns = (self.shift_a, self.shift_b), []
-        with full_fp32_precision():
+        # numpy's syrk on one thread only: a multi-threaded BLAS pool beside torch's stalls
+        # when a core is busy (measured 20x slower on 2 cores with one taken)
+        blas = _numpy_blas() if _torch_threads() == 1 and (self.within or not cross) else None
+        self._syrk = blas is not None
+        limit = blas.limit(limits=1) if blas else contextlib.nullcontext()
+        with full_fp32_precision(), limit:
             for i0 in range(0, n_img, g):
                 i1 = min(n_img, i0 + g)
                 for p0 in range(0, n_pix, width if g == 1 else n_pix):
@@ -297,14 +345,28 @@ class Moments:
         """Centre one chunk of each block, multiply, record Σu², add the Gram matrices."""
         u = sa.load(*r, "a")
         v = None if sb is None else sb.load(*r, "b")
-        prods = {"aa": _gemm(u, u.T)} if v is None else {"ab": _gemm(u, v.T)}
-        if v is not None and self.within:
-            prods.update(aa=_gemm(u, u.T), bb=_gemm(v, v.T))
+        if v is not None:
+            self._add(grams, "ab", [(0, u.shape[0], _gemm(u, v.T))])
         for side, x, key in ((sa, u, "aa"), (sb, v, "bb")):
-            if x is not None:
-                side.record(np.diag(prods[key]).copy() if key in prods else _rowdot(x))
-        for key, p in prods.items():
-            grams[key] = grams[key] + p if key in grams else p
+            if x is None:
+                continue
+            if v is None or self.within:
+                blocks = _self_product(x, self._syrk)
+                self._add(grams, key, blocks)
+                sq = np.concatenate([np.diagonal(p[:, r0:r1]) for r0, r1, p in blocks])
+                side.record(sq.astype(np.float64))
+            else:
+                side.record(_rowdot(x))
+
+    @staticmethod
+    def _add(grams: dict, key: str, blocks: list[tuple[int, int, np.ndarray]]) -> None:
+        """Add row blocks (r0, r1, rows r0:r1 of the first columns) to a float64 sum."""
+        if key not in grams:
+            r1, p = blocks[-1][1], blocks[-1][2]
+            grams[key] = np.zeros((r1, p.shape[1]))
+        g = grams[key]
+        for r0, r1, p in blocks:  # in place: no float64 copy per chunk
+            np.add(g[r0:r1, : p.shape[1]], p, out=g[r0:r1, : p.shape[1]])
 
     def _fold(self, acc: _Sums, sa, sb, grams, ns, shifts) -> None:
         """Add the recorded chunks, with their centre corrections, to the float64 sums."""
@@ -317,7 +379,7 @@ class Moments:
         acc.varies_a |= va
         if sb is None:
             t = da @ sua.T
-            acc.s_aa += grams.pop("aa") + t + t.T + (da * n) @ da.T
+            acc.s_aa += _mirror(grams.pop("aa")) + t + t.T + (da * n) @ da.T
             return
         db, sub, sqb, vb = sb.fold(shifts[1])
         acc.s_b += sub.sum(axis=1) + db @ n
@@ -329,7 +391,7 @@ class Moments:
         ):
             if self.within:
                 t = d @ su.T
-                s_xx += grams.pop(key) + t + t.T + (d * n) @ d.T
+                s_xx += _mirror(grams.pop(key)) + t + t.T + (d * n) @ d.T
             else:
                 s_xx += sq.sum(axis=1) + 2 * (d * su).sum(axis=1) + (d * d) @ n
 
