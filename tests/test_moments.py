@@ -40,6 +40,7 @@ def test_cross_block_matches_float64_reference(chunk, within):
     y = rng.normal(-1.0, 0.5, size=(3, 4, 6, 7)).astype(np.float32)
     y[:, 1] += 0.7 * x[:, 2]
     m = Moments(chunk_pixels=chunk, within=within).update(x, y)
+    assert m._stack == within  # one stacked self-product for Σuvᵀ, Σuuᵀ and Σvvᵀ
     ref = _ref(x, y)
     np.testing.assert_allclose(m.pearson(), ref["pearson"], atol=1e-6)
     np.testing.assert_allclose(m.covariance(), ref["cov"], rtol=1e-5, atol=1e-6)

@@ -172,10 +172,10 @@ class _Sums:
 class _Side:
     """One block (A or B) during an update: its centred chunks and per-chunk records."""
 
-    def __init__(self, parts: list[Any], dtype: np.dtype, width: int) -> None:
+    def __init__(self, parts: list[Any], dtype: np.dtype, buf: np.ndarray) -> None:
         self.parts, self.dtype = parts, dtype
         self.k = sum(int(p.shape[1]) for p in parts)
-        self.buf = np.empty((self.k, width), dtype)
+        self.buf = buf  # (K, width) rows of the update's chunk buffer
         self.exact = dtype == np.float32  # else float64 engine: min/max find constant maps
         self.lo, self.hi = np.full(self.k, np.inf), np.full(self.k, -np.inf)
         self.rec: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (m, Σu, Σu²)
@@ -230,8 +230,8 @@ class Moments:
         Keep the full within-block Gram matrices (needed for :meth:`cka`); if False and the
         blocks differ, only their diagonals (variances) are kept.
     chunk_pixels : int
-        Maximum number of pixels per fp32 GEMM chunk (the buffer holds K_a + K_b maps of
-        this many pixels).
+        Maximum number of pixels per GEMM chunk. Chunks have 16,384 pixels on one torch
+        thread; on several, up to 2^24 / (K_a + K_b) (fewer thread synchronisations).
     dtype : {"float32", "float64"}
         Precision of the per-chunk GEMM (sums are always float64).
 
@@ -247,12 +247,14 @@ class Moments:
     """
 
     _FOLD = 256  # chunks recorded before their corrections are folded into the sums
+    _PIXELS = 16384  # pixels per chunk on one thread, and at least on several
+    _FLOATS = 1 << 24  # several threads: chunk of up to this many floats (all maps)
 
     def __init__(
         self,
         *,
         within: bool = True,
-        chunk_pixels: int = 16384,
+        chunk_pixels: int = 65536,
         dtype: Literal["float32", "float64"] = "float32",
     ) -> None:
         self.within = bool(within)
@@ -264,7 +266,8 @@ class Moments:
         self._sums: _Sums | None = None
         self.shift_a: np.ndarray | None = None
         self.shift_b: np.ndarray | None = None
-        self._syrk = False  # set by update(): numpy syrk for the self-products
+        self._syrk = self._stack = False  # set by update(): how the products are made
+        self._buf = np.empty((0, 0))
 
     # ------------------------------------------------------------------ update
     def update(
@@ -308,21 +311,33 @@ class Moments:
                     f"got ({k_a}, {k_b})"
                 )
         n_img, n_pix = int(pa[0].shape[0]), int(pa[0].shape[2])
-        # chunks of chunk_pixels whatever K and the threads: measured on 2 cores, cache-sized
-        # chunks (~2 MB) made the GEMM / syrk slower than 16,384-pixel ones at K = 256..640
-        c = self.chunk_pixels
+        # measured on 2 cores: on one thread 8k..32k-pixel chunks do alike (cache-sized ones
+        # are slower); on several, every GEMM synchronises the threads (costly when a core is
+        # busy): fewer, larger chunks, the buffer up to ~64 MB (at least 16,384 pixels)
+        k_tot = k_a + (k_b if cross else 0)
+        c = self._PIXELS if _torch_threads() == 1 else max(self._PIXELS, self._FLOATS // k_tot)
+        c = min(self.chunk_pixels, c)
         g = max(1, c // n_pix) if n_pix < c else 1
         width = min(c, g * n_pix)
-        sa = _Side(pa, self.dtype, width)
-        sb = _Side(pb, self.dtype, width) if cross else None
+        # both blocks in one buffer: A's rows, then B's (one product for aa, bb and ab)
+        buf = np.empty((k_a + (k_b if cross else 0), width), self.dtype)
+        sa = _Side(pa, self.dtype, buf[:k_a])
+        sb = _Side(pb, self.dtype, buf[k_a:]) if cross else None
+        # within=True: one self-product of the stacked rows gives Σuuᵀ, Σvvᵀ and Σuvᵀ for the
+        # multiply-adds of the three; within=False: Σuvᵀ alone and Σu², Σv² per row (the
+        # stacked product, (K_a + K_b)² / 2 multiply-adds instead of K_a K_b, measured slower
+        # even at 64 + 64 maps)
+        self._stack = cross and self.within
+        self._buf = buf
         acc, grams = _Sums(k_a, k_b, cross, self.within), {}
         shifts, ns = (self.shift_a, self.shift_b), []
         # numpy's syrk on one thread only: a multi-threaded BLAS pool beside torch's stalls
         # when a core is busy (measured 20x slower on 2 cores with one taken)
-        blas = _numpy_blas() if _torch_threads() == 1 and (self.within or not cross) else None
+        selfprod = self.within or not cross or self._stack
+        blas = _numpy_blas() if _torch_threads() == 1 and selfprod else None
         self._syrk = blas is not None
         limit = blas.limit(limits=1) if blas else contextlib.nullcontext()
-        with full_fp32_precision(), limit:
+        with full_fp32_precision(), limit, self._release():
             for i0 in range(0, n_img, g):
                 i1 = min(n_img, i0 + g)
                 for p0 in range(0, n_pix, width if g == 1 else n_pix):
@@ -341,22 +356,31 @@ class Moments:
         self._commit(acc, k_a, k_b, cross, *shifts)
         return self
 
+    @contextlib.contextmanager
+    def _release(self) -> Iterator[None]:
+        """Drop the chunk buffer when the update ends (it may hold ~64 MB)."""
+        try:
+            yield
+        finally:
+            self._buf = np.empty((0, 0))
+
     def _chunk(self, sa: _Side, sb: _Side | None, grams: dict, r: tuple) -> None:
         """Centre one chunk of each block, multiply, record Σu², add the Gram matrices."""
         u = sa.load(*r, "a")
         v = None if sb is None else sb.load(*r, "b")
-        if v is not None:
-            self._add(grams, "ab", [(0, u.shape[0], _gemm(u, v.T))])
-        for side, x, key in ((sa, u, "aa"), (sb, v, "bb")):
-            if x is None:
-                continue
-            if v is None or self.within:
-                blocks = _self_product(x, self._syrk)
-                self._add(grams, key, blocks)
-                sq = np.concatenate([np.diagonal(p[:, r0:r1]) for r0, r1, p in blocks])
-                side.record(sq.astype(np.float64))
-            else:
-                side.record(_rowdot(x))
+        if v is None or self._stack:
+            x = u if v is None else self._buf[:, : u.shape[1]]  # A's rows, then B's
+            blocks = _self_product(x, self._syrk)
+            self._add(grams, "all", blocks)
+            sq = np.concatenate([np.diagonal(p[:, r0:r1]) for r0, r1, p in blocks])
+            sq = sq.astype(np.float64)
+            sa.record(sq[: sa.k])
+            if sb is not None:
+                sb.record(sq[sa.k :])
+            return
+        self._add(grams, "ab", [(0, u.shape[0], _gemm(u, v.T))])  # within=False only
+        sa.record(_rowdot(u))
+        sb.record(_rowdot(v))
 
     @staticmethod
     def _add(grams: dict, key: str, blocks: list[tuple[int, int, np.ndarray]]) -> None:
@@ -377,21 +401,24 @@ class Moments:
         da, sua, sqa, va = sa.fold(shifts[0])
         acc.s_a += sua.sum(axis=1) + da @ n
         acc.varies_a |= va
+        g = _mirror(grams.pop("all")) if "all" in grams else None  # A's rows, then B's
         if sb is None:
             t = da @ sua.T
-            acc.s_aa += _mirror(grams.pop("aa")) + t + t.T + (da * n) @ da.T
+            acc.s_aa += g + t + t.T + (da * n) @ da.T
             return
         db, sub, sqb, vb = sb.fold(shifts[1])
         acc.s_b += sub.sum(axis=1) + db @ n
         acc.varies_b |= vb
-        acc.s_ab += grams.pop("ab") + da @ sub.T + sua @ db.T + (da * n) @ db.T
-        for key, s_xx, d, su, sq in (
-            ("aa", acc.s_aa, da, sua, sqa),
-            ("bb", acc.s_bb, db, sub, sqb),
+        k_a = sa.k
+        g_ab = grams.pop("ab") if g is None else g[:k_a, k_a:]
+        acc.s_ab += g_ab + da @ sub.T + sua @ db.T + (da * n) @ db.T
+        for s_xx, d, su, sq, sl in (
+            (acc.s_aa, da, sua, sqa, slice(None, k_a)),
+            (acc.s_bb, db, sub, sqb, slice(k_a, None)),
         ):
             if self.within:
                 t = d @ su.T
-                s_xx += _mirror(grams.pop(key)) + t + t.T + (d * n) @ d.T
+                s_xx += g[sl, sl] + t + t.T + (d * n) @ d.T
             else:
                 s_xx += sq.sum(axis=1) + 2 * (d * su).sum(axis=1) + (d * d) @ n
 
