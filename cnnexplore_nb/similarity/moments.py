@@ -7,10 +7,12 @@ Memory is O(K_a K_b + K_a² + K_b²) plus one pixel chunk, whatever the number o
 
 Notes
 -----
-Chunks of at most ``chunk_pixels`` pixels are centred on their per-map mean ``m`` (summed in float64, rounded to the
-engine dtype) into a reused buffer, so the fp32 GEMM's products are O(σ²), not O(μ²): the
-naive ``Σxy − ΣxΣy / n`` in fp32 loses every digit for maps with mean 1000 and std 1. Each
-chunk's ``Σuvᵀ`` is added in float64 to sums shifted by the first chunk's centre ``s``::
+Chunks of pixels (16,384 on one torch thread; on several, up to 2^24 floats for all maps,
+fewer thread synchronisations; at most ``chunk_pixels``) are centred on their per-map mean
+``m`` (summed in float64, rounded to the engine dtype) into a reused buffer, so the fp32
+GEMM's products are O(σ²), not O(μ²): the naive ``Σxy − ΣxΣy / n`` in fp32 loses every
+digit for maps with mean 1000 and std 1. Each chunk's ``Σuvᵀ`` is added in float64 to sums
+shifted by the first chunk's centre ``s``::
 
     Σ(x−s)(y−t)ᵀ += Σuvᵀ + d Σvᵀ + Σu eᵀ + n_c d eᵀ,   u = x − m, d = m − s (same for y)
 
@@ -21,9 +23,12 @@ torch's matmul on the numpy buffers (zero-copy) with matmul precision forced to
 (``Σuuᵀ``) needs only one triangle: on one torch thread it is numpy's ``u @ u.T`` (BLAS
 syrk, half the multiply-adds) with numpy's BLAS limited to one thread through threadpoolctl
 (optional; without it torch is used); otherwise torch's GEMM on row blocks of ~160 maps,
-skipping the blocks above the diagonal. Two BLAS thread pools side by side are avoided: on
-the 2-core test machine with one core busy, a 2-thread numpy GEMM next to torch's pool ran
-up to 20x slower. Tensors on a GPU are copied to the CPU chunk by chunk.
+skipping the blocks above the diagonal. Two blocks with ``within=True`` share the buffer
+(A's rows, then B's) and one such product of the stacked rows gives ``Σuuᵀ``, ``Σvvᵀ`` and
+``Σuvᵀ``; with ``within=False`` it is one GEMM ``Σuvᵀ`` and ``Σu²`` per row. Two BLAS thread
+pools side by side are avoided: on the 2-core test machine with one core busy, a 2-thread
+numpy GEMM next to torch's pool ran up to 20x slower. Tensors on a GPU are copied to the
+CPU chunk by chunk.
 
 A map is *constant* (std 0 over all pooled pixels; correlation NaN) when every chunk has
 exactly zero spread and the same mean. With the float32 engine this test is exact and free:
@@ -333,7 +338,7 @@ class Moments:
         shifts, ns = (self.shift_a, self.shift_b), []
         # numpy's syrk on one thread only: a multi-threaded BLAS pool beside torch's stalls
         # when a core is busy (measured 20x slower on 2 cores with one taken)
-        selfprod = self.within or not cross or self._stack
+        selfprod = self.within or not cross
         blas = _numpy_blas() if _torch_threads() == 1 and selfprod else None
         self._syrk = blas is not None
         limit = blas.limit(limits=1) if blas else contextlib.nullcontext()
