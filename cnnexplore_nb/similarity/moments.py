@@ -322,7 +322,7 @@ class Moments:
         k_tot = k_a + (k_b if cross else 0)
         c = self._PIXELS if _torch_threads() == 1 else max(self._PIXELS, self._FLOATS // k_tot)
         c = min(self.chunk_pixels, c)
-        g = max(1, c // n_pix) if n_pix < c else 1
+        g = min(n_img, max(1, c // n_pix)) if n_pix < c else 1  # images per chunk
         width = min(c, g * n_pix)
         # both blocks in one buffer: A's rows, then B's (one product for aa, bb and ab)
         buf = np.empty((k_a + (k_b if cross else 0), width), self.dtype)
