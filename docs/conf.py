@@ -28,6 +28,9 @@ extensions = [
     "myst_nb",
 ]
 autosummary_generate = True
+# autosummary writes docs/generated/ afresh on every build; pages of names that moved or
+# were removed would otherwise linger there and fail the build (not in any toctree)
+shutil.rmtree(Path(__file__).resolve().parent / "generated", ignore_errors=True)
 autosummary_imported_members = False
 autodoc_default_options: dict = {}
 autodoc_typehints = "none"
