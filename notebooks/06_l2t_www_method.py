@@ -190,7 +190,8 @@ _ = widgets.interact(
 
 # %% [markdown]
 # ## λ and w over time
-# λ per pair (mean over the probe batch) and, for one pair, the channel weights w.
+# λ per pair (mean over the probe batch) and, for one pair, the channel weights w (the
+# channels whose w moved most when the source layer has many).
 
 # %%
 lam, w = lambda_w_frame(record)
@@ -200,9 +201,15 @@ fig
 
 # %%
 w_pair = w[w["pair"] == PAIR].pivot(index="epoch", columns="channel", values="w")
-w_pair.columns = [f"w[{c}]" for c in w_pair.columns]
-fig = training_history(w_pair.reset_index(), title=f"w per channel, {pair_name(PAIR)}",
-                       ylabel="w")  # fmt: skip
+SHOW = 8  # channels drawn: those whose w moved most (a legend of 64 is unreadable)
+moved_most = (w_pair.iloc[-1] - w_pair.iloc[0]).abs().nlargest(SHOW).index.sort_values()
+title = f"w per channel, {pair_name(PAIR)}"
+if len(w_pair.columns) > SHOW:
+    title = (
+        f"w of the {SHOW} channels (of {len(w_pair.columns)}) that moved most, {pair_name(PAIR)}"
+    )
+w_shown = w_pair[moved_most].rename(columns=lambda c: f"w[{c}]").reset_index()
+fig = training_history(w_shown, title=title, ylabel="w")
 export(fig, FIG / "w")
 fig
 
