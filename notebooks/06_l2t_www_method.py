@@ -43,7 +43,6 @@ SOURCE_CHECKPOINT = None  # a source ResNet-32 file; None: the scale's (referenc
 # %%
 import time
 
-import holoviews as hv
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
@@ -68,11 +67,12 @@ from cnnexplore_nb.studies.transfer_analysis import (
     pairs_table,
 )
 from cnnexplore_nb.transfer import build_step, run
+from cnnexplore_nb.widgets import FigureControls, setup_notebook
 
-hv.extension("bokeh", inline=True)
 T0 = time.perf_counter()
 settings = transfer_settings(SCALE)
 FIG = figures_dir("06_l2t_www_method")
+setup_notebook(figures=FIG)  # BokehJS inline (offline), the panels' bridge, their export folder
 DATASET = settings["ablation"]["dataset"]
 N = settings["ablation"]["n"]
 scales_table()
@@ -181,12 +181,14 @@ def show_gamma(pair: str, channel: int, epoch: int):
                      label="γ")  # fmt: skip
 
 
-_ = widgets.interact(
-    show_gamma,
+FigureControls(
+    show_gamma, stem="gamma_map",
     pair=widgets.Dropdown(options=list(pairs["pair"]), value=PAIR, description="pair"),
-    channel=widgets.IntSlider(0, 0, max(c for c, _, _ in gamma_shape.values()) - 1),
-    epoch=widgets.IntSlider(len(record["snapshots"]) - 1, 0, len(record["snapshots"]) - 1),
-)
+    channel=widgets.IntSlider(0, 0, max(c for c, _, _ in gamma_shape.values()) - 1,
+                              description="channel"),
+    epoch=widgets.IntSlider(len(record["snapshots"]) - 1, 0, len(record["snapshots"]) - 1,
+                            description="epoch"),
+)  # fmt: skip
 
 # %% [markdown]
 # ## λ and w over time

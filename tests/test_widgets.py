@@ -360,3 +360,57 @@ def test_export_box_defaults_to_the_notebook_figure_folder(tmp_path, monkeypatch
     assert MapBrowser(corr_maps, grid=0, figures=tmp_path / "own").export_box.folder.value == str(
         tmp_path / "own"
     )
+
+
+def test_figure_controls_redraw_in_place_with_each_value(tmp_path):
+    import ipywidgets as ipw
+
+    from cnnexplore_nb.widgets import FigureControls
+
+    rng = np.random.default_rng(1)
+    stack = rng.random((3, 5, 4))
+    calls = []
+
+    def show(channel: int, scale: float):
+        calls.append((channel, scale))
+        return plots.map_image(stack[channel] * scale, title=f"channel {channel}", label="γ")
+
+    panel = FigureControls(
+        show,
+        figures=tmp_path,
+        channel=ipw.IntSlider(0, 0, 2),
+        scale=ipw.FloatSlider(value=1.0, min=0.5, max=2.0),
+    )
+    assert calls == [(0, 1.0)] and panel.values == {"channel": 0, "scale": 1.0}
+    np.testing.assert_allclose(drawn(panel.view.plot), stack[0])
+    widget_before = panel.view.widget
+    panel.controls["channel"].value = 2
+    panel.controls["scale"].value = 2.0
+    assert calls[-2:] == [(2, 1.0), (2, 2.0)]
+    np.testing.assert_allclose(drawn(panel.view.plot), stack[2] * 2.0)
+    assert panel.view.widget is widget_before  # redrawn in place, no new output
+    written = panel.export(tmp_path / "gamma", formats=["png"])
+    assert [p.suffix for p in written] == [".png"] and written[0].stat().st_size > 0
+
+
+def test_figure_controls_bad_inputs_and_failing_function():
+    import ipywidgets as ipw
+
+    from cnnexplore_nb.widgets import FigureControls
+
+    with pytest.raises(TypeError, match="fn must be callable"):
+        FigureControls(3, channel=ipw.IntSlider())
+    with pytest.raises(ValueError, match="at least one control"):
+        FigureControls(lambda: None)
+    with pytest.raises(TypeError, match="control 'channel' must be an ipywidgets value widget"):
+        FigureControls(lambda channel: None, channel=5)
+
+    def show(channel: int):
+        if channel > 1:
+            raise ValueError(f"no channel {channel}")
+        return plots.map_image(np.eye(3), title="eye", label="value")
+
+    panel = FigureControls(show, channel=ipw.IntSlider(0, 0, 3))
+    with pytest.raises(ValueError, match="no channel 2"):
+        panel.controls["channel"].value = 2
+    assert "no channel 2" in html.unescape(panel.status.value)
