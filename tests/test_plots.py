@@ -315,3 +315,27 @@ def test_map_grid_shared_scale_has_one_labelled_colour_bar():
     with matplotlib.rc_context(plots.paper_rc()):
         own = draw(plots.map_grid(maps, ncols=3))
     assert not [ax for ax in own.axes if hasattr(ax, "_colorbar")]  # own ranges: no bar
+
+
+def test_dense_series_keep_every_point_on_the_curve_but_thin_marks():
+    import holoviews as hv
+
+    from cnnexplore_nb.plots import errorbar_curves
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        [{"epoch": e, "pair": p, "gamma": 1 + rng.normal(0, 0.01)}
+         for e in range(61) for p in ("4-0", "9-2") for _ in range(4)]
+    )  # fmt: skip
+    fig = errorbar_curves(df, "epoch", "gamma", "pair")
+    curves = [el for el in fig if isinstance(el, hv.Curve)]
+    bars = [el for el in fig if isinstance(el, hv.ErrorBars)]
+    assert len(curves) == 2 and all(len(c) == 61 for c in curves)
+    assert len(bars) == 2 and all(2 <= len(b) <= 13 for b in bars)
+    # the marks sit on the curve: same y at the same x as the mean of the runs
+    means = df[df["pair"] == "4-0"].groupby("epoch")["gamma"].mean().to_numpy()
+    b = bars[0].dframe()
+    xs = b.iloc[:, 0].to_numpy()
+    np.testing.assert_allclose(
+        b.iloc[:, 1].to_numpy(), np.interp(xs, curves[0].dframe().iloc[:, 0], means)
+    )

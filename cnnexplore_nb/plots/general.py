@@ -41,6 +41,9 @@ def _tick(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
+_MAX_MARKS = 13  # markers / error bars drawn per series at most (e.g. every 5th of 61 epochs)
+
+
 def series_elements(
     xs: np.ndarray,
     ys: np.ndarray,
@@ -52,8 +55,16 @@ def series_elements(
     err: np.ndarray | None = None,
     markers: bool = True,
 ) -> list[Any]:
-    """Curve (+ markers, + error bars) of one series in its style, for both backends."""
+    """Curve (+ markers, + error bars) of one series in its style, for both backends.
+
+    A dense series (more than ``_MAX_MARKS`` points) keeps every point on the curve but
+    draws markers and error bars at evenly spaced points only, so they do not merge.
+    """
     curve = hv.Curve((xs, ys), kdims=[kdim], vdims=[vdim], label=label)
+    if len(xs) > _MAX_MARKS:
+        keep = np.unique(np.linspace(0, len(xs) - 1, _MAX_MARKS).round().astype(int))
+        xs, ys = np.asarray(xs)[keep], np.asarray(ys)[keep]
+        err = None if err is None else np.asarray(err)[keep]
     parts = [
         styled(
             curve, {}, bokeh={**bokeh_series(style, "line"), "tools": ["hover"]},
