@@ -271,8 +271,7 @@ class Moments:
         self._sums: _Sums | None = None
         self.shift_a: np.ndarray | None = None
         self.shift_b: np.ndarray | None = None
-        self._syrk = self._stack = False  # set by update(): how the products are made
-        self._buf = np.empty((0, 0))
+        self._syrk = self._stack = False  # set by update(): how the products were made
 
     # ------------------------------------------------------------------ update
     def update(
@@ -333,7 +332,6 @@ class Moments:
         # stacked product, (K_a + K_b)² / 2 multiply-adds instead of K_a K_b, measured slower
         # even at 64 + 64 maps)
         self._stack = cross and self.within
-        self._buf = buf
         acc, grams = _Sums(k_a, k_b, cross, self.within), {}
         shifts, ns = (self.shift_a, self.shift_b), []
         # numpy's syrk on one thread only: a multi-threaded BLAS pool beside torch's stalls
@@ -342,12 +340,12 @@ class Moments:
         blas = _numpy_blas() if _torch_threads() == 1 and selfprod else None
         self._syrk = blas is not None
         limit = blas.limit(limits=1) if blas else contextlib.nullcontext()
-        with full_fp32_precision(), limit, self._release():
+        with full_fp32_precision(), limit:
             for i0 in range(0, n_img, g):
                 i1 = min(n_img, i0 + g)
                 for p0 in range(0, n_pix, width if g == 1 else n_pix):
                     p1 = min(n_pix, p0 + width) if g == 1 else n_pix
-                    self._chunk(sa, sb, grams, (i0, i1, p0, p1))
+                    self._chunk(sa, sb, buf, grams, (i0, i1, p0, p1))
                     ns.append((i1 - i0) * (p1 - p0))
                     if shifts[0] is None:
                         shifts = (sa.rec[0][0].copy(), sb.rec[0][0].copy() if cross else None)
@@ -361,20 +359,13 @@ class Moments:
         self._commit(acc, k_a, k_b, cross, *shifts)
         return self
 
-    @contextlib.contextmanager
-    def _release(self) -> Iterator[None]:
-        """Drop the chunk buffer when the update ends (it may hold ~64 MB)."""
-        try:
-            yield
-        finally:
-            self._buf = np.empty((0, 0))
-
-    def _chunk(self, sa: _Side, sb: _Side | None, grams: dict, r: tuple) -> None:
-        """Centre one chunk of each block, multiply, record Σu², add the Gram matrices."""
+    def _chunk(self, sa: _Side, sb: _Side | None, buf: np.ndarray, grams: dict, r: tuple) -> None:
+        """Centre one chunk of each block into ``buf`` (A's rows, then B's), multiply,
+        record Σu², add the Gram matrices."""
         u = sa.load(*r, "a")
         v = None if sb is None else sb.load(*r, "b")
         if v is None or self._stack:
-            x = u if v is None else self._buf[:, : u.shape[1]]  # A's rows, then B's
+            x = u if v is None else buf[:, : u.shape[1]]  # A's rows, then B's
             blocks = _self_product(x, self._syrk)
             self._add(grams, "all", blocks)
             sq = np.concatenate([np.diagonal(p[:, r0:r1]) for r0, r1, p in blocks])
