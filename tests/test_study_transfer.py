@@ -67,7 +67,7 @@ def test_imbalanced_data_tests_only_the_small_class(smoke):
 
 def test_grids_and_shared_keys(smoke):
     grid, fixed = st.experiment_grid(smoke, "limited")
-    assert grid["method"] == ["scratch", "ufm", "l2t_ww", "l2t_www"]
+    assert grid["method"] == ["scratch", "ufm", "ufm_hint", "l2t_ww", "l2t_ww_frozen", "l2t_www"]
     assert grid["n"] == [5, 10] and grid["seed"] == [0]
     json.dumps(fixed)  # every fixed setting is part of a JSON key
     igrid, ifixed = st.experiment_grid(smoke, "imbalanced")
@@ -77,8 +77,40 @@ def test_grids_and_shared_keys(smoke):
     limited = {config_key(c) for c in expand_grid(grid, fixed)}
     ablation = {config_key(c) for c in expand_grid(agrid, afixed)}
     assert ablation <= limited
+    # "which": the pooled-vector h on the ablation's cell, a key of its own
+    wgrid, wfixed = st.experiment_grid(smoke, "which")
+    assert wgrid["method"] == ["l2t_www"] and wfixed["which_input"] == "pooled"
+    assert fixed["which_input"] == "maps"  # the sweep's L2T-www reads the maps
+    which = {config_key(c) for c in expand_grid(wgrid, wfixed)}
+    assert not which & limited
     with pytest.raises(ValueError, match="experiment"):
         st.experiment_grid(smoke, "bogus")
+    cpu = st.transfer_settings("cpu")
+    with pytest.raises(ValueError, match="run no imbalanced experiment"):
+        st.experiment_grid(cpu, "imbalanced")
+
+
+def test_the_cpu_scale_is_the_documents_protocol():
+    cpu = st.transfer_settings("cpu")
+    assert cpu["target_width"] == 1.0 and cpu["epochs"] == 200 and cpu["batch_size"] == 128
+    assert 10 in cpu["n_values"]["cifar10"] and cpu["datasets"] == ("cifar10",)
+    assert cpu["methods"] == ("scratch", "ufm", "ufm_hint", "l2t_ww", "l2t_ww_frozen", "l2t_www")
+    assert cpu["source"]["reference"] is True and cpu["meta_lr"] == 1e-4
+    assert (cpu["pad"], cpu["flip"], cpu["which_input"]) == (4, True, "maps")
+    assert cpu["validation"] == "fixed" and cpu["val_per_class"] == 50  # the official splits'
+    assert len(cpu["seeds"]) >= 2
+    run = st.arm_method("l2t_ww_frozen")
+    assert run == ("l2t_ww", {"meta_lr": 0.0})
+    settings = st._run_settings({**st.fixed_settings(cpu), "method": "l2t_ww_frozen"})
+    assert settings["meta_lr"] == 0.0 and settings["which_input"] == "maps"
+    assert st._run_settings({**st.fixed_settings(cpu), "method": "l2t_ww"})["meta_lr"] == 1e-4
+
+
+def test_the_sweep_starts_the_longest_runs_first():
+    configs = [{"method": m, "n": n, "epochs": 10} for n in (10, 30) for m in st.METHODS]
+    order = sorted(configs, key=lambda c: -st.run_cost(c))
+    assert [c["method"] for c in order[:2]] == ["l2t_www", "l2t_ww"]
+    assert {c["n"] for c in order[:2]} == {30}
 
 
 @pytest.fixture(scope="module")

@@ -62,11 +62,12 @@ def test_sgd_step_matches_torch_optim():
     torch.testing.assert_close(bufs["w"], opt.state[model.weight]["momentum_buffer"])
 
 
-def _tiny_step(method="l2t_www", seed=0, lr=0.05, beta=0.5):
+def _tiny_step(method="l2t_www", seed=0, lr=0.05, beta=0.5, which_input="pooled"):
     torch.manual_seed(seed)
     src = create_model("resnet32", width=0.25, num_classes=3)
     tgt = create_model("vgg9_bn", width=0.125, num_classes=3)
-    step = build_step(method, src, tgt, pairs=["4-0", "14-2", "9-1"], lr=lr, beta=beta)
+    step = build_step(method, src, tgt, pairs=["4-0", "14-2", "9-1"], lr=lr, beta=beta,
+                      which_input=which_input, example=torch.zeros(1, 3, 32, 32))  # fmt: skip
     if step.meta is not None:  # random-source features are large: keep lambda = ReLU6(.) > 0
         with torch.no_grad():
             for lin in step.meta.where:
@@ -110,15 +111,23 @@ def test_rollback_restores_state_after_step1():
     assert all(changed)  # Adam moved every meta-parameter (f, g and h)
 
 
-def test_meta_gradient_matches_finite_differences():
+@pytest.mark.parametrize("which_input", ["pooled", "maps"])
+def test_meta_gradient_matches_finite_differences(which_input):
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        step = _tiny_step(lr=0.2, beta=20.0)  # a large beta makes the meta-gradient large
+        # a large beta makes the meta-gradient large; "maps": h reads each channel's map
+        # (the map-input h multiplies the error by larger gammas: a smaller beta keeps the
+        # unrolled steps in their smooth regime, where central differences are meaningful)
+        beta = 20.0 if which_input == "pooled" else 5.0
+        step = _tiny_step(lr=0.2, beta=beta, which_input=which_input)
         x, y = _batch(dtype=torch.float64)
         with torch.no_grad():  # meta outputs away from their symmetric initial values
             for name, p in step.meta.named_parameters():
-                p.add_(torch.randn_like(p) * (0.002 if name.startswith("where") else 0.2))
+                scale = 0.002 if name.startswith("where") else 0.2
+                if name.startswith("which") and name.endswith("weight") and p.dim() == 3:
+                    scale /= p.shape[-1]  # a map-input h sums H*W inputs
+                p.add_(torch.randn_like(p) * scale)
         _, _, src, weights = _step1_only(step, x, y)
         sizes = [tuple(a.shape[-2:]) for a in weights]
         raw = step.source_features(x)

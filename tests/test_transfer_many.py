@@ -14,6 +14,8 @@ from cnnexplore_nb.models import create_model
 from cnnexplore_nb.training import NonFiniteLossError
 from cnnexplore_nb.transfer import run, run_many
 
+from _transfer_helpers import F64
+
 SEEDS = (3, 8)
 
 
@@ -28,23 +30,6 @@ def _float64_one_thread():
     yield
     torch.set_default_dtype(dtype)
     torch.set_num_threads(before)
-
-
-class F64:
-    """A dataset whose batches are float64 (ImageClassification batches are float32)."""
-
-    def __init__(self, ds):
-        self.ds, self.num_classes = ds, ds.num_classes
-
-    def __len__(self):
-        return len(self.ds)
-
-    def batch(self, idx, *, generator=None):
-        x, y = self.ds.batch(idx, generator=generator)
-        return x.double(), y
-
-    def with_transform(self, transform):
-        return F64(self.ds.with_transform(transform))
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from cnnexplore_nb.models import create_model
 from cnnexplore_nb.transfer import build_step, run, run_many
 from cnnexplore_nb.transfer.meta import GAMMA_BIAS, ChannelMapLinear, MetaNetworks
 
+from _transfer_helpers import F64, float64_one_thread  # noqa: F401 (a fixture)
+
 
 def test_channel_map_linear_is_one_linear_layer_per_channel():
     torch.manual_seed(0)
@@ -72,17 +74,22 @@ def test_the_meta_gradient_reaches_the_map_weights(tiny):
     step.step(x, y)
     moved = [float((h.weight.detach() - b).abs().max()) for h, b in zip(step.meta.which, before)]
     assert all(m > 0 for m in moved)  # h learned from the maps through the unrolled steps
-    with pytest.raises(ValueError, match="needs example="):
+    with pytest.raises(ValueError, match="is sized from example=.*got example=None"):
         build_step("l2t_www", source, target, which_input="maps")
+    with pytest.raises(ValueError, match="which_input='maps', the default"):
+        build_step("l2t_www", source, target)  # the dissertation's h is the default
 
 
 KW = dict(target="vgg9_bn", epochs=2, batch_size=8, lr=0.02, target_kwargs={"width": 0.125},
           pairs=["4-0", "9-2", "14-4"], progress=False, num_threads=1)  # fmt: skip
 
 
+@pytest.mark.usefixtures("float64_one_thread")
 def test_run_many_with_map_input_and_without_validation_matches_run(tiny):
     data, source = tiny
-    no_val = {"train": data["train"], "val": None, "test": data["test"]}
+    source = create_model("resnet32", width=0.25, num_classes=3).double()
+    source.load_state_dict(tiny[1].state_dict())
+    no_val = {"train": F64(data["train"]), "val": None, "test": F64(data["test"])}
     seeds = (1, 2)
     many = run_many("l2t_www", source=source, data=[no_val, no_val], seeds=seeds,
                     which_input="maps", **KW)  # fmt: skip
@@ -92,4 +99,4 @@ def test_run_many_with_map_input_and_without_validation_matches_run(tiny):
         assert rec["test_acc"] == rec["final_test_acc"]
         assert np.isnan(rec["best_val_acc"]) and np.isnan(ref["best_val_acc"])
         for got, want in zip(rec["history"], ref["history"]):
-            assert got["ce"] == pytest.approx(want["ce"], rel=1e-3)
+            assert got["ce"] == pytest.approx(want["ce"], rel=1e-6)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,6 +256,7 @@ def run_sweep(
     retry_failed: bool = False,
     group_size: int | None = None,
     group_over: str = "seed",
+    priority: Callable[[Mapping[str, Any]], float] | None = None,
 ) -> pd.DataFrame:
     """Run every configuration of a grid that has no record in ``store`` yet.
 
@@ -301,6 +302,11 @@ def run_sweep(
         as failed while the others of its group are kept.
     group_over : str
         The setting that varies within a group (``"seed"``).
+    priority : callable, optional
+        ``priority(config) -> float``: configurations still to do start in decreasing
+        priority (stable: ties keep grid order). Give the expected cost and the longest
+        runs start first, so that parallel workers finish together (longest processing
+        time first). The returned frame keeps grid order either way.
 
     Returns
     -------
@@ -343,10 +349,14 @@ def run_sweep(
     )
     if not isinstance(run, GroupedRun):
         group = 1
+    if priority is not None and not callable(priority):
+        raise TypeError(
+            f"priority must be a callable config -> float, got {type(priority).__name__}"
+        )
     try:
         return _run(
             configs, run, store, executor, workers, client, progress, retry_failed,
-            (group, group_over),
+            (group, group_over), priority,
         )  # fmt: skip
     finally:
         if own_client:
@@ -354,7 +364,7 @@ def run_sweep(
 
 
 def _run(
-    configs, run, store, executor, workers, client, progress, retry_failed, grouping
+    configs, run, store, executor, workers, client, progress, retry_failed, grouping, priority
 ) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
@@ -367,6 +377,8 @@ def _run(
         for c, k in zip(configs, keys)
         if k not in records or (retry_failed and records[k]["status"] == "failed")
     ]
+    if priority is not None:  # longest first; sorted() is stable
+        todo = sorted(todo, key=lambda c: -float(priority(c)))
     size, over = grouping
     tasks: list = todo
     if size > 1:  # a group of one runs alone: the plain run is the cheaper, exact path

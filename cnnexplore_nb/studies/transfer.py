@@ -35,12 +35,17 @@ __all__ = [
     "EXPERIMENTS",
     "TRANSFER_SETTINGS",
     "VALIDATION",
+    "ARMS",
+    "ARM_COST",
+    "METHODS",
+    "arm_method",
     "dataset_split",
     "experiment_grid",
     "fixed_settings",
     "run_experiment",
     "run_transfer_config",
     "run_transfer_group",
+    "run_cost",
     "source_key",
     "source_network",
     "sweep_run",
@@ -54,7 +59,16 @@ _TRAIN = {
     "meta_lr": 1e-3,
     "val_per_class": 10,
     "validation": "fixed",
-    "which_input": "pooled",  # the "which" network: pooled source vector, or "maps"
+    # the "which" network: each source channel's map (the dissertation's h), or "pooled"
+    "which_input": "maps",
+    "methods": (
+        "scratch",
+        "ufm",
+        "ufm_hint",
+        "l2t_ww",
+        "l2t_ww_frozen",
+        "l2t_www",
+    ),  # fmt: skip
     "source_classes": (0, 1, 2, 3, 4),
     "target_classes": (5, 6, 7, 8, 9),
     "pad": 4,
@@ -135,22 +149,26 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
     },
     "cpu": {
         **_TRAIN,
-        "batch_size": 64,
+        # the documents' protocol where it fits this CPU: full-width VGG-9, 200 epochs,
+        # batch 128, the reference source, CIFAR-10 at N = 10 (one batch per epoch), the
+        # official code's hold-out of 50 images per class (its CIFAR-100 / STL-10 splits);
+        # seeds: as many as fit about two hours on 2 workers (benchmarks/bench_cost.py
+        # --scale cpu; the store resumes, so a re-run with more seeds adds to these)
+        "batch_size": 128,
         "meta_lr": 1e-4,
         "flip": True,
-        "val_per_class": 10,
-        # budget (benchmarks/bench_cost.py --scale cpu): an L2T step of the x0.25 target is
-        # ~2.6 s here (4.5 s at x0.5), so N = 10 and 30 (two of the published CIFAR-10 N),
-        # 3 seeds and the imbalanced N = 30 fit in about 2 h on 2 workers
+        "val_per_class": 50,
         "datasets": ("cifar10",),
-        "n_values": {"cifar10": (10, 30)},
-        "seeds": (0, 1, 2),
-        "epochs": 60,
+        "n_values": {"cifar10": (10,)},
+        "seeds": (0, 1),
+        "epochs": 200,
         "source": {"dataset": "tiny_imagenet", "width": 1.0, "epochs": 0, "reference": True},
-        "target_width": 0.25,
-        "imbalanced": {"dataset": "cifar10", "n": 30, "small_class": 0, "n_small": 3},
+        "target_width": 1.0,
+        # N = 30 per class with a small class: 3 batches per epoch, about 2.5 h per L2T run
+        # here; the full scale runs the dissertation's STL-10 version
+        "imbalanced": None,
         "imbalanced_methods": ("scratch", "l2t_ww", "l2t_www"),
-        "ablation": {"dataset": "cifar10", "n": 10, "seed": 0, "epochs": 60},
+        "ablation": {"dataset": "cifar10", "n": 10, "seed": 0, "epochs": 200},
         "snapshot_sweep": True,
         "executor": "local",
     },
@@ -165,6 +183,7 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
             "cifar10": (10, 30, 50, 100, 150),
             "cifar100": (5, 10, 20, 30, 50),
         },
+        "val_per_class": 50,  # the official splits' hold-out (CIFAR-100, STL-10)
         "seeds": tuple(range(30)),
         "epochs": 200,
         "source": {"dataset": "tiny_imagenet", "width": 1.0, "epochs": 200, "reference": True},
@@ -178,7 +197,7 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
         "group_size": 4,  # seeds per stacked run on a GPU (about 3.7 GB per L2T-www seed)
     },
 }
-EXPERIMENTS = ("limited", "imbalanced", "ablation")
+EXPERIMENTS = ("limited", "imbalanced", "ablation", "which")
 #: Validation protocols: ``"fixed"`` (default) one hold-out of ``val_per_class`` images per
 #: class drawn once from the training pool, shared by every seed and method and never
 #: trained on (the L2T-ww reference keeps one fixed split); ``"per_seed"`` a fresh hold-out
@@ -188,7 +207,24 @@ VALIDATION = ("fixed", "per_seed", "none")
 _HOLDOUT_SEED = (
     20_190_609  # the fixed hold-out's draw (any constant; this one is L2T-ww's ICML date)
 )
-METHODS = ("scratch", "ufm", "l2t_ww", "l2t_www")
+#: The study's arms: ``arm -> (method of transfer.run, its own settings)``. Both readings of
+#: the dissertation's UFM baseline: ``ufm`` matches the 15 pairs with lambda = 1, w = 1/C;
+#: ``ufm_hint`` is FitNets' one hint pair (Romero et al.). ``l2t_ww_frozen`` is L2T-ww with
+#: its meta-networks kept at their initial values (``meta_lr=0``: lambda random per seed as
+#: initialised, w = 1/C), the ablation of what meta-learning adds.
+ARMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "scratch": ("scratch", {}),
+    "ufm": ("ufm", {}),
+    "ufm_hint": ("ufm_hint", {}),
+    "l2t_ww": ("l2t_ww", {}),
+    "l2t_ww_frozen": ("l2t_ww", {"meta_lr": 0.0}),
+    "l2t_www": ("l2t_www", {}),
+}
+METHODS = tuple(ARMS)
+#: Relative cost of one run per arm (an L2T iteration is about 13 plain steps): the sweep
+#: starts the longest runs first, so that workers finish together.
+ARM_COST = {"scratch": 1.0, "ufm": 1.5, "ufm_hint": 1.3, "l2t_ww_frozen": 1.5, "l2t_ww": 8.0,
+            "l2t_www": 8.5}  # fmt: skip
 
 
 def transfer_settings(scale: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -199,6 +235,9 @@ def transfer_settings(scale: str, overrides: Mapping[str, Any] | None = None) ->
         if key not in out:
             raise KeyError(f"unknown transfer setting {key!r}; expected one of {sorted(out)}")
         out[key] = copy.deepcopy(value)
+    for arm in (*out["methods"], *out["imbalanced_methods"]):
+        check_choice("method (arm)", arm, list(ARMS))
+    out["seeds"] = tuple(int(v) for v in out["seeds"])
     out["scale"] = scale
     return out
 
@@ -220,8 +259,12 @@ def scales_table() -> pd.DataFrame:
         "seeds × epochs": lambda s: f"{len(s['seeds'])} × {s['epochs']}",
         "source": source,
         "target": lambda s: f"VGG-9-BN ×{s['target_width']:g}",
+        "arms": lambda s: ", ".join(s["methods"]),
+        "validation": lambda s: f"{s['validation']}, {s['val_per_class']} per class",
         "imbalanced": lambda s: (
-            f"{s['imbalanced']['dataset']}: {s['imbalanced']['n']} per class, class "
+            "not run (see the notebook)"
+            if s["imbalanced"] is None
+            else f"{s['imbalanced']['dataset']}: {s['imbalanced']['n']} per class, class "
             f"{s['imbalanced']['small_class']} with {s['imbalanced']['n_small']}"
         ),
         "ablation run": lambda s: (
@@ -433,24 +476,32 @@ def _config_source(config: Mapping[str, Any], source_path: str) -> nn.Module | N
     return _load_source(str(source_path), os.path.getmtime(source_path))
 
 
+def arm_method(arm: str) -> tuple[str, dict[str, Any]]:
+    """``(method of transfer.run, the arm's own settings)`` of a study arm (:data:`ARMS`)."""
+    method, extra = ARMS[check_choice("method (arm)", arm, list(ARMS))]
+    return method, dict(extra)
+
+
 def _run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The :func:`~cnnexplore_nb.transfer.run` settings of one configuration."""
+    """The :func:`~cnnexplore_nb.transfer.run` settings of one configuration (its arm's own
+    settings, e.g. ``meta_lr=0`` of ``l2t_ww_frozen``, win)."""
+    _, extra = arm_method(config["method"])
     return dict(
         epochs=int(config["epochs"]), batch_size=int(config["batch_size"]),
         meta_lr=float(config["meta_lr"]), target_kwargs={"width": float(config["target_width"])},
-        which_input=str(config.get("which_input", "pooled")),
+        which_input=str(config.get("which_input", "maps")),
         snapshot=bool(config.get("snapshot", False)),
         snapshot_weights=tuple((w, tuple(i)) for w, i in config.get("weights", ()))
         or (("features.0.weight", (4, 2, 2, 0)),),
         progress=False, num_threads=int(config.get("threads", 1)),
-    )  # fmt: skip
+    ) | extra  # fmt: skip
 
 
 def _sweep_record(config: Mapping[str, Any], rec: Mapping[str, Any]) -> dict[str, Any]:
     """A run's record as the sweep stores it: no model, the validation curve, and the
     small class's accuracy under its own name in the imbalanced experiment."""
     out = {k: v for k, v in rec.items() if k not in ("method", "seed", "epochs", "model")}
-    out["val_curve"] = [h["val_acc"] for h in out.pop("history")]
+    out["val_curve"] = [h["val_acc"] for h in out["history"]]  # history: losses per epoch
     if _imbalanced(config) is not None:
         out["small_class_acc"] = out.pop("test_acc")
     return out
@@ -473,7 +524,8 @@ def run_transfer_config(
     from ..transfer import run
 
     rec = run(
-        config["method"], source=_config_source(config, source_path), target="vgg9_bn",
+        arm_method(config["method"])[0], source=_config_source(config, source_path),
+        target="vgg9_bn",
         data=_config_data(config, data_dir), seed=int(config["seed"]), device=device,
         **_run_settings(config),
     )  # fmt: skip
@@ -494,7 +546,8 @@ def run_transfer_group(
 
     first = configs[0]
     recs = run_many(
-        first["method"], source=_config_source(first, source_path), target="vgg9_bn",
+        arm_method(first["method"])[0], source=_config_source(first, source_path),
+        target="vgg9_bn",
         data=[_config_data(c, data_dir) for c in configs],
         seeds=[int(c["seed"]) for c in configs], errors="return", device=device,
         **_run_settings(first),
@@ -554,7 +607,8 @@ def experiment_grid(
     ``"limited"``: N x method x seed for the single dataset of ``settings["datasets"]``
     (datasets have different N values: :func:`run_experiment` loops over them);
     ``"imbalanced"``: the imbalanced methods x seeds; ``"ablation"``: scratch, L2T-ww and
-    L2T-www from one seed (same initialisation) with snapshots.
+    L2T-www from one seed (same initialisation) with snapshots; ``"which"``: L2T-www with
+    the pooled-vector h on the ablation's cell (the sweep's L2T-www reads the maps).
     """
     check_choice("experiment", experiment, EXPERIMENTS)
     if experiment == "limited":
@@ -562,15 +616,26 @@ def experiment_grid(
         if ds is None:
             raise ValueError("several datasets: use experiment_grid(dict(settings, datasets=[d]))")
         grid = {"dataset": [ds], "n": list(settings["n_values"][ds]),
-                "method": list(METHODS), "seed": list(settings["seeds"])}  # fmt: skip
+                "method": list(settings["methods"]), "seed": list(settings["seeds"])}  # fmt: skip
         return grid, fixed_settings(settings)
     if experiment == "imbalanced":
         imb = settings["imbalanced"]
+        if imb is None:
+            raise ValueError(
+                f"the {settings.get('scale', 'given')!r} settings run no imbalanced experiment "
+                "(settings['imbalanced'] is None)"
+            )
         grid = {"dataset": [imb["dataset"]], "n": [imb["n"]],
                 "method": list(settings["imbalanced_methods"]), "seed": list(settings["seeds"])}  # fmt: skip
         extra = {"small_class": imb["small_class"], "n_small": imb["n_small"]}
         return grid, fixed_settings(settings, **extra)
     abl = settings["ablation"]
+    if experiment == "which":  # the pooled-vector h beside the sweep's map-input h, once
+        grid = {"dataset": [abl["dataset"]], "n": [abl["n"]], "method": ["l2t_www"],
+                "seed": [abl["seed"]]}  # fmt: skip
+        return grid, fixed_settings(
+            settings, epochs=abl["epochs"], snapshot=True, which_input="pooled"
+        )
     grid = {"dataset": [abl["dataset"]], "n": [abl["n"]],
             "method": ["scratch", "l2t_ww", "l2t_www"], "seed": [abl["seed"]]}  # fmt: skip
     return grid, fixed_settings(settings, epochs=abl["epochs"], snapshot=True)
@@ -607,7 +672,7 @@ def run_experiment(
     run = sweep_run(source_path, data_dir, device=device)
     kw = dict(
         executor=executor, workers=workers, client=client, progress=progress,
-        group_size=int(settings.get("group_size", 1)),
+        group_size=int(settings.get("group_size", 1)), priority=run_cost,
     )  # fmt: skip
     source = source_key(source_path)
     if experiment == "limited":
@@ -618,6 +683,15 @@ def run_experiment(
         return pd.concat(frames, ignore_index=True)
     grid, fixed = experiment_grid(settings, experiment)
     return run_sweep(grid, run, store, fixed={**fixed, "source": source}, **kw)
+
+
+def run_cost(config: Mapping[str, Any]) -> float:
+    """Relative cost of one configuration (arm x samples x epochs): the sweep's priority."""
+    return (
+        ARM_COST.get(str(config.get("method")), 1.0)
+        * float(config.get("n", 1))
+        * float(config.get("epochs", 1))
+    )
 
 
 def source_key(source_path: str | os.PathLike) -> str:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from .._hooks import Hooks
-from .l2t import TransferStep, pixel_weights, unrolled_sgd
+from .l2t import UNWEIGHTED, TransferStep, pixel_weights, unrolled_sgd
 from .matching import matching_errors, resize_to
 from .meta import MetaOutput
 
@@ -73,7 +73,7 @@ class GroupedStep:
         self.steps = list(steps)
         self.method, self.beta, self.inner_steps = first.method, first.beta, first.inner_steps
         self.momentum, self.weight_decay = first.momentum, first.weight_decay
-        self.pairs, self.source = first.pairs, first.source
+        self.pairs, self.source, self.frozen = first.pairs, first.source, first.frozen
         self.student, self.meta = first.student, first.meta
         if self.source is not None and self.device.type != "cpu":
             self.source = copy.deepcopy(self.source).to(self.device)
@@ -91,7 +91,8 @@ class GroupedStep:
         self.meta_params: Params = {}
         if first.meta is not None:
             named = [dict(s.meta.named_parameters()) for s in steps]
-            self.meta_params = _stack(named, grad=True, device=dev)
+            self.meta_params = _stack(named, grad=not self.frozen, device=dev)
+        if first.meta_optimizer is not None:
             mopt = first.meta_optimizer.param_groups[0]
             self.meta_optimizer = torch.optim.Adam(
                 list(self.meta_params.values()), lr=mopt["lr"], weight_decay=mopt["weight_decay"]
@@ -165,11 +166,13 @@ class GroupedStep:
         weights = None
         if self.method == "attention":
             match = self._attention(feats, src)
-        elif self.method == "ufm":
+        elif self.method in UNWEIGHTED:
             match = self.beta * sum(e.reshape(s, -1).mean(1) for e in matching_errors(feats, src))
         elif self.meta is not None:
             sizes = [tuple(f.shape[-2:]) for f in feats]
-            weights = pixel_weights(self.meta_outputs(self.meta_params, src), sizes, b, self.beta)
+            with torch.set_grad_enabled(not self.frozen):
+                meta = self.meta_outputs(self.meta_params, src)
+            weights = pixel_weights(meta, sizes, b, self.beta)
             src = [resize_to(m, size) for m, size in zip(src, sizes)]
             errors = [a.detach() * e for a, e in zip(weights, matching_errors(feats, src))]
             match = _per_seed(errors, s)
@@ -179,7 +182,7 @@ class GroupedStep:
             "ce": ce.detach(), "matching": match.detach(), "loss": (ce + match).detach(),
             "acc": (logits.detach().argmax(-1) == y).float().mean(1),
         }  # fmt: skip
-        if weights is not None:
+        if weights is not None and not self.frozen:
             out["meta_loss"] = self._meta_step(x, y, src, weights)
         return out
 
@@ -267,7 +270,9 @@ class GroupedStep:
         self.steps = [self.steps[i] for i in idx.tolist()]
         self.buffers = {n: t.index_select(0, idx) for n, t in self.buffers.items()}
         self.params = _reselect(self.optimizer, self.params, idx)
-        if self.meta_params:
+        if self.meta_params and self.frozen:
+            self.meta_params = {n: t.index_select(0, idx) for n, t in self.meta_params.items()}
+        elif self.meta_params:
             self.meta_params = _reselect(self.meta_optimizer, self.meta_params, idx)
 
 

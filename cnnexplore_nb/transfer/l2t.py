@@ -37,7 +37,9 @@ __all__ = [
     "unrolled_sgd",
 ]
 
-METHODS = ("scratch", "ufm", "l2t_ww", "l2t_www", "attention")
+METHODS = ("scratch", "ufm", "ufm_hint", "l2t_ww", "l2t_www", "attention")
+#: Methods that match features without meta-networks (lambda = 1, w = 1/C, gamma = 1).
+UNWEIGHTED = ("ufm", "ufm_hint")
 Params = dict[str, torch.Tensor]
 
 
@@ -183,7 +185,8 @@ class TransferStep:
 
     Parameters
     ----------
-    method : {"scratch", "ufm", "l2t_ww", "l2t_www", "attention"}
+    method : {"scratch", "ufm", "ufm_hint", "l2t_ww", "l2t_www", "attention"}
+        ``ufm_hint`` is ``ufm`` on its (one) hint pair: the step is the same.
     source : nn.Module or None
         Frozen, eval mode (unused for ``scratch``).
     target : nn.Module
@@ -197,7 +200,10 @@ class TransferStep:
     lr, momentum, weight_decay : float
         Target SGD (``lr`` is changed by the scheduler through ``optimizer``).
     meta_lr, meta_weight_decay : float
-        Adam on the meta-networks.
+        Adam on the meta-networks. ``meta_lr=0`` freezes them at their initial values (as
+        the L2T-ww reference does with ``--meta-lr 0``): lambda keeps its random start, w =
+        1/C, gamma = 1, and the recorded look-ahead steps are skipped (the step then costs
+        what UFM costs).
     """
 
     def __init__(
@@ -224,20 +230,26 @@ class TransferStep:
         self.source = source
         if source is not None:
             source.eval().requires_grad_(False)
-        regs = Regressors(channels) if method in ("ufm", "l2t_ww", "l2t_www") else None
+        regs = Regressors(channels) if method in (*UNWEIGHTED, "l2t_ww", "l2t_www") else None
         self.student = _Student(target, regs, [t for _, t in self.pairs])
         self.optimizer = torch.optim.SGD(
             self.student.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
         )
         self.meta: MetaNetworks | None = None
+        #: meta-networks kept at their initial values (``meta_lr == 0``): no look-ahead
+        self.frozen = method in ("l2t_ww", "l2t_www") and float(meta_lr) == 0.0
+        self.meta_optimizer: torch.optim.Optimizer | None = None
         if method in ("l2t_ww", "l2t_www"):
             self.meta = MetaNetworks(
                 [cs for _, cs in channels], which=method == "l2t_www", which_input=which_input,
                 source_sizes=source_sizes,
             )  # fmt: skip
-            self.meta_optimizer = torch.optim.Adam(
-                self.meta.parameters(), lr=meta_lr, weight_decay=meta_weight_decay
-            )
+            if self.frozen:
+                self.meta.requires_grad_(False)
+            else:
+                self.meta_optimizer = torch.optim.Adam(
+                    self.meta.parameters(), lr=meta_lr, weight_decay=meta_weight_decay
+                )
 
     # ------------------------------------------------------------------ helpers
     @torch.no_grad()
@@ -269,7 +281,7 @@ class TransferStep:
         weights = None
         if self.method == "attention":
             match = attention_loss(feats, src, beta=self.beta)
-        elif self.method == "ufm":
+        elif self.method in UNWEIGHTED:
             errs = matching_errors(feats, src)
             match = self.beta * sum(e.mean(dim=(1, 2, 3)).mean() for e in errs)
         elif self.meta is not None:
@@ -278,7 +290,8 @@ class TransferStep:
             groups = self.student.groups
             group_of = {k: g for g, (_, members) in enumerate(groups) for k in members}
             sizes = [tuple(feats[group_of[k]].shape[-2:]) for k in range(len(self.pairs))]
-            weights = pixel_weights(self.meta_outputs(src), sizes, len(x), self.beta)
+            with torch.set_grad_enabled(not self.frozen):
+                weights = pixel_weights(self.meta_outputs(src), sizes, len(x), self.beta)
             src = [resize_to(s, size) for s, size in zip(src, sizes)]
             fused_w = [a.detach() for a in fuse_pairs(weights, groups)]
             match = _fused(matching_errors(feats, fuse_pairs(src, groups)), fused_w)
@@ -290,7 +303,7 @@ class TransferStep:
             "loss": ce + match, "ce": ce, "matching": match,
             "acc": float((logits.detach().argmax(1) == y).float().mean()),
         }  # fmt: skip
-        if weights is not None:
+        if weights is not None and not self.frozen:
             out["meta_loss"] = self._meta_step(x, y, src, weights)
         return out
 

@@ -25,14 +25,22 @@ from .._checks import (
     NonFiniteLossError,
     check_choice,
     check_positive_int,
-    check_real,
     resolve_device,
     seed_everything,
-    unknown_name_message,
 )
 from .grouped import GroupedStep, grouped_accuracy
 from .l2t import METHODS
-from .train import DEFAULTS, Method, _batch, _check_finite, _resolve_source, _snapshot, build_step
+from .train import (
+    Method,
+    _batch,
+    _check_finite,
+    _resolve_source,
+    _snapshot,
+    build_step,
+    check_eval_data,
+    check_settings,
+    check_source,
+)
 
 __all__ = ["run_many"]
 
@@ -111,27 +119,23 @@ def run_many(
         rounding (the stacked convolutions sum in another order), plus ``group_size``;
         ``seconds`` and ``cpu_seconds`` are the group's times divided by its size.
     """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(unknown_name_message("setting", unknown[0], sorted(DEFAULTS)))
-    cfg = {**DEFAULTS, **settings}
+    cfg = check_settings(settings)
     method = check_choice("method", method, list(METHODS))
     errors = check_choice("errors", errors, ["raise", "return"])
     epochs = check_positive_int("epochs", epochs)
-    cfg["batch_size"] = check_positive_int("batch_size", cfg["batch_size"])
-    for key in ("lr", "meta_lr", "momentum", "weight_decay", "meta_weight_decay"):
-        value, rate = check_real(key, cfg[key]), key.endswith("lr")
-        if value < 0 or (rate and value == 0):
-            raise ValueError(f"{key} must be {'> 0' if rate else '>= 0'}, got {cfg[key]!r}")
     seeds = [check_positive_int("seed", s, minimum=0) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+    check_source(source, method)  # a path that does not exist is named as such
     if isinstance(source, str) and not Path(source).is_file() and method != "scratch":
         raise TypeError(
             f"run_many shares one source between seeds; pass a module or a checkpoint path, "
             f"not the registered name {source!r} (run would initialise it per seed)"
         )
     datas = _check_data(data, len(seeds))
+    for i, d in enumerate(datas):
+        if i == 0 or d.get("val") is not datas[0].get("val") or d["test"] is not datas[0]["test"]:
+            check_eval_data({"val": d.get("val"), "test": d["test"]}, where=f" of seed {seeds[i]}")
     device = resolve_device(device)
     threads_before = torch.get_num_threads()
     if cfg["num_threads"] is not None:
@@ -222,6 +226,7 @@ def _run_many(method, source, target, datas, epochs, seeds, cfg, errors, device)
     bs, n_train = cfg["batch_size"], len(datas[0]["train"])
 
     def fail(pos: int, err: NonFiniteLossError) -> None:
+        err = NonFiniteLossError(f"seed {seeds[live[pos]]}: {err}")  # which run of the group
         if errors == "raise":
             raise err
         results[live[pos]] = err

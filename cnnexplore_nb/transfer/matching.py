@@ -11,6 +11,7 @@ bilinearly to (H, W); the per-pixel squared error ``e = (r(T) - S)^2`` is weight
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,6 +24,7 @@ __all__ = [
     "Regressors",
     "attention_loss",
     "default_pairs",
+    "hint_pair",
     "matching_errors",
     "pair_loss",
     "parse_pairs",
@@ -39,6 +41,39 @@ def default_pairs(
 ) -> list[tuple[int, int]]:
     """Every listed source tap with every target tap (L2T-ww: {4, 9, 14} x {0..4}, 15 pairs)."""
     return [(int(s), t) for s in source_taps for t in range(n_target)]
+
+
+def _stage_ends(info: Sequence[dict]) -> list[int]:
+    """Taps after which the resolution changes (and the last tap): the ends of the stages."""
+    return [
+        i for i, d in enumerate(info)
+        if i == len(info) - 1 or info[i + 1]["reduction"] != d["reduction"]
+    ]  # fmt: skip
+
+
+def hint_pair(source_info: Sequence[dict], target_info: Sequence[dict]) -> tuple[int, int]:
+    """FitNets' single hint pair from two ``feature_info`` lists: ``(source tap, target tap)``.
+
+    Romero et al. guide the middle of the student with the middle of the teacher. Here the
+    hint is the source's middle stage end (the stage ends are the taps after which the
+    resolution changes; with an even number of stages the earlier of the two middle ones),
+    and the guided layer is the target's last tap at the same resolution (``reduction``)
+    or, when the target has none, at the closest one (on a log scale). ResNet-32 -> VGG-9:
+    source stage ends 4, 9, 14 (reductions 1, 2, 4), target taps at reductions 1, 2, 4, 8,
+    16: the pair ``(9, 1)``.
+    """
+    if not source_info or not target_info:
+        raise ValueError(
+            f"a hint pair needs taps in both networks' feature_info, got {len(source_info)} "
+            f"source and {len(target_info)} target taps"
+        )
+    ends = _stage_ends(source_info)
+    s = ends[(len(ends) - 1) // 2]
+    red = float(source_info[s]["reduction"])
+    gaps = [abs(math.log2(float(d["reduction"]) / red)) for d in target_info]
+    best = min(gaps)
+    t = max(j for j, g in enumerate(gaps) if g == best)
+    return s, t
 
 
 def parse_pairs(

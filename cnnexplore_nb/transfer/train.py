@@ -30,11 +30,11 @@ from .._checks import (
 )
 from .._hooks import Hooks, model_device
 from .l2t import METHODS, TransferStep
-from .matching import PairSpec, parse_pairs, tap_features
+from .matching import PairSpec, hint_pair, parse_pairs, tap_features
 
 __all__ = ["DEFAULTS", "build_step", "evaluate", "run"]
 
-Method = Literal["scratch", "ufm", "l2t_ww", "l2t_www", "attention"]
+Method = Literal["scratch", "ufm", "ufm_hint", "l2t_ww", "l2t_www", "attention"]
 
 DEFAULTS: dict[str, Any] = {
     "batch_size": 128,
@@ -44,9 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "beta": None,  # 0.5, or 1e3 for attention
     "pairs": None,  # default: source {4, 9, 14} x target {0..4}
     "inner_steps": 2,
-    "meta_lr": 1e-4,
+    "meta_lr": 1e-4,  # 0: the meta-networks keep their initial values (no look-ahead)
     "meta_weight_decay": 1e-4,
-    "which_input": "pooled",  # h reads the pooled source vector, or "maps" (each channel's map)
+    "which_input": "maps",  # h reads each source channel's map (the dissertation), or "pooled"
     "target_kwargs": {},
     "eval_batch_size": 512,
     "snapshot": False,
@@ -93,9 +93,13 @@ def build_step(
 
     ``pairs=None`` means the L2T-ww default (source {4, 9, 14} x target {0..4}) except for
     ``attention``, which pairs taps of equal resolution (4-0, 9-1, 14-2) as attention
-    transfer does; ``beta=None`` means 0.5 (1e3 for attention). ``which_input="maps"``
-    (L2T-www only) gives h one layer per source channel reading its whole map, sized from a
-    dry forward of ``example`` (a batch of training images, required then).
+    transfer does, and ``ufm_hint``, FitNets' single hint pair (:func:`~cnnexplore_nb.
+    transfer.matching.hint_pair`: the source's middle stage end with the target tap of the
+    same resolution, 9-1 for ResNet-32 -> VGG-9); ``beta=None`` means 0.5 (1e3 for
+    attention). ``meta_lr=0`` freezes the meta-networks at their initial values.
+    ``which_input="maps"`` (the default; L2T-www only) gives h one layer per source channel
+    reading its whole map, sized from a dry forward of ``example`` (a batch of training
+    images, required then); ``"pooled"`` gives h one layer on the pooled source vector.
     """
     method = check_choice("method", method, list(METHODS))
     if method == "scratch":
@@ -106,6 +110,8 @@ def build_step(
         s_info, t_info = _taps(source, "source"), _taps(target, "target")
         if pairs is None and method == "attention":
             pairs = _same_resolution_pairs(s_info, t_info)
+        elif pairs is None and method == "ufm_hint":
+            pairs = [hint_pair(s_info, t_info)]
         parsed = parse_pairs(pairs, n_source=len(s_info), n_target=len(t_info))
         channels = [(t_info[t]["num_chs"], s_info[s]["num_chs"]) for s, t in parsed]
     if beta is None:
@@ -114,7 +120,12 @@ def build_step(
     sizes = None
     if which_input == "maps" and method == "l2t_www":
         if example is None:
-            raise ValueError("which_input='maps' needs example= (a batch of training images)")
+            raise ValueError(
+                "L2T-www's which-network reads each source channel's map (which_input='maps', "
+                "the default) and is sized from example= (a batch of training images), got "
+                "example=None; pass example=, or which_input='pooled'"
+            )
+        source.eval()  # as TransferStep keeps it: a train-mode forward would move BN stats
         with torch.no_grad():
             feats = tap_features(source, example[:1], [s for s, _ in parsed])[1]
         sizes = [tuple(int(v) for v in f.shape[-2:]) for f in feats]
@@ -124,6 +135,82 @@ def build_step(
         weight_decay=weight_decay, meta_lr=meta_lr, meta_weight_decay=meta_weight_decay,
         which_input=which_input, source_sizes=sizes,
     )  # fmt: skip
+
+
+def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """:data:`DEFAULTS` updated with ``settings`` after checking names and values (shared by
+    :func:`run` and :func:`~cnnexplore_nb.transfer.run_many`)."""
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(unknown_name_message("setting", unknown[0], sorted(DEFAULTS)))
+    cfg = {**DEFAULTS, **settings}
+    cfg["batch_size"] = check_positive_int("batch_size", cfg["batch_size"])
+    for key in ("lr", "meta_lr", "momentum", "weight_decay", "meta_weight_decay"):
+        value = check_real(key, cfg[key])
+        strict = key == "lr"  # meta_lr = 0 freezes the meta-networks
+        if value < 0 or (strict and value == 0):
+            raise ValueError(f"{key} must be {'> 0' if strict else '>= 0'}, got {cfg[key]!r}")
+    return cfg
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or "/" in value or Path(value).suffix in (".pt", ".pth", ".tar", ".ckpt")
+
+
+def check_source(source: Any, method: str) -> None:
+    """A source given as a string must be an existing checkpoint file or a registered name;
+    a path that does not exist is named as such (not as an unknown model)."""
+    if method == "scratch" or not isinstance(source, (str, os.PathLike)):
+        return
+    path = Path(source)
+    if path.is_file():
+        return
+    if isinstance(source, os.PathLike) or _looks_like_path(str(source)):
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(
+            f"source checkpoint {str(source)!r} {what}; expected a checkpoint file (e.g. the "
+            "L2T-ww reference ResNet-32, cnnexplore_nb.data.fetch('l2tww_source')), a "
+            "registered model name or a module"
+        )
+    from ..models import list_models
+
+    names = list_models()
+    if source not in names:
+        raise ValueError(
+            unknown_name_message("source model", source, names)
+            + f"; no checkpoint file {str(source)!r} either"
+        )
+
+
+def _non_finite_items(dataset: Any, batch_size: int = 1024) -> list[int]:
+    """Indices of the items of ``dataset`` whose image holds NaN/Inf (none for uint8 images)."""
+    images = getattr(dataset, "images", None)
+    if torch.is_tensor(images) and not images.is_floating_point():
+        return []
+    bad: list[int] = []
+    with torch.random.fork_rng(devices=[]):
+        for start in range(0, len(dataset), batch_size):
+            idx = torch.arange(start, min(len(dataset), start + batch_size))
+            x, _ = _batch(dataset, idx, None)
+            ok = torch.isfinite(x.reshape(len(idx), -1)).all(1)
+            bad.extend(int(i) for i in idx[~ok])
+    return bad
+
+
+def check_eval_data(splits: Mapping[str, Any], where: str = "") -> None:
+    """Refuse validation / test data holding NaN/Inf pixels (their accuracy would be computed
+    on NaN logits); the message names the split and the items."""
+    for name, ds in splits.items():
+        if ds is None:
+            continue
+        bad = _non_finite_items(ds)
+        if bad:
+            shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+            raise ValueError(
+                f"data[{name!r}]{where} holds NaN/Inf pixels in {len(bad)} of its {len(ds)} images "
+                f"(items {shown}); its accuracy would be computed on NaN logits. Remove or "
+                "repair those images"
+            )
 
 
 def _batch(ds, idx: torch.Tensor, generator: torch.Generator | None):
@@ -246,17 +333,10 @@ def run(
         when the target's weights are NaN/Inf at the end of an epoch. Non-finite weights are
         never selected as the best epoch.
     """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(unknown_name_message("setting", unknown[0], sorted(DEFAULTS)))
-    cfg = {**DEFAULTS, **settings}
+    cfg = check_settings(settings)
     method = check_choice("method", method, list(METHODS))
     epochs = check_positive_int("epochs", epochs)
-    cfg["batch_size"] = check_positive_int("batch_size", cfg["batch_size"])
-    for key in ("lr", "meta_lr", "momentum", "weight_decay", "meta_weight_decay"):
-        value, rate = check_real(key, cfg[key]), key.endswith("lr")
-        if value < 0 or (rate and value == 0):
-            raise ValueError(f"{key} must be {'> 0' if rate else '>= 0'}, got {cfg[key]!r}")
+    check_source(source, method)
     missing = [k for k in ("train", "test") if k not in data]
     if missing:
         raise KeyError(
@@ -265,6 +345,7 @@ def run(
     train_ds, val_ds, test_ds = data["train"], data.get("val"), data["test"]
     if len(train_ds) == 0:
         raise ValueError("data['train'] is empty")
+    check_eval_data({"val": val_ds, "test": test_ds})
     cfg["device"] = resolve_device(cfg["device"])
     threads_before = torch.get_num_threads()
     if cfg["num_threads"] is not None:
