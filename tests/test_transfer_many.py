@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from _transfer_helpers import F64
 from torch.utils.data import TensorDataset
 
 from cnnexplore_nb.data import digits, per_class_subset
@@ -13,8 +14,6 @@ from cnnexplore_nb.data.classification import Augment
 from cnnexplore_nb.models import create_model
 from cnnexplore_nb.training import NonFiniteLossError
 from cnnexplore_nb.transfer import run, run_many
-
-from _transfer_helpers import F64
 
 SEEDS = (3, 8)
 

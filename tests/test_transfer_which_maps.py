@@ -8,13 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from _transfer_helpers import F64, float64_one_thread  # noqa: F401 (a fixture)
 
 from cnnexplore_nb.data import digits, per_class_subset
 from cnnexplore_nb.models import create_model
 from cnnexplore_nb.transfer import build_step, run, run_many
 from cnnexplore_nb.transfer.meta import GAMMA_BIAS, ChannelMapLinear, MetaNetworks
-
-from _transfer_helpers import F64, float64_one_thread  # noqa: F401 (a fixture)
 
 
 def test_channel_map_linear_is_one_linear_layer_per_channel():
