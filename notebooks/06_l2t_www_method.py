@@ -11,6 +11,8 @@ SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core bu
 RETRAIN = False  # pre-train the source again even if it is cached
 DATA_DIR = None  # folder with cifar-10-batches-py/, stl10_binary/, ...; None: the data cache
 SOURCE_CHECKPOINT = None  # a source ResNet-32 file; None: the scale's (reference file at cpu/full)
+EXECUTOR = None  # None: the scale's default; or "inline", "local" (processes), "dask"
+WORKERS = 2  # processes of the local executor
 
 # %% [markdown]
 # # 06 · L2T-www, step by step
@@ -32,13 +34,15 @@ SOURCE_CHECKPOINT = None  # a source ResNet-32 file; None: the scale's (referenc
 # source is the L2T-ww reference network (ResNet-32 on Tiny ImageNet) when it is already in
 # `DATA_DIR` or the data cache (never downloaded at this scale), otherwise a ResNet-32 that
 # learns digits 0-4 here; the table below says which (augmentation: pad 4 + random crop,
-# no flip for digits). The meta-networks' learning rate is higher than the dissertation's
-# because the embedded run has a hundred or so iterations instead of tens of thousands;
-# otherwise it would barely move γ.
+# no flip for digits). The meta-networks learn at the reference's rate (Adam, 1e-4) at every
+# scale: the map-input h moves γ fast enough even in the embedded run's few iterations (the
+# section on the scale of γ below says why).
 #
 # Real data (`SCALE = "cpu"` or `"full"`): CIFAR-10 (and, at full scale, STL-10 and
 # CIFAR-100) with the L2T-ww reference source, read from `DATA_DIR` or the data cache
-# (fetched on first use), with the L2T-ww reference's meta learning rate, 1e-4.
+# (fetched on first use), with the reference's protocol (200 epochs, batch 128, full-width
+# VGG-9). The runs of this notebook are records
+# of the study's sweep (`artifacts/transfer/<scale>/runs/`): notebook 07 reuses them.
 
 # %%
 import time
@@ -47,26 +51,29 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import display
 
 from cnnexplore_nb.models import create_model
 from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import export, map_grid, map_image, training_history
 from cnnexplore_nb.plots.names import pair_name
 from cnnexplore_nb.studies.transfer import (
+    run_experiment,
     scales_table,
     source_network,
     target_data,
     transfer_settings,
 )
 from cnnexplore_nb.studies.transfer_analysis import (
-    compare_runs,
     gamma_maps,
     lambda_w_frame,
     meta_init_table,
     meta_movement,
     pairs_table,
 )
-from cnnexplore_nb.transfer import build_step, run
+from cnnexplore_nb.studies.transfer_gamma import gamma_scale
+from cnnexplore_nb.studies.transfer_report import compare_table, source_summary
+from cnnexplore_nb.transfer import build_step
 from cnnexplore_nb.widgets import FigureControls, setup_notebook
 
 T0 = time.perf_counter()
@@ -85,7 +92,7 @@ scales_table()
 source, source_path, info = source_network(
     settings, data_dir=DATA_DIR, checkpoint=SOURCE_CHECKPOINT, retrain=RETRAIN
 )
-pd.Series(info, dtype=object).to_frame("source")
+source_summary(info)
 
 # %% [markdown]
 # ## Pairs and shapes
@@ -104,56 +111,57 @@ pairs
 
 # %% [markdown]
 # ## The three meta-networks at initialisation
-# Per pair, on the globally pooled source map (C_s values): f = Linear(C_s, C_s) + softmax
-# (zero-initialised → w = 1/C_s), g = Linear(C_s, 1) + ReLU6 (bias 1, random weights → λ near
-# 1 but input-dependent), h = Linear(C_s, 9 C_s) + softplus (zero weights, bias log(e − 1) →
-# γ = 1 exactly).
+# Per pair: f = Linear(C_s, C_s) + softmax on the globally pooled source map (C_s values;
+# zero-initialised → w = 1/C_s), g = Linear(C_s, 1) + ReLU6 on it (bias 1, random weights →
+# λ anywhere in [0, 6], input-dependent), and h, as the dissertation describes it, one
+# Linear(H·W, 9) + softplus per source channel reading that channel's whole map (zero
+# weights, bias log(e − 1) → γ = 1 exactly).
 
 # %%
-step = build_step("l2t_www", source, target)
-init = meta_init_table(step, x, pairs["pair"])
+step = build_step("l2t_www", source, target, example=x)
+init = meta_init_table(step, x, pairs["pair"]).round(3)
 print(f"γ = 1 at init: {bool(np.allclose(init['max |γ − 1|'], 0, atol=1e-6))}; "
       f"w = 1/C at init: {bool(np.allclose(init['max |w − 1/C|'], 0, atol=1e-6))}")  # fmt: skip
 init
 
 # %% [markdown]
-# ## One short training run
-# L2T-www on this scale's target data (the ablation run's dataset and N), with snapshots of γ, λ and w (averaged over a fixed
-# probe batch of training images) after every epoch; epoch 0 is the initialisation. Note the
-# scale of the two loss terms: with β = 0.5 the weighted matching loss is an order of
-# magnitude larger than the cross-entropy at the start.
+# ## One training run, and the "which" network read two ways
+# L2T-www on this scale's target data (the ablation run's dataset, N and seed), with
+# snapshots of γ, λ and w (averaged over a fixed probe batch of training images) after every
+# epoch; epoch 0 is the initialisation. The same run with h on the pooled source vector
+# (one layer per pair, like f and g) sits beside it. Note the scale of the two loss terms:
+# with β = 0.5 the weighted matching loss is much larger than the cross-entropy at the
+# start.
 
 # %%
-record = run(
-    "l2t_www", source=source, target="vgg9_bn", data=data,
-    epochs=settings["ablation"]["epochs"], seed=0, batch_size=settings["batch_size"],
-    meta_lr=settings["meta_lr"], target_kwargs={"width": settings["target_width"]},
-    snapshot=True, num_threads=1,
-)  # fmt: skip
+which = run_experiment(settings, "which", source_path, executor=EXECUTOR or settings["executor"],
+                       workers=WORKERS, data_dir=DATA_DIR)  # fmt: skip
+runs = {row["which_input"]: row.to_dict() for _, row in which.iterrows() if row["status"] == "ok"}
+record = runs["maps"]
 history = pd.DataFrame(record["history"])
-print(f"test accuracy {record['test_acc']:.3f} (best validation epoch {record['best_epoch']}), "
-      f"{record['seconds']:.0f} s")  # fmt: skip
+print(f"test accuracy {100 * record['test_acc']:.1f} % at the best validation epoch "
+      f"({record['best_epoch']} of {len(history)}); {record['run_seconds'] / 60:.1f} min")  # fmt: skip
 fig = training_history(history, ["loss", "ce", "matching"], title="L2T-www losses") + (
     training_history(history, ["train_acc", "val_acc"], title="accuracy")
 )
+fig = fig.cols(1)
 export(fig, FIG / "training_history")
 fig
 
+# %%
+compare_table({"h on each channel's map (default)": record,
+               "h on the pooled vector": runs.get("pooled", record)})  # fmt: skip
+
 # %% [markdown]
-# ## The "which" network: pooled vector or each channel's map
-# The dissertation's text gives h one fully connected layer per source channel, reading that
-# channel's map; the default here (like f and g in the L2T-ww reference) reads the globally
-# pooled source vector. The same run with the map-input h, side by side (the map-input h
-# has one H·W → 9 layer per source channel, far more parameters).
+# **The scale of γ.** The map-input h sums all H·W pixels of a map, so the same Adam steps
+# move its output much further than the pooled h's; the bounds below are computed from
+# this source's maps and the run's number of meta-steps, beside the γ measured at the end.
 
 # %%
-record_maps = run(
-    "l2t_www", source=source, target="vgg9_bn", data=data,
-    epochs=settings["ablation"]["epochs"], seed=0, batch_size=settings["batch_size"],
-    meta_lr=settings["meta_lr"], target_kwargs={"width": settings["target_width"]},
-    snapshot=True, num_threads=1, which_input="maps",
-)  # fmt: skip
-compare_runs({"h on the pooled vector (default)": record, "h on each channel's map": record_maps})
+steps = len(history) * -(-len(data["train"]) // settings["batch_size"])
+scale = gamma_scale(runs, source, x, steps=steps, meta_lr=settings["meta_lr"])
+display(scale.table.round(2))
+scale
 
 # %% [markdown]
 # ## γ maps per pair and channel
@@ -166,7 +174,7 @@ gamma_shape = dict(zip(pairs["pair"], pairs["gamma_shape"]))
 PAIR = "14-1" if "14-1" in gamma_shape else pairs["pair"].iloc[-1]
 g_last = gamma_maps(record, PAIR, gamma_shape[PAIR][1:])
 n_show = min(8, len(g_last))
-print(f"pair {PAIR}: {pair_name(PAIR, source=source, target=target)}")
+print(f"pair {PAIR}: {pair_name(PAIR)}")
 fig = map_grid(g_last, ids=list(range(n_show)), ncols=4, shared_scale=True, label="γ",
                title="channel {id}")  # fmt: skip
 export(fig, FIG / "gamma_maps")
@@ -177,8 +185,9 @@ fig
 def show_gamma(pair: str, channel: int, epoch: int):
     maps = gamma_maps(record, pair, gamma_shape[pair][1:], epoch)
     channel = min(channel, len(maps) - 1)
-    return map_image(maps[channel], title=f"γ {pair_name(pair)}, channel {channel}, epoch {epoch}",
-                     label="γ")  # fmt: skip
+    image = map_image(maps[channel], title=f"γ, {pair_name(pair, short=True)}, channel "
+                      f"{channel}, epoch {epoch}", label="γ")  # fmt: skip
+    return image.opts(colorbar=True, backend="bokeh").opts(colorbar=True, backend="matplotlib")
 
 
 FigureControls(
@@ -223,15 +232,14 @@ fig
 # %%
 moved = meta_movement(record)
 print("γ left 1 during training" if moved["max |γ − 1| at the end"] > 1e-3
-      else "γ stayed at 1: the meta-networks did not move in this short run")  # fmt: skip
+      else "γ stayed at 1: the meta-networks did not move in this run")  # fmt: skip
 print(f"notebook: {time.perf_counter() - T0:.0f} s")
-moved.to_frame()
+moved.round(3).to_frame()
 
 # %% [markdown]
 # ## Conclusion
 # The method runs end to end: the pairs have the expected shapes, the meta-networks start at
-# γ = 1 and w = 1/C (so L2T-www starts exactly as L2T-ww; checked above), and the table above
-# says how far γ, λ and w moved during this run. The runs here are short next to the
-# dissertation's 200 epochs of larger sets, so the γ maps show coarse 3×3 patterns rather
-# than converged, localised weights; whether these weights help accuracy is the question of
+# γ = 1 and w = 1/C (so L2T-www starts exactly as L2T-ww; checked above), and the tables
+# above say how far γ, λ and w moved during this run and why the map-input h moves γ so
+# much further than the pooled one. Whether these weights help accuracy is the question of
 # notebook 07.

@@ -64,8 +64,10 @@ def test_statistic_names_follow_threshold_and_measure(stat, kw, shown):
     "key, shown",
     [
         ("scratch", "scratch"),
-        ("ufm", "UFM"),
+        ("ufm", "UFM (15 pairs)"),
+        ("ufm_hint", "UFM (one hint)"),
         ("l2t_ww", "L2T-ww"),
+        ("l2t_ww_frozen", "L2T-ww (frozen meta)"),
         ("l2t_www", "L2T-www"),
         ("attention", "attention transfer"),
         ("iou", "IoU"),
@@ -113,7 +115,7 @@ def test_user_overrides_global_and_scoped():
     finally:
         plots.NAMES.reset()
         plots.NAMES.builtin_layers = True
-    assert names.method_name("ufm") == "UFM"
+    assert names.method_name("ufm") == "UFM (15 pairs)"
     with pytest.raises(ValueError, match="unknown display-name kind 'metrics'; closest: 'metric'"):
         plots.NAMES.update(metrics={"iou": "x"})
 

@@ -202,11 +202,11 @@ def test_dissertation_table_layout_and_values():
     table = dissertation_table(_runs(cells), "stl10")
     assert table.columns.tolist() == [5, 10]
     assert table.index.tolist() == [
-        "From scratch", "UFM", "L2T-ww", "L2T-www", "L2T-www − L2T-ww",
+        "From scratch", "UFM (15 pairs)", "L2T-ww", "L2T-www", "L2T-www − L2T-ww",
         "p-value", "p-value (Holm)", "note",
     ]  # fmt: skip
     assert table.loc["L2T-www", 5] == "34.00 ± 1.00"
-    assert table.loc["UFM", 5] == "–"  # only in the other dataset
+    assert table.loc["UFM (15 pairs)", 5] == "–"  # only in the other dataset
     assert table.loc["L2T-www − L2T-ww", 10] == "+3.00"
     assert table.loc["p-value", 5] == "0.100" and table.loc["p-value (Holm)", 5] == "0.200"
     assert table.loc["note", 10] == "cannot reach p<0.05 with n=3 per method"

@@ -79,10 +79,10 @@ def test_grids_and_shared_keys(smoke):
     assert ablation <= limited
     # "which": the pooled-vector h on the ablation's cell, a key of its own
     wgrid, wfixed = st.experiment_grid(smoke, "which")
-    assert wgrid["method"] == ["l2t_www"] and wfixed["which_input"] == "pooled"
+    assert wgrid["method"] == ["l2t_www"] and wgrid["which_input"] == ["maps", "pooled"]
     assert fixed["which_input"] == "maps"  # the sweep's L2T-www reads the maps
-    which = {config_key(c) for c in expand_grid(wgrid, wfixed)}
-    assert not which & limited
+    which = [config_key(c) for c in expand_grid(wgrid, wfixed)]
+    assert which[0] in limited and which[1] not in limited  # the maps run is shared
     with pytest.raises(ValueError, match="experiment"):
         st.experiment_grid(smoke, "bogus")
     cpu = st.transfer_settings("cpu")

@@ -29,7 +29,14 @@ __all__ = [
 ]
 
 Alternative = Literal["two-sided", "less", "greater"]
-METHOD_LABELS = {"scratch": "From scratch", "ufm": "UFM", "l2t_ww": "L2T-ww", "l2t_www": "L2T-www"}
+METHOD_LABELS = {
+    "scratch": "From scratch",
+    "ufm": "UFM (15 pairs)",
+    "ufm_hint": "UFM (one hint)",
+    "l2t_ww": "L2T-ww",
+    "l2t_ww_frozen": "L2T-ww (frozen meta)",
+    "l2t_www": "L2T-www",
+}
 _ALTERNATIVES = ("two-sided", "less", "greater")
 
 

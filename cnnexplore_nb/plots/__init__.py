@@ -41,6 +41,7 @@ from .names import (
 )
 from .paper import draw
 from .style import PAPER, WIDTHS, paper_rc, series_styles
+from .transfer import arm_points
 from .vessels import layer_map_rows
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "STYLE",
     "WIDTHS",
     "FigureReport",
+    "arm_points",
     "Problem",
     "check_figure",
     "correlation_hist",

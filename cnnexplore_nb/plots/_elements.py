@@ -210,7 +210,8 @@ def _draw_series(
         xs = np.array([xc.index(v) if v in xc else np.nan for v in xs], dtype=float)
     if isinstance(el, hv.ErrorBars):
         ys, err = el.dimension_values(1).astype(float), el.dimension_values(2).astype(float)
-        ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
+        along = {"xerr" if getattr(el, "horizontal", False) else "yerr": err}
+        ax.errorbar(xs, ys, **along, fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
     elif isinstance(el, (hv.Scatter, hv.Points)):
         ys = el.dimension_values(1).astype(float)
         marker = opts.get("marker") or own["marker"]

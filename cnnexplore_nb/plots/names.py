@@ -57,8 +57,10 @@ _MEASURES = {
 _SYMBOLS = {"pearson": "r", "cosine": "cos", "euclidean": "d", "cka": "CKA", "linear_cka": "CKA"}
 _METHODS = {
     "scratch": "scratch",
-    "ufm": "UFM",
+    "ufm": "UFM (15 pairs)",
+    "ufm_hint": "UFM (one hint)",
     "l2t_ww": "L2T-ww",
+    "l2t_ww_frozen": "L2T-ww (frozen meta)",
     "l2t_www": "L2T-www",
     "attention": "attention transfer",
     "l1": "L1 norm",

@@ -55,13 +55,15 @@ def measure_step_seconds(
     classes: int = 10,
     threads: int | None = 1,
     repeats: int = 3,
+    arms: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
 ) -> pd.DataFrame:
     """Median seconds of one training step per seed, and of evaluating one image.
 
     Parameters
     ----------
     methods : sequence of str
-        Methods to time (ResNet-32 source, VGG-9-BN target, default pairs).
+        Methods to time (ResNet-32 source, VGG-9-BN target, default pairs), or names of
+        ``arms``.
     batch_size : int
         Images per step and seed.
     group_size : int
@@ -75,6 +77,9 @@ def measure_step_seconds(
         torch threads while timing (restored afterwards; None keeps the current count).
     repeats : int
         Timed steps per method after one warm-up step (the median is reported).
+    arms : mapping, optional
+        ``name -> (method, settings of build_step)`` for named variants of a method, e.g.
+        ``{"l2t_ww_frozen": ("l2t_ww", {"meta_lr": 0.0})}`` (a study's arms).
 
     Returns
     -------
@@ -86,8 +91,9 @@ def measure_step_seconds(
     from .grouped import GroupedStep
     from .train import build_step
 
+    arms = dict(arms or {})
     for m in methods:
-        check_choice("method", m, list(METHODS))
+        check_choice("method", m, [*METHODS, *arms])
     group_size = check_positive_int("group_size", group_size)
     repeats = check_positive_int("repeats", repeats)
     before = torch.get_num_threads()
@@ -101,10 +107,13 @@ def measure_step_seconds(
         y = torch.randint(0, classes, (group_size, batch_size))
         rows = []
         for method in methods:
-            src = None if method == "scratch" else source
+            base, extra = arms.get(method, (method, {}))
+            src = None if base == "scratch" else source
             steps = [
-                build_step(method, src, copy.deepcopy(target), lr=0.01) for _ in range(group_size)
-            ]
+                build_step(base, src, copy.deepcopy(target), lr=0.01, example=x[0, :1],
+                           **dict(extra))
+                for _ in range(group_size)
+            ]  # fmt: skip
             runner = steps[0] if group_size == 1 else GroupedStep(steps)
             xs, ys = (x[0], y[0]) if group_size == 1 else (x, y)
             seconds = _median_seconds(runner.step, (xs, ys), repeats)
