@@ -3,20 +3,27 @@ the problem (what was expected and what was given)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _fetch_helpers import can_drop_privileges, md5, run_unprivileged, shared_tmp, tar_with
 
 import cnnexplore_nb as cx
 from cnnexplore_nb import data, experiments, training, transfer
+from cnnexplore_nb.data.fetch import DATASETS, ArchiveError
 from cnnexplore_nb.io import CheckpointError, load_checkpoint, save_checkpoint
 from cnnexplore_nb.similarity import EmptyRegionError, TablesFormatError
 from cnnexplore_nb.training import metrics
@@ -430,6 +437,161 @@ CASES = [
         np.where(np.arange(32).reshape(2, 4, 4) == 20, np.nan, 1.0)), ValueError,
         r"must be finite, got NaN/Inf in image\(s\) \[1\]"),
 ]  # fmt: skip
+
+
+# ------------------------------------------------------------------ issue 22: data, files (H3)
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = ("cifar-10-batches-py/data_batch_1", "file", b"data")
+
+
+def _placed(tmp: Path, members: list) -> Path:
+    """A tar.gz placed by hand as CIFAR-10's archive, pinned by its md5 for this call."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    archive = tmp / "cifar-10-python.tar.gz"
+    tar_with(archive, members)
+    return archive
+
+
+def _fetch_placed(tmp: Path, members: list, cut: float = 1.0) -> Path:
+    archive = _placed(tmp, members)
+    archive.write_bytes(archive.read_bytes()[: int(archive.stat().st_size * cut)])
+    entry = dataclasses.replace(DATASETS["cifar10"], known_hash=md5(archive))
+    with (
+        mock.patch.dict(DATASETS, {"cifar10": entry}),
+        mock.patch.dict(os.environ, {"CNNX_OFFLINE": "1"}),
+    ):
+        return data.fetch("cifar10", root=tmp, progress=False)
+
+
+def _big_tar() -> list:
+    rng = np.random.default_rng(0)
+    return [(f"cifar-10-batches-py/f{i}", "file", rng.bytes(50_000)) for i in range(4)]
+
+
+def _file(tmp: Path, name: str = "afile") -> Path:
+    (tmp / name).write_text("not a folder")
+    return tmp / name
+
+
+def _as_nobody(code: str) -> Any:
+    """``code`` run by a user without root's rights (nobody when root); its error raised here."""
+    out = run_unprivileged(code)
+    if "error" in out:
+        import builtins
+
+        raise getattr(builtins, out["error"], RuntimeError)(out["message"])
+    return out["ok"]
+
+
+def _fetch_read_only(tmp: Path) -> Any:
+    """fetch('cifar10') into a read-only folder that holds the archive placed by hand."""
+    with shared_tmp() as shared:
+        archive = _placed(shared / "ro", [GOOD])
+        (shared / "ro").chmod(0o555)
+        return _as_nobody(
+            "import dataclasses\nfrom cnnexplore_nb.data.fetch import DATASETS, fetch\n"
+            "DATASETS['cifar10'] = dataclasses.replace(DATASETS['cifar10'], "
+            f"known_hash={md5(archive)!r})\nresult = fetch('cifar10', root={str(archive.parent)!r})"
+        )
+
+
+def _png(tmp: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp / "weights.pt", format="PNG")
+    return tmp / "weights.pt"
+
+
+def _bytes_file(tmp: Path, name: str, raw: bytes) -> Path:
+    (tmp / name).write_bytes(raw)
+    return tmp / name
+
+
+def _npy(tmp: Path) -> Path:
+    np.save(tmp / "maps.npy", np.zeros((2, 3)))
+    return tmp / "maps.npy"
+
+
+def _checkpoints_dir(tmp: Path) -> Path:
+    save_checkpoint({"w": torch.ones(2)}, tmp / "run" / "best.pt")
+    return tmp / "run"
+
+
+CASES += [
+    Case("fetch: root is a file", lambda p: data.fetch("cifar10", root=_file(p)),
+         NotADirectoryError, r"the data folder '.*afile' \(the root given\) is a file, not a "
+         r"folder: pass the folder that holds cifar-10-batches-py \(or should receive it\)"),
+    Case("fetch: root under a file", lambda p: data.fetch("stl10", root=_file(p) / "sub"),
+         NotADirectoryError, r"the data folder '.*afile/sub' \(the root given\) is under "
+         r"'.*afile', a file, not a folder"),
+    Case("fetch: tar holding ../x", lambda p: _fetch_placed(p, [GOOD, ("../x", "file", b"x")]),
+         ArchiveError, r"refusing to extract 'cifar10' from '.*cifar-10-python\.tar\.gz': its "
+         r"member '\.\./x' would be written outside the dataset folder"),
+    Case("fetch: tar linking to /etc/passwd", lambda p: _fetch_placed(
+        p, [GOOD, ("cifar-10-batches-py/pw", "symlink", "/etc/passwd")]), ArchiveError,
+        r"refusing to extract 'cifar10' from .*: its member 'cifar-10-batches-py/pw' is a link "
+        r"to the absolute path '/etc/passwd'"),
+    Case("fetch: truncated tar", lambda p: _fetch_placed(p, _big_tar(), cut=0.5), ArchiveError,
+         r"cannot extract 'cifar10' from '.*cifar-10-python\.tar\.gz': the archive is truncated "
+         r"or corrupt \(while extracting member 'cifar-10-batches-py/f\d'"),
+    Case("load_checkpoint: a PNG", lambda p: load_checkpoint(_png(p)), CheckpointError,
+         r"cannot read '.*weights\.pt': it is not a torch checkpoint but a PNG image; expected a "
+         r"file written by torch\.save"),
+    Case("load_checkpoint: a .npy", lambda p: load_checkpoint(_npy(p)), CheckpointError,
+         r"'.*maps\.npy': it is not a torch checkpoint but a numpy array \(\.npy; read it with "
+         r"numpy\.load\)"),
+    Case("load_checkpoint: random bytes", lambda p: load_checkpoint(_bytes_file(
+        p, "x.pt", bytes(range(1, 255)) * 4)), CheckpointError,
+        r"it is not a torch checkpoint but unrecognised binary data \(first bytes "
+        r"b'\\x01\\x02"),
+    Case("load_checkpoint: text", lambda p: load_checkpoint(_bytes_file(
+        p, "x.pt", b"version https://git-lfs\n")), CheckpointError,
+        r"not a torch checkpoint but a text file \(it starts 'version https://git-lfs"),
+    Case("load_checkpoint: a directory", lambda p: load_checkpoint(_checkpoints_dir(p)),
+         IsADirectoryError, r"checkpoint '.*run' is a directory, not a file written by "
+         r"torch\.save; it holds best\.pt"),
+    *([Case("fetch: read-only root", _fetch_read_only, PermissionError,
+            r"cannot write into the data folder '.*ro' \(the root given: Permission denied\), "
+            r"so 'cifar10' cannot be downloaded or extracted there")]
+      if can_drop_privileges() else []),
+]  # fmt: skip
+
+
+class Command(NamedTuple):
+    id: str
+    args: list[str]  # after the Python executable
+    cwd: Path
+    status: int
+    match: str  # regex searched in stderr
+
+
+COMMANDS = [
+    Command("data CLI: a typo", ["-m", "cnnexplore_nb.data", "cifar1O"], ROOT, 2,
+            r"^python -m cnnexplore_nb\.data: error: unknown dataset 'cifar1O'; closest: "
+            r"'cifar10', 'cifar100'\. Expected one of: cifar10, cifar100, l2tww_source, stl10, "
+            r"tiny_imagenet, vessmap\n$"),
+    Command("data CLI: offline", ["-m", "cnnexplore_nb.data", "stl10"], ROOT, 1,
+            r"^python -m cnnexplore_nb\.data: error: cannot download 'stl10': CNNX_OFFLINE=1 is "
+            r"set\.\n  URL: .*\n  expected file: stl10_binary\.tar\.gz"),
+    Command("import from inside the package folder", ["-c", "import cnnexplore_nb"],
+            ROOT / "cnnexplore_nb", 1,
+            r"ImportError: cannot import cnnexplore_nb with its package folder '.*cnnexplore_nb' "
+            r"on sys\.path \(from the working directory\): there its subpackages 'inspect' and "
+            r"'io' would stand in for the standard library's modules"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.id for c in COMMANDS])
+def test_a_bad_command_line_is_one_clear_message(command, tmp_path):
+    env = {**os.environ, "CNNX_OFFLINE": "1", "CNNX_DATA": str(tmp_path / "cache"),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    proc = subprocess.run([sys.executable, *command.args], cwd=command.cwd, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == command.status, proc.stderr
+    assert re.search(command.match, proc.stderr), proc.stderr
+    traceback = proc.stderr.count("Traceback")
+    assert traceback == (1 if command.args[0] == "-c" else 0), proc.stderr  # Python's own
+    assert not (tmp_path / "cache").exists()  # nothing downloaded, no folder made
 
 
 def test_the_table_is_large_and_its_ids_unique():
