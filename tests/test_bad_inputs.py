@@ -512,6 +512,12 @@ def _npy(tmp: Path) -> Path:
     return tmp / "maps.npy"
 
 
+def _split_list(tmp: Path, text: str) -> Path:
+    (tmp / "images").mkdir(parents=True)
+    (tmp / "train.csv").write_text(text)
+    return tmp
+
+
 def _checkpoints_dir(tmp: Path) -> Path:
     save_checkpoint({"w": torch.ones(2)}, tmp / "run" / "best.pt")
     return tmp / "run"
@@ -534,6 +540,14 @@ CASES += [
     Case("fetch: truncated tar", lambda p: _fetch_placed(p, _big_tar(), cut=0.5), ArchiveError,
          r"cannot extract 'cifar10' from '.*cifar-10-python\.tar\.gz': the archive is truncated "
          r"or corrupt \(while extracting member 'cifar-10-batches-py/f\d'"),
+    Case("VesselFolder: an empty split list", lambda p: data.VesselFolder(
+        _split_list(p, "\n\n"), split="train.csv"), ValueError,
+        r"split list '.*train\.csv' is empty; expected a header row naming 2 or 3 columns "
+        r"\(image, mask\[, roi\], e\.g\. im_paths,gt_paths,mask_paths\) and one row per item"),
+    Case("vessmap: a header-only train.csv", lambda p: data.vessmap(root=_split_list(
+        p / "VessMAP", "im_paths,gt_paths,mask_paths\n").parent), ValueError,
+        r"split list '.*VessMAP/train\.csv' has its header \['im_paths', 'gt_paths', "
+        r"'mask_paths'\] but no rows; expected one row per item below it"),
     Case("load_checkpoint: a PNG", lambda p: load_checkpoint(_png(p)), CheckpointError,
          r"cannot read '.*weights\.pt': it is not a torch checkpoint but a PNG image; expected a "
          r"file written by torch\.save"),
