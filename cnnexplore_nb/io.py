@@ -1,7 +1,9 @@
 """Atomic file writes and safe checkpoints.
 
 A write goes to a temporary file in the destination directory and is moved into place
-with :func:`os.replace`, so a reader (or a crash) never sees a half-written file.
+with :func:`os.replace`, so a reader (or a crash) never sees a half-written file. The file
+gets the permissions a plain ``open`` would give (``0o666`` less the umask), not
+:func:`tempfile.mkstemp`'s owner-only ``0o600``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ __all__ = [
     "atomic_path",
     "check_writable_dir",
     "load_checkpoint",
+    "new_temp_file",
     "save_checkpoint",
 ]
 
@@ -52,6 +55,24 @@ def check_writable_dir(directory: str | os.PathLike, *, create: bool = True) -> 
     return path
 
 
+def new_temp_file(directory: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> Path:
+    """Create a new empty file ``<prefix><random><suffix>`` in ``directory``; its path.
+
+    Like :func:`tempfile.mkstemp` (created exclusively, never an existing file), but with
+    the permissions ``open`` gives (``0o666`` less the umask), so that a file moved into
+    place from it is readable as any other file the user writes.
+    """
+    for _ in range(100):
+        path = Path(directory) / f"{prefix}{uuid.uuid4().hex[:10]}{suffix}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise FileExistsError(f"no free temporary name {prefix}*{suffix} in {str(directory)!r}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path`` atomically.
@@ -69,9 +90,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     check_writable_dir(target.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = new_temp_file(target.parent, f".{target.name}.")
     try:
         yield tmp
         with open(tmp, "rb+") as fh:  # make the bytes durable before the rename
