@@ -571,6 +571,57 @@ CASES += [
 ]  # fmt: skip
 
 
+def _manifest_version(version: Any) -> Callable[[Path], None]:
+    def edit(d: Path) -> None:
+        manifest = json.loads((d / "manifest.json").read_text())
+        (d / "manifest.json").write_text(json.dumps({**manifest, "format_version": version}))
+
+    return edit
+
+
+def _metadata_version(d: Path) -> None:
+    meta = json.loads((d / "metadata.json").read_text())
+    (d / "metadata.json").write_text(json.dumps({**meta, "format_version": 99}))
+
+
+def _killed_save(d: Path) -> None:
+    """The state a save killed after replacing pairs.csv leaves: backups of the old files."""
+    for f in sorted(d.iterdir()):
+        shutil.copy2(f, d / f".{f.name}.cnnx-0123456789ab.bak")
+    other = cx.correlation_tables({"l1": X[::-1], "l2": X[:, :2]}, progress=False)
+    other.explorer("pairs").to_csv(d / "pairs.csv", index=False)
+
+
+def _load_read_only(tmp: Path) -> Any:
+    """load_tables as a user who cannot write the folder of a killed save."""
+    with shared_tmp() as shared:
+        directory = _saved(shared, _killed_save)
+        directory.chmod(0o555)
+        return _as_nobody(
+            f"from cnnexplore_nb import load_tables\nresult = load_tables({str(directory)!r})"
+        )
+
+
+CASES += [
+    Case("load_tables: manifest format_version 99", lambda p: cx.load_tables(
+        _saved(p, _manifest_version(99))), TablesFormatError,
+        r"'.*manifest\.json' has format_version 99, but cnnexplore_nb \S+ reads format "
+        r"versions 1 to 3 \(saved by a newer cnnexplore_nb\? update it to load this set\)"),
+    Case("load_tables: manifest format_version 'x'", lambda p: cx.load_tables(
+        _saved(p, _manifest_version("x"))), TablesFormatError,
+        r"manifest\.json' has format_version 'x', but .* reads format versions 1 to 3 "
+        r"\(edited or corrupt\)"),
+    Case("load_tables: metadata format_version 99, no manifest", lambda p: cx.load_tables(
+        _saved(p, _metadata_version, manifest=False)), TablesFormatError,
+        r"metadata\.json' has format_version 99, but .* reads format versions 1 to 3"),
+    *([Case("load_tables: read-only folder of a killed save", _load_read_only, PermissionError,
+            r"'.*set' holds a save that was interrupted: 1 file\(s\) of the saved set "
+            r"\(pairs\.csv\) were replaced .* cannot be put back because the folder cannot be "
+            r"written \(Permission denied\)\. Make the folder writable and load again")]
+      if can_drop_privileges() else []),
+]  # fmt: skip
+
+
 class Command(NamedTuple):
     id: str
     args: list[str]  # after the Python executable
@@ -633,6 +684,41 @@ def test_integer_images_are_cast_to_the_model_dtype():
     torch.testing.assert_close(got, ref["conv_module1"], rtol=0, atol=0)  # same batch, same op
     masks = training.predict_masks(model, ints[:, 0])
     assert masks.shape == (2, 12, 12) and masks.dtype == np.uint8
+
+
+def _edit_a_value(d: Path) -> None:
+    text = (d / "pairs.csv").read_text().splitlines(keepends=True)
+    head, row = text[0].split(","), text[1].split(",")
+    row[head.index("correlation")] = "0.123"  # the first pair: 1.0 (a map with itself)
+    (d / "pairs.csv").write_text("".join([text[0], ",".join(row), *text[2:]]))
+
+
+@pytest.mark.parametrize("saved_by", ["format 3", "format 1"])
+def test_a_set_without_manifest_warns_that_it_cannot_be_verified(tmp_path, saved_by):
+    def edit(d: Path) -> None:
+        _edit_a_value(d)
+        if saved_by == "format 1":  # metadata as format 1 wrote it
+            meta = json.loads((d / "metadata.json").read_text())
+            del meta["format_version"], meta["constant"]
+            (d / "metadata.json").write_text(json.dumps(meta))
+
+    directory = _saved(tmp_path, edit, manifest=False)
+    found = (
+        r"though its metadata\.json says it was saved with one \(format 3\): the manifest was "
+        r"deleted or not copied"
+        if saved_by == "format 3"
+        else r"and its metadata\.json records no format version: saved before manifests "
+        r"existed \(format 1\), or its manifest was deleted"
+    )
+    with pytest.warns(UserWarning) as record:
+        back = cx.load_tables(directory)
+    (warning,) = record
+    message = str(warning.message)
+    assert re.search(rf"'.*set' has no manifest\.json, {found}\. Its files cannot be "
+                     r"verified: only the row counts .* so an edited value goes unnoticed",
+                     message), message  # fmt: skip
+    assert "older version" not in message
+    assert back.pairs["correlation"].iloc[0] == pytest.approx(0.123)  # as the rule says
 
 
 def test_the_tables_of_a_failed_load_are_left_alone(tmp_path):
