@@ -26,6 +26,7 @@ from cnnexplore_nb import data, experiments, training, transfer
 from cnnexplore_nb.data.fetch import DATASETS, ArchiveError
 from cnnexplore_nb.io import CheckpointError, load_checkpoint, save_checkpoint
 from cnnexplore_nb.similarity import EmptyRegionError, TablesFormatError
+from cnnexplore_nb.similarity.moments import NonFiniteMapsError
 from cnnexplore_nb.training import metrics
 
 
@@ -217,7 +218,8 @@ CASES = [
     Case("similarity_matrix: crop -1", lambda p: cx.similarity_matrix(X, crop=-1), TypeError,
          r"crop must be \(top, left, height, width\) ints or \(rows, cols\) slices, got -1"),
     Case("similarity_matrix: NaN maps", lambda p: cx.similarity_matrix(
-        np.where(X > 1.5, np.nan, X)), ValueError, r"a must be finite, got NaN/Inf in channel"),
+        np.where(X > 1.5, np.nan, X)), NonFiniteMapsError,
+        r"a must be finite, got NaN/Inf in channel"),
     Case("similarity_matrix: a string", lambda p: cx.similarity_matrix("maps"), TypeError,
          r"a must be a torch\.Tensor, a numpy array or a list of images, got str"),
     Case("layer_cka: features 'max'", lambda p: cx.layer_cka(X, X, features="max"), ValueError,
@@ -571,6 +573,12 @@ CASES += [
 ]  # fmt: skip
 
 
+def _poke(x: np.ndarray, index: tuple[int, ...], value: float) -> np.ndarray:
+    out = x.copy()
+    out[index] = value
+    return out
+
+
 def _manifest_version(version: Any) -> Callable[[Path], None]:
     def edit(d: Path) -> None:
         manifest = json.loads((d / "manifest.json").read_text())
@@ -603,6 +611,14 @@ def _load_read_only(tmp: Path) -> Any:
 
 
 CASES += [
+    Case("correlation_tables: NaN in one layer", lambda p: cx.correlation_tables(
+        {"conv1": X, "conv2": _poke(X, (1, 1, 2, 3), np.nan)}, progress=False),
+        NonFiniteMapsError, r"^maps_a\['conv2'\] must be finite, got NaN/Inf in channel\(s\) "
+        r"\[1\] of image\(s\) \[1\]$"),
+    Case("correlation_tables: Inf in a layer of B (tensor)", lambda p: cx.correlation_tables(
+        {"l": X}, {"m1": X, "m2": torch.tensor(_poke(X, (0, 2, 0, 0), np.inf))}, progress=True),
+        NonFiniteMapsError, r"^maps_b\['m2'\] must be finite, got NaN/Inf in channel\(s\) "
+        r"\[2\] of image\(s\) \[0\]$"),
     Case("load_tables: manifest format_version 99", lambda p: cx.load_tables(
         _saved(p, _manifest_version(99))), TablesFormatError,
         r"'.*manifest\.json' has format_version 99, but cnnexplore_nb \S+ reads format "
