@@ -7,6 +7,7 @@ code; any other connection or name lookup fails the test (``guard_network``), an
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
@@ -272,7 +273,9 @@ fetch("cifar10", progress=False)
 """
 
 
-def test_a_killed_download_leaves_no_partial_file_after_the_next_fetch(cifar, tmp_path):
+def test_a_killed_download_leaves_no_partial_file_after_the_next_fetch(
+    cifar, tmp_path, monkeypatch
+):
     server, archive, truth = cifar
     server.stall[archive.name] = archive.stat().st_size // 2  # then the server hangs
     home = tmp_path / "cache"
@@ -295,8 +298,13 @@ def test_a_killed_download_leaves_no_partial_file_after_the_next_fetch(cifar, tm
     assert left.startswith(".cnnx-partial-cifar-10-python.tar.gz-")
     assert [p.name[:3] for p in partial()] == ["tmp"]  # pooch's tmpXXXXXXXX
     del server.stall[archive.name]
-    folder = fetch("cifar10", progress=False)  # removes it: its process is gone
-    assert _leftovers(home) == ["cifar-10-batches-py"]
+    placed = home / "l2tww_tinyimagenet_resnet32.pth.tar"  # in place: a cache hit
+    placed.write_bytes(b"weights")
+    monkeypatch.setitem(DATASETS, "l2tww_source", dataclasses.replace(
+        DATASETS["l2tww_source"], known_hash=sha256(placed)))  # fmt: skip
+    assert fetch("l2tww_source") == placed and server.total == 1
+    assert _leftovers(home) == [placed.name]  # removed by any fetch: its process is gone
+    folder = fetch("cifar10", progress=False)
     assert len(data.cifar10(folder)) == len(truth["train_y"]) and server.total == 2
 
 

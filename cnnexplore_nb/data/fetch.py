@@ -255,6 +255,8 @@ def fetch(name: str, *, root: str | os.PathLike | None = None, progress: bool = 
     """
     entry = _entry(name)
     home = data_home(root)
+    if home.is_dir():  # partial downloads and extractions of killed processes
+        remove_stale(home)
     found = _in_place(entry, home)
     if found is not None:
         return found
@@ -268,7 +270,6 @@ def fetch(name: str, *, root: str | os.PathLike | None = None, progress: bool = 
     elif is_offline():
         raise unavailable(entry, home, f"{ENV_OFFLINE}=1 is set")
     _check_writable(entry, home, source)
-    remove_stale(home)  # staging folders (partial downloads) of killed processes
     if entry.kind == "files":
         return _fetch_files(entry, home, progress=progress)
     if not placed:
