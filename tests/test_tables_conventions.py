@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import cnnexplore_nb.similarity.tables_io as tables_io
-from cnnexplore_nb.similarity._fileset import sha256
 from cnnexplore_nb.similarity import correlation_tables, load_tables, save_tables
+from cnnexplore_nb.similarity._fileset import sha256
 
 
 def _hand_maps() -> dict[str, np.ndarray]:
