@@ -30,11 +30,12 @@ def _refuse_own_folder_on_path() -> None:
             os.path.basename(folder) == __name__
             and os.path.isfile(os.path.join(folder, "inspect", "__init__.py"))
         ):
-            how = "the working directory" if folder == os.path.abspath(os.curdir) else "PYTHONPATH"
+            here_cwd = folder == os.path.abspath(os.curdir)
+            how = "from the working directory" if here_cwd else "added e.g. by PYTHONPATH"
             raise ImportError(
                 f"cannot import cnnexplore_nb with its package folder {folder!r} on sys.path "
-                f"(from {how}): there its subpackages 'inspect' and 'io' would stand in for "
-                "the standard library's modules of those names and break the import of torch. "
+                f"({how}): there its subpackage 'inspect' shadows the standard library's "
+                "'inspect' module and breaks the import of torch (and others). "
                 "Start Python from another folder (e.g. the repository root, one level up), "
                 "or remove that folder from PYTHONPATH."
             )

@@ -657,8 +657,8 @@ COMMANDS = [
     Command("import from inside the package folder", ["-c", "import cnnexplore_nb"],
             ROOT / "cnnexplore_nb", 1,
             r"ImportError: cannot import cnnexplore_nb with its package folder '.*cnnexplore_nb' "
-            r"on sys\.path \(from the working directory\): there its subpackages 'inspect' and "
-            r"'io' would stand in for the standard library's modules"),
+            r"on sys\.path \(from the working directory\): there its subpackage 'inspect' shadows "
+            r"the standard library's 'inspect' module and breaks the import of torch"),
 ]  # fmt: skip
 
 
