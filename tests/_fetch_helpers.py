@@ -3,21 +3,31 @@
 The fixtures are made here in code, in the published layouts: a CIFAR-10 python tar.gz with
 pickled batches, an STL-10 binary tar.gz (column-major images), a Tiny ImageNet zip of JPEG
 folders, and a VessMAP folder with 8-bit TIFF images, TIFF labels named ``.png``, PNG region
-masks and the four split lists as published (paths from the repository root).
+masks and the four split lists as published (paths from the repository root). Hostile
+archives (``tar_with``) and a user without write permission (``run_unprivileged``, nobody
+when the tests run as root, who may write anywhere) are here too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
 import io
+import json
+import os
 import pickle
+import shutil
 import socket
+import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +56,18 @@ def guard_network(monkeypatch) -> None:
 
 
 class Server:
-    """Serves ``self.root`` on 127.0.0.1 and counts GET requests per path."""
+    """Serves ``self.root`` on 127.0.0.1 and counts GET requests per path.
+
+    A path in ``stall`` (path -> bytes) is answered with its full Content-Length but only
+    that many bytes, then the connection hangs until ``release`` is set (a download in
+    progress, for a test to kill).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: Counter[str] = Counter()
+        self.stall: dict[str, int] = {}
+        self.release = threading.Event()
         outer = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -58,8 +75,17 @@ class Server:
                 super().__init__(*args, directory=str(outer.root), **kwargs)
 
             def do_GET(self):  # noqa: N802 - http.server API
-                outer.requests[self.path.lstrip("/")] += 1
-                super().do_GET()
+                path = self.path.lstrip("/")
+                outer.requests[path] += 1
+                if path not in outer.stall:
+                    return super().do_GET()
+                data = (outer.root / path).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: outer.stall[path]])
+                self.wfile.flush()
+                outer.release.wait(60)
 
             def log_message(self, *args):
                 pass
@@ -78,6 +104,7 @@ class Server:
         return sum(self.requests.values())
 
     def close(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
@@ -102,6 +129,79 @@ def sha256(path: Path) -> str:
 def point(monkeypatch, datasets, name: str, url: str, **changes) -> None:
     """Point registry entry ``name`` at ``url`` (and other field changes) for one test."""
     monkeypatch.setitem(datasets, name, dataclasses.replace(datasets[name], url=url, **changes))
+
+
+def tar_with(path: Path, members: list[tuple[str, str, bytes | str]]) -> None:
+    """A tar.gz of ``(name, kind, data)`` members; kind "file" (data: bytes), "symlink" or
+    "hardlink" (data: the link target) or "device" (a character device)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o644
+            if kind == "file":
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                         "device": tarfile.CHRTYPE}[kind]  # fmt: skip
+            info.linkname = data if isinstance(data, str) else ""
+            tar.addfile(info)
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file, link and folder under ``folder`` (relative, sorted); links not followed."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# ------------------------------------------------------------------ a user who cannot write
+UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@contextlib.contextmanager
+def shared_tmp() -> Iterator[Path]:
+    """A temporary folder the unprivileged user can enter (pytest's tmp_path is 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="cnnx-ro-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for p in [folder, *folder.rglob("*")]:
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def can_drop_privileges() -> bool:
+    """True if a process can run without write permission on a 0o555 folder."""
+    return os.geteuid() != 0 or shutil.which("setpriv") is not None
+
+
+def run_unprivileged(code: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``code`` in a fresh Python without root's right to write anywhere (as nobody when
+    the tests run as root); return ``{"ok": value}`` or ``{"error": type, "message": str}``.
+
+    ``code`` assigns its result to ``result``; an exception is caught and reported.
+    """
+    wrapper = (
+        "import json, sys\n"
+        "try:\n"
+        + "".join(f"    {line}\n" for line in code.splitlines())
+        + "    out = {'ok': repr(result)}\n"
+        "except Exception as exc:\n"
+        "    out = {'error': type(exc).__name__, 'message': str(exc)}\n"
+        "print('RESULT' + json.dumps(out))\n"
+    )
+    cmd = [sys.executable, "-c", wrapper]
+    if os.geteuid() == 0:
+        cmd = UNPRIVILEGED + cmd
+    root = str(Path(__file__).resolve().parents[1])
+    full_env = {**os.environ, "PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1",
+                "HOME": tempfile.gettempdir(), **(env or {})}  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+    if not lines:
+        raise RuntimeError(f"the unprivileged run failed: {proc.stderr[-2000:]}")
+    return json.loads(lines[-1][len("RESULT") :])
 
 
 def _tar(path: Path, members: dict[str, bytes]) -> None:

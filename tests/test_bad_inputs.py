@@ -3,22 +3,30 @@ the problem (what was expected and what was given)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _fetch_helpers import can_drop_privileges, md5, run_unprivileged, shared_tmp, tar_with
 
 import cnnexplore_nb as cx
 from cnnexplore_nb import data, experiments, training, transfer
+from cnnexplore_nb.data.fetch import DATASETS, ArchiveError
 from cnnexplore_nb.io import CheckpointError, load_checkpoint, save_checkpoint
 from cnnexplore_nb.similarity import EmptyRegionError, TablesFormatError
+from cnnexplore_nb.similarity.moments import NonFiniteMapsError
 from cnnexplore_nb.training import metrics
 
 
@@ -210,7 +218,8 @@ CASES = [
     Case("similarity_matrix: crop -1", lambda p: cx.similarity_matrix(X, crop=-1), TypeError,
          r"crop must be \(top, left, height, width\) ints or \(rows, cols\) slices, got -1"),
     Case("similarity_matrix: NaN maps", lambda p: cx.similarity_matrix(
-        np.where(X > 1.5, np.nan, X)), ValueError, r"a must be finite, got NaN/Inf in channel"),
+        np.where(X > 1.5, np.nan, X)), NonFiniteMapsError,
+        r"a must be finite, got NaN/Inf in channel"),
     Case("similarity_matrix: a string", lambda p: cx.similarity_matrix("maps"), TypeError,
          r"a must be a torch\.Tensor, a numpy array or a list of images, got str"),
     Case("layer_cka: features 'max'", lambda p: cx.layer_cka(X, X, features="max"), ValueError,
@@ -432,6 +441,240 @@ CASES = [
 ]  # fmt: skip
 
 
+# ------------------------------------------------------------------ issue 22: data, files (H3)
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = ("cifar-10-batches-py/data_batch_1", "file", b"data")
+
+
+def _placed(tmp: Path, members: list) -> Path:
+    """A tar.gz placed by hand as CIFAR-10's archive, pinned by its md5 for this call."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    archive = tmp / "cifar-10-python.tar.gz"
+    tar_with(archive, members)
+    return archive
+
+
+def _fetch_placed(tmp: Path, members: list, cut: float = 1.0) -> Path:
+    archive = _placed(tmp, members)
+    archive.write_bytes(archive.read_bytes()[: int(archive.stat().st_size * cut)])
+    entry = dataclasses.replace(DATASETS["cifar10"], known_hash=md5(archive))
+    with (
+        mock.patch.dict(DATASETS, {"cifar10": entry}),
+        mock.patch.dict(os.environ, {"CNNX_OFFLINE": "1"}),
+    ):
+        return data.fetch("cifar10", root=tmp, progress=False)
+
+
+def _big_tar() -> list:
+    rng = np.random.default_rng(0)
+    return [(f"cifar-10-batches-py/f{i}", "file", rng.bytes(50_000)) for i in range(4)]
+
+
+def _file(tmp: Path, name: str = "afile") -> Path:
+    (tmp / name).write_text("not a folder")
+    return tmp / name
+
+
+def _as_nobody(code: str) -> Any:
+    """``code`` run by a user without root's rights (nobody when root); its error raised here."""
+    out = run_unprivileged(code)
+    if "error" in out:
+        import builtins
+
+        raise getattr(builtins, out["error"], RuntimeError)(out["message"])
+    return out["ok"]
+
+
+def _fetch_read_only(tmp: Path) -> Any:
+    """fetch('cifar10') into a read-only folder that holds the archive placed by hand."""
+    with shared_tmp() as shared:
+        archive = _placed(shared / "ro", [GOOD])
+        (shared / "ro").chmod(0o555)
+        return _as_nobody(
+            "import dataclasses\nfrom cnnexplore_nb.data.fetch import DATASETS, fetch\n"
+            "DATASETS['cifar10'] = dataclasses.replace(DATASETS['cifar10'], "
+            f"known_hash={md5(archive)!r})\nresult = fetch('cifar10', root={str(archive.parent)!r})"
+        )
+
+
+def _png(tmp: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp / "weights.pt", format="PNG")
+    return tmp / "weights.pt"
+
+
+def _bytes_file(tmp: Path, name: str, raw: bytes) -> Path:
+    (tmp / name).write_bytes(raw)
+    return tmp / name
+
+
+def _npy(tmp: Path) -> Path:
+    np.save(tmp / "maps.npy", np.zeros((2, 3)))
+    return tmp / "maps.npy"
+
+
+def _split_list(tmp: Path, text: str) -> Path:
+    (tmp / "images").mkdir(parents=True)
+    (tmp / "train.csv").write_text(text)
+    return tmp
+
+
+def _checkpoints_dir(tmp: Path) -> Path:
+    save_checkpoint({"w": torch.ones(2)}, tmp / "run" / "best.pt")
+    return tmp / "run"
+
+
+CASES += [
+    Case("fetch: root is a file", lambda p: data.fetch("cifar10", root=_file(p)),
+         NotADirectoryError, r"the data folder '.*afile' \(the root given\) is a file, not a "
+         r"folder: pass the folder that holds cifar-10-batches-py \(or should receive it\)"),
+    Case("fetch: root under a file", lambda p: data.fetch("stl10", root=_file(p) / "sub"),
+         NotADirectoryError, r"the data folder '.*afile/sub' \(the root given\) is under "
+         r"'.*afile', a file, not a folder"),
+    Case("fetch: tar holding ../x", lambda p: _fetch_placed(p, [GOOD, ("../x", "file", b"x")]),
+         ArchiveError, r"refusing to extract 'cifar10' from '.*cifar-10-python\.tar\.gz': its "
+         r"member '\.\./x' would be written outside the dataset folder"),
+    Case("fetch: tar linking to /etc/passwd", lambda p: _fetch_placed(
+        p, [GOOD, ("cifar-10-batches-py/pw", "symlink", "/etc/passwd")]), ArchiveError,
+        r"refusing to extract 'cifar10' from .*: its member 'cifar-10-batches-py/pw' is a link "
+        r"to the absolute path '/etc/passwd'"),
+    Case("fetch: truncated tar", lambda p: _fetch_placed(p, _big_tar(), cut=0.5), ArchiveError,
+         r"cannot extract 'cifar10' from '.*cifar-10-python\.tar\.gz': the archive is truncated "
+         r"or corrupt \(while extracting member 'cifar-10-batches-py/f\d'"),
+    Case("VesselFolder: an empty split list", lambda p: data.VesselFolder(
+        _split_list(p, "\n\n"), split="train.csv"), ValueError,
+        r"split list '.*train\.csv' is empty; expected a header row naming 2 or 3 columns "
+        r"\(image, mask\[, roi\], e\.g\. im_paths,gt_paths,mask_paths\) and one row per item"),
+    Case("vessmap: a header-only train.csv", lambda p: data.vessmap(root=_split_list(
+        p / "VessMAP", "im_paths,gt_paths,mask_paths\n").parent), ValueError,
+        r"split list '.*VessMAP/train\.csv' has its header \['im_paths', 'gt_paths', "
+        r"'mask_paths'\] but no rows; expected one row per item below it"),
+    Case("load_checkpoint: a PNG", lambda p: load_checkpoint(_png(p)), CheckpointError,
+         r"cannot read '.*weights\.pt': it is not a torch checkpoint but a PNG image; expected a "
+         r"file written by torch\.save"),
+    Case("load_checkpoint: a .npy", lambda p: load_checkpoint(_npy(p)), CheckpointError,
+         r"'.*maps\.npy': it is not a torch checkpoint but a numpy array \(\.npy; read it with "
+         r"numpy\.load\)"),
+    Case("load_checkpoint: random bytes", lambda p: load_checkpoint(_bytes_file(
+        p, "x.pt", bytes(range(1, 255)) * 4)), CheckpointError,
+        r"it is not a torch checkpoint but unrecognised binary data \(first bytes "
+        r"b'\\x01\\x02"),
+    Case("load_checkpoint: text", lambda p: load_checkpoint(_bytes_file(
+        p, "x.pt", b"version https://git-lfs\n")), CheckpointError,
+        r"not a torch checkpoint but a text file \(it starts 'version https://git-lfs"),
+    Case("load_checkpoint: a directory", lambda p: load_checkpoint(_checkpoints_dir(p)),
+         IsADirectoryError, r"checkpoint '.*run' is a directory, not a file written by "
+         r"torch\.save; it holds best\.pt"),
+    *([Case("fetch: read-only root", _fetch_read_only, PermissionError,
+            r"cannot write into the data folder '.*ro' \(the root given: Permission denied\), "
+            r"so 'cifar10' cannot be downloaded or extracted there")]
+      if can_drop_privileges() else []),
+]  # fmt: skip
+
+
+def _poke(x: np.ndarray, index: tuple[int, ...], value: float) -> np.ndarray:
+    out = x.copy()
+    out[index] = value
+    return out
+
+
+def _manifest_version(version: Any) -> Callable[[Path], None]:
+    def edit(d: Path) -> None:
+        manifest = json.loads((d / "manifest.json").read_text())
+        (d / "manifest.json").write_text(json.dumps({**manifest, "format_version": version}))
+
+    return edit
+
+
+def _metadata_version(d: Path) -> None:
+    meta = json.loads((d / "metadata.json").read_text())
+    (d / "metadata.json").write_text(json.dumps({**meta, "format_version": 99}))
+
+
+def _killed_save(d: Path) -> None:
+    """The state a save killed after replacing pairs.csv leaves: backups of the old files."""
+    for f in sorted(d.iterdir()):
+        shutil.copy2(f, d / f".{f.name}.cnnx-0123456789ab.bak")
+    other = cx.correlation_tables({"l1": X[::-1], "l2": X[:, :2]}, progress=False)
+    other.explorer("pairs").to_csv(d / "pairs.csv", index=False)
+
+
+def _load_read_only(tmp: Path) -> Any:
+    """load_tables as a user who cannot write the folder of a killed save."""
+    with shared_tmp() as shared:
+        directory = _saved(shared, _killed_save)
+        directory.chmod(0o555)
+        return _as_nobody(
+            f"from cnnexplore_nb import load_tables\nresult = load_tables({str(directory)!r})"
+        )
+
+
+CASES += [
+    Case("correlation_tables: NaN in one layer", lambda p: cx.correlation_tables(
+        {"conv1": X, "conv2": _poke(X, (1, 1, 2, 3), np.nan)}, progress=False),
+        NonFiniteMapsError, r"^maps_a\['conv2'\] must be finite, got NaN/Inf in channel\(s\) "
+        r"\[1\] of image\(s\) \[1\]$"),
+    Case("correlation_tables: Inf in a layer of B (tensor)", lambda p: cx.correlation_tables(
+        {"l": X}, {"m1": X, "m2": torch.tensor(_poke(X, (0, 2, 0, 0), np.inf))}, progress=True),
+        NonFiniteMapsError, r"^maps_b\['m2'\] must be finite, got NaN/Inf in channel\(s\) "
+        r"\[2\] of image\(s\) \[0\]$"),
+    Case("load_tables: manifest format_version 99", lambda p: cx.load_tables(
+        _saved(p, _manifest_version(99))), TablesFormatError,
+        r"'.*manifest\.json' has format_version 99, but cnnexplore_nb \S+ reads format "
+        r"versions 1 to 3 \(saved by a newer cnnexplore_nb\? update it to load this set\)"),
+    Case("load_tables: manifest format_version 'x'", lambda p: cx.load_tables(
+        _saved(p, _manifest_version("x"))), TablesFormatError,
+        r"manifest\.json' has format_version 'x', but .* reads format versions 1 to 3 "
+        r"\(edited or corrupt\)"),
+    Case("load_tables: metadata format_version 99, no manifest", lambda p: cx.load_tables(
+        _saved(p, _metadata_version, manifest=False)), TablesFormatError,
+        r"metadata\.json' has format_version 99, but .* reads format versions 1 to 3"),
+    *([Case("load_tables: read-only folder of a killed save", _load_read_only, PermissionError,
+            r"'.*set' holds a save that was interrupted: 1 file\(s\) of the saved set "
+            r"\(pairs\.csv\) were replaced .* cannot be put back because the folder cannot be "
+            r"written \(Permission denied\)\. Make the folder writable and load again")]
+      if can_drop_privileges() else []),
+]  # fmt: skip
+
+
+class Command(NamedTuple):
+    id: str
+    args: list[str]  # after the Python executable
+    cwd: Path
+    status: int
+    match: str  # regex searched in stderr
+
+
+COMMANDS = [
+    Command("data CLI: a typo", ["-m", "cnnexplore_nb.data", "cifar1O"], ROOT, 2,
+            r"^python -m cnnexplore_nb\.data: error: unknown dataset 'cifar1O'; closest: "
+            r"'cifar10', 'cifar100'\. Expected one of: cifar10, cifar100, l2tww_source, stl10, "
+            r"tiny_imagenet, vessmap\n$"),
+    Command("data CLI: offline", ["-m", "cnnexplore_nb.data", "stl10"], ROOT, 1,
+            r"^python -m cnnexplore_nb\.data: error: cannot download 'stl10': CNNX_OFFLINE=1 is "
+            r"set\.\n  URL: .*\n  expected file: stl10_binary\.tar\.gz"),
+    Command("import from inside the package folder", ["-c", "import cnnexplore_nb"],
+            ROOT / "cnnexplore_nb", 1,
+            r"ImportError: cannot import cnnexplore_nb with its package folder '.*cnnexplore_nb' "
+            r"on sys\.path \(from the working directory\): there its subpackage 'inspect' shadows "
+            r"the standard library's 'inspect' module and breaks the import of torch"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.id for c in COMMANDS])
+def test_a_bad_command_line_is_one_clear_message(command, tmp_path):
+    env = {**os.environ, "CNNX_OFFLINE": "1", "CNNX_DATA": str(tmp_path / "cache"),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    proc = subprocess.run([sys.executable, *command.args], cwd=command.cwd, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == command.status, proc.stderr
+    assert re.search(command.match, proc.stderr), proc.stderr
+    traceback = proc.stderr.count("Traceback")
+    assert traceback == (1 if command.args[0] == "-c" else 0), proc.stderr  # Python's own
+    assert not (tmp_path / "cache").exists()  # nothing downloaded, no folder made
+
+
 def test_the_table_is_large_and_its_ids_unique():
     assert len(CASES) >= 50
     assert len({c.id for c in CASES}) == len(CASES)
@@ -457,6 +700,41 @@ def test_integer_images_are_cast_to_the_model_dtype():
     torch.testing.assert_close(got, ref["conv_module1"], rtol=0, atol=0)  # same batch, same op
     masks = training.predict_masks(model, ints[:, 0])
     assert masks.shape == (2, 12, 12) and masks.dtype == np.uint8
+
+
+def _edit_a_value(d: Path) -> None:
+    text = (d / "pairs.csv").read_text().splitlines(keepends=True)
+    head, row = text[0].split(","), text[1].split(",")
+    row[head.index("correlation")] = "0.123"  # the first pair: 1.0 (a map with itself)
+    (d / "pairs.csv").write_text("".join([text[0], ",".join(row), *text[2:]]))
+
+
+@pytest.mark.parametrize("saved_by", ["format 3", "format 1"])
+def test_a_set_without_manifest_warns_that_it_cannot_be_verified(tmp_path, saved_by):
+    def edit(d: Path) -> None:
+        _edit_a_value(d)
+        if saved_by == "format 1":  # metadata as format 1 wrote it
+            meta = json.loads((d / "metadata.json").read_text())
+            del meta["format_version"], meta["constant"]
+            (d / "metadata.json").write_text(json.dumps(meta))
+
+    directory = _saved(tmp_path, edit, manifest=False)
+    found = (
+        r"though its metadata\.json says it was saved with one \(format 3\): the manifest was "
+        r"deleted or not copied"
+        if saved_by == "format 3"
+        else r"and its metadata\.json records no format version: saved before manifests "
+        r"existed \(format 1\), or its manifest was deleted"
+    )
+    with pytest.warns(UserWarning) as record:
+        back = cx.load_tables(directory)
+    (warning,) = record
+    message = str(warning.message)
+    assert re.search(rf"'.*set' has no manifest\.json, {found}\. Its files cannot be "
+                     r"verified: only the row counts .* so an edited value goes unnoticed",
+                     message), message  # fmt: skip
+    assert "older version" not in message
+    assert back.pairs["correlation"].iloc[0] == pytest.approx(0.123)  # as the rule says
 
 
 def test_the_tables_of_a_failed_load_are_left_alone(tmp_path):

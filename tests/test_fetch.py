@@ -7,32 +7,42 @@ code; any other connection or name lookup fails the test (``guard_network``), an
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
+import re
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _fetch_helpers import (
     Server,
+    can_drop_privileges,
     closed_port_url,
+    files_under,
     guard_network,
     make_cifar10,
     make_stl10,
     make_tiny_imagenet,
     md5,
     point,
+    run_unprivileged,
     sha256,
+    shared_tmp,
+    tar_with,
 )
 from PIL import Image
 
 from cnnexplore_nb import data
 from cnnexplore_nb.data import FetchError, IntegrityError, fetch
+from cnnexplore_nb.data.fetch import ArchiveError
 
 fetch_module = importlib.import_module("cnnexplore_nb.data.fetch")
+cli = importlib.import_module("cnnexplore_nb.data.__main__")
 DATASETS = fetch_module.DATASETS
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/l2tww_tinyimagenet_resnet32.pth.tar"
 
@@ -195,9 +205,141 @@ def test_truncated_archive_with_matching_hash_fails_cleanly(cifar, tmp_path, mon
     cut = server.root / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     point(monkeypatch, DATASETS, "cifar10", server.url(cut.name), known_hash=md5(cut))
-    with pytest.raises((tarfile.TarError, EOFError, OSError)):
+    home = tmp_path / "cache"
+    with pytest.raises(ArchiveError) as err:
         fetch("cifar10", progress=False)
-    assert _leftovers(tmp_path / "cache") == ["cut.tar.gz"]
+    assert re.search(
+        rf"cannot extract 'cifar10' from '{re.escape(str(home / cut.name))}': the archive is "
+        r"truncated or corrupt \(while extracting member 'cifar-10-batches-py/\w+': EOFError",
+        str(err.value),
+    ), str(err.value)
+    assert "nothing extracted was kept" in str(err.value)
+    assert _leftovers(home) == ["cut.tar.gz"]  # no half folder, no staging
+    with pytest.raises(ArchiveError, match="truncated or corrupt"):  # used as it is: same error
+        fetch("cifar10", progress=False)
+    assert server.total == 1
+
+
+def test_a_zip_cut_short_is_named_as_such(server, monkeypatch, tmp_path):
+    tiny = server.root / "tiny-imagenet-200.zip"
+    make_tiny_imagenet(tiny)
+    tiny.write_bytes(tiny.read_bytes()[:5000])  # the central directory is at the end: gone
+    point(monkeypatch, DATASETS, "tiny_imagenet", server.url(tiny.name), known_hash=md5(tiny))
+    with pytest.raises(ArchiveError, match=r"'tiny_imagenet' from .*neither a tar nor a zip "
+                       r"archive \(first bytes b'PK.*; a zip cut short\)"):  # fmt: skip
+        fetch("tiny_imagenet", progress=False)
+    assert _leftovers(tmp_path / "cache") == [tiny.name]
+
+
+UNSAFE = [  # members after a good one, and what the message says about them
+    ("../x", ("../x", "file", b"outside"), r"'\.\./x' would be written outside the dataset folder"),
+    ("link to /etc/passwd", ("cifar-10-batches-py/pw", "symlink", "/etc/passwd"),
+     r"'cifar-10-batches-py/pw' is a link to the absolute path '/etc/passwd'"),
+    ("hard link to /etc/passwd", ("cifar-10-batches-py/pw", "hardlink", "/etc/passwd"),
+     r"'cifar-10-batches-py/pw' is a link to the absolute path '/etc/passwd'"),
+    ("link out by ..", ("cifar-10-batches-py/up", "symlink", "../../../outside"),
+     r"'cifar-10-batches-py/up' is a link pointing outside the folder \('\.\./\.\./\.\./outside'\)"),
+    ("device", ("cifar-10-batches-py/dev", "device", ""),
+     r"'cifar-10-batches-py/dev' is a device or another special file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("member", "match"), [u[1:] for u in UNSAFE], ids=[u[0] for u in UNSAFE])
+def test_an_unsafe_member_is_refused_naming_dataset_and_member(
+    server, monkeypatch, tmp_path, member, match
+):
+    archive = server.root / "evil.tar.gz"
+    tar_with(archive, [("cifar-10-batches-py/a", "file", b"a"), member,
+                       ("cifar-10-batches-py/b", "file", b"b")])  # fmt: skip
+    point(monkeypatch, DATASETS, "cifar10", server.url(archive.name), known_hash=md5(archive))
+    before = files_under(tmp_path)
+    with pytest.raises(ArchiveError) as err:
+        fetch("cifar10", progress=False)
+    msg = str(err.value)
+    assert msg.startswith(
+        f"refusing to extract 'cifar10' from '{tmp_path / 'cache' / archive.name}'"
+    )
+    assert re.search(r"its member " + match, msg), msg
+    assert "nothing was written outside" in msg
+    # nothing written anywhere under tmp_path but the verified archive in the cache
+    assert files_under(tmp_path) == sorted([*before, "cache", f"cache/{archive.name}"])
+
+
+KILLED_DOWNLOAD = """
+import dataclasses
+from cnnexplore_nb.data.fetch import DATASETS, fetch
+DATASETS["cifar10"] = dataclasses.replace(DATASETS["cifar10"], url={url!r}, known_hash={md5!r})
+fetch("cifar10", progress=False)
+"""
+
+
+def test_a_killed_download_leaves_no_partial_file_after_the_next_fetch(
+    cifar, tmp_path, monkeypatch
+):
+    server, archive, truth = cifar
+    server.stall[archive.name] = archive.stat().st_size // 2  # then the server hangs
+    home = tmp_path / "cache"
+    code = KILLED_DOWNLOAD.format(url=server.url(archive.name), md5=md5(archive))
+    env = {**os.environ, "CNNX_DATA": str(home), "NO_PROXY": "127.0.0.1,localhost"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+
+    def partial() -> list[Path]:  # pooch's temporary file, with bytes in it
+        return [p for p in home.glob("*/*") if p.is_file() and p.stat().st_size > 0]
+
+    deadline = time.monotonic() + 120  # a bound on waiting, not an assertion on time
+    while not partial() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert partial() and proc.poll() is None, proc.stderr.read().decode()
+    proc.kill()  # SIGKILL: no handler, no finally
+    proc.wait()
+    proc.stderr.close()
+    # the partial file sits in this process's staging folder, not beside the data
+    (left,) = _leftovers(home)
+    assert left.startswith(".cnnx-partial-cifar-10-python.tar.gz-")
+    assert [p.name[:3] for p in partial()] == ["tmp"]  # pooch's tmpXXXXXXXX
+    del server.stall[archive.name]
+    placed = home / "l2tww_tinyimagenet_resnet32.pth.tar"  # in place: a cache hit
+    placed.write_bytes(b"weights")
+    monkeypatch.setitem(DATASETS, "l2tww_source", dataclasses.replace(
+        DATASETS["l2tww_source"], known_hash=sha256(placed)))  # fmt: skip
+    assert fetch("l2tww_source") == placed and server.total == 1
+    assert _leftovers(home) == [placed.name]  # removed by any fetch: its process is gone
+    folder = fetch("cifar10", progress=False)
+    assert len(data.cifar10(folder)) == len(truth["train_y"]) and server.total == 2
+
+
+def test_the_partial_download_of_a_running_fetch_is_kept(cifar, tmp_path):
+    from cnnexplore_nb.data import _extract
+
+    home = tmp_path / "cache"
+    mine = home / f".cnnx-partial-x.tar.gz-{_extract._host()}-{os.getpid()}-0abc"
+    (mine / "tmpabcdefgh").parent.mkdir(parents=True)
+    (mine / "tmpabcdefgh").write_bytes(b"in progress")
+    fetch("cifar10", progress=False)
+    assert (mine / "tmpabcdefgh").read_bytes() == b"in progress"
+
+
+@pytest.mark.skipif(not can_drop_privileges(), reason="needs a user without root's rights")
+@pytest.mark.parametrize("sub", ["", "new"])
+def test_a_read_only_root_is_named_before_any_download(cifar, sub):
+    server, archive, _ = cifar
+    with shared_tmp() as tmp:
+        (tmp / "ro").mkdir()
+        (tmp / "ro").chmod(0o555)
+        root = tmp / "ro" / sub
+        code = KILLED_DOWNLOAD.format(url=server.url(archive.name), md5=md5(archive)).replace(
+            'fetch("cifar10", progress=False)', f"result = fetch('cifar10', root={str(root)!r})"
+        )
+        out = run_unprivileged(code, env={"NO_PROXY": "127.0.0.1,localhost"})
+        assert files_under(tmp) == ["ro"]
+    assert out.get("error") == "PermissionError", out
+    assert re.search(
+        rf"^cannot write into the data folder '{re.escape(str(root))}' \(the root given: "
+        r"Permission denied\), so 'cifar10' cannot be downloaded or extracted there\. Pass a "
+        r"writable folder as root",
+        out["message"],
+    ), out["message"]
+    assert server.total == 0
 
 
 def test_staging_left_by_a_killed_process_is_removed(cifar, tmp_path):
@@ -306,9 +448,9 @@ def test_fetch_all_list_and_command_line(cifar, tmp_path, capsys):
     assert list(table.columns) == ["name", "description", "kind", "size_mb", "target", "present",
                                    "path", "url", "hash", "licence", "citation"]  # fmt: skip
     assert table.set_index("name")["present"].to_dict() == {n: n == "cifar10" for n in DATASETS}
-    assert fetch_module.main(["--list"]) == 0
+    assert cli.main(["--list"]) == 0
     assert "cifar10" in capsys.readouterr().out
-    assert fetch_module.main(["cifar10"]) == 0 and server.total == 1
+    assert cli.main(["cifar10"]) == 0 and server.total == 1
     assert str(tmp_path / "cache" / "cifar-10-batches-py") in capsys.readouterr().out
 
 

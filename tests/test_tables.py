@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _fetch_helpers import can_drop_privileges, run_unprivileged, shared_tmp
 from torch import nn
 
 import cnnexplore_nb.similarity.tables_io as tables_io
@@ -331,6 +332,25 @@ def test_a_rename_failing_mid_commit_leaves_the_old_set_identical(tmp_path, monk
     _same_tables(new, load_tables(tmp_path / "set"))
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_permissions_open_gives(tmp_path, umask):
+    """Not mkstemp's owner-only 0o600: colleagues can read a shared results folder."""
+    from cnnexplore_nb.io import save_checkpoint
+
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "reference", "w"):  # what any other file written here gets
+            pass
+        written = save_tables(T, tmp_path / "set") + [save_checkpoint({}, tmp_path / "c.pt")]
+    finally:
+        os.umask(old)
+    want = (tmp_path / "reference").stat().st_mode & 0o777
+    assert want == 0o666 & ~umask
+    assert {p.name: p.stat().st_mode & 0o777 for p in written} == dict.fromkeys(
+        [p.name for p in written], want
+    )
+
+
 def test_a_target_that_is_a_directory_fails_the_save_and_keeps_the_old_set(tmp_path):
     old, new, before = _old_and_new(tmp_path, fmt="csv")
     (tmp_path / "set" / "max.json").mkdir()  # in the way of the json set's second file
@@ -385,6 +405,31 @@ def test_a_save_killed_between_replacements_is_rolled_back_on_load(tmp_path, kil
     save_tables(new, tmp_path / "set")  # a later save clears the leftovers
     assert sorted(_bytes(tmp_path / "set")) == sorted(before)
     _same_tables(new, load_tables(tmp_path / "set"))
+
+
+@pytest.mark.skipif(not can_drop_privileges(), reason="needs a user without root's rights")
+def test_a_killed_save_in_a_read_only_folder_is_named_and_left_as_it_is():
+    with shared_tmp() as tmp:
+        old, _, before = _old_and_new(tmp)
+        np.savez(tmp / "maps.npz", **_maps(seed=2, k=6))
+        code = KILLED_SAVE.format(maps=str(tmp / "maps.npz"), kill_at=4, directory=str(tmp / "set"))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+        killed = _bytes(tmp / "set")
+        assert killed != before
+        (tmp / "set").chmod(0o555)
+        out = run_unprivileged(
+            f"from cnnexplore_nb import load_tables\nresult = load_tables({str(tmp / 'set')!r})"
+        )
+        assert out.get("error") == "PermissionError", out
+        assert out["message"].startswith(
+            f"{str(tmp / 'set')!r} holds a save that was interrupted: 3 file(s) of the saved "
+            "set (pairs.csv, max.csv, min.csv) were replaced"
+        ), out["message"]
+        assert _bytes(tmp / "set") == killed  # nothing changed
+        (tmp / "set").chmod(0o755)
+        with pytest.warns(RuntimeWarning, match="was rolled back"):
+            _same_tables(old, load_tables(tmp / "set"))
 
 
 # ---------------------------------------------------------------- truncated files

@@ -11,6 +11,7 @@ import pytest
 
 import cnnexplore_nb.similarity.tables_io as tables_io
 from cnnexplore_nb.similarity import correlation_tables, load_tables, save_tables
+from cnnexplore_nb.similarity._fileset import sha256
 
 
 def _hand_maps() -> dict[str, np.ndarray]:
@@ -171,7 +172,7 @@ def test_format_3_round_trip_keeps_the_convention(tmp_path, fmt):
 def _as_version_2(directory, with_manifest: bool) -> None:
     """Rewrite a saved csv set as format 2 wrote it: no dead counts, no partner stats."""
     meta = json.loads((directory / "metadata.json").read_text())
-    del meta["constant"]
+    del meta["constant"], meta["format_version"]
     (directory / "metadata.json").write_text(json.dumps(meta))
     for name, drop in (("stats", "_n_dead"), ("partners", None)):
         df = pd.read_csv(directory / f"{name}.csv")
@@ -184,7 +185,7 @@ def _as_version_2(directory, with_manifest: bool) -> None:
         return
     manifest["format_version"] = 2
     for name, entry in manifest["files"].items():
-        entry["sha256"] = tables_io._sha256(directory / name)
+        entry["sha256"] = sha256(directory / name)
     (directory / "manifest.json").write_text(json.dumps(manifest))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .classification import ImageClassification, cifar10, cifar100, digits, stl10, tiny_imagenet
 from .fetch import (
     DATASETS,
+    ArchiveError,
     FetchError,
     IntegrityError,
     Remote,
@@ -32,6 +33,7 @@ from .vessmap import vessmap, vessmap_folder
 
 __all__ = [
     "DATASETS",
+    "ArchiveError",
     "FetchError",
     "ImageClassification",
     "IntegrityError",

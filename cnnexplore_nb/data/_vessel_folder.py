@@ -192,7 +192,12 @@ def _read_split(
         raise FileNotFoundError(f"split list {str(path)!r} does not exist")
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
-    header = [c.strip() for c in rows[0]] if rows else []
+    if not rows:
+        raise ValueError(
+            f"split list {str(path)!r} is empty; expected a header row naming 2 or 3 columns "
+            "(image, mask[, roi], e.g. im_paths,gt_paths,mask_paths) and one row per item"
+        )
+    header = [c.strip() for c in rows[0]]
     if columns is None:
         columns = header[:3]
     columns = [str(c) for c in columns]
@@ -226,7 +231,10 @@ def _read_split(
             f"{str(root)!r}: {missing[:5]}"
         )
     if not names:
-        raise ValueError(f"split list {str(path)!r} lists no items")
+        raise ValueError(
+            f"split list {str(path)!r} has its header {header} but no rows; expected one row "
+            "per item below it"
+        )
     return names, found
 
 

@@ -9,6 +9,8 @@ Where
     ``root`` if given, else the environment variable ``CNNX_DATA``, else
     ``pooch.os_cache("cnnexplore_nb")`` (``~/.cache/cnnexplore_nb`` on Linux). A folder you
     already have (``DATA_DIR``) holding e.g. ``cifar-10-batches-py/`` is used as it is.
+    A ``root`` that is a file, or a folder that cannot be written, is an error naming it
+    before any download.
 Offline
     ``CNNX_OFFLINE=1`` turns every download into :class:`FetchError`, as does an
     unreachable server; the message names the URL, the expected file and the folder to put
@@ -16,9 +18,13 @@ Offline
 Integrity
     Archives and the source network are pinned by the publisher's md5 or a sha256; a
     download whose hash differs is deleted and raises :class:`IntegrityError`. A file found
-    in place with a wrong hash raises too and is left for you to inspect. Archives are
-    extracted into a hidden staging folder renamed into place when complete (see
-    :mod:`._extract`), so an interrupted extraction leaves no half folder, then deleted.
+    in place with a wrong hash raises too and is left for you to inspect. Downloads and
+    extractions go into a hidden staging folder renamed into place when complete (see
+    :mod:`._extract`), so an interrupted one leaves no half file or folder (a killed
+    process's staging folder is removed by the next fetch); the archive is deleted once
+    extracted. An archive holding a member that would land outside its folder (``..``, an
+    absolute path or link, a device), or one that is truncated, is an :class:`ArchiveError`
+    naming the dataset, the archive and the member; nothing of it is kept.
 VessMAP (trust on first use)
     Its 304 files are fetched one by one from raw URLs that pin the git commit
     ``VESSMAP_COMMIT``: the server, not this package, vouches for their bytes. Per-file
@@ -31,21 +37,29 @@ VessMAP (trust on first use)
     download differs then raises :class:`IntegrityError`. A ``VessMAP`` folder you placed
     yourself has no manifest and is used as it is.
 
-Command line: ``python -m cnnexplore_nb.data --list`` or ``python -m cnnexplore_nb.data cifar10 vessmap``.
+Command line: ``python -m cnnexplore_nb.data --list`` or ``python -m cnnexplore_nb.data cifar10
+vessmap`` (see :mod:`cnnexplore_nb.data.__main__`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._checks import unknown_name_message
-from ._extract import extract_archive, staging
+from ._download import (
+    ENV_DATA,
+    ENV_OFFLINE,
+    FetchError,
+    download,
+    is_offline,
+    norm_hash,
+    unavailable,
+)
+from ._extract import ArchiveError, extract_archive, remove_stale, staging
 from ._sources import DATASETS, VESSMAP_COMMIT, IntegrityError, Remote, read_sha256sums
 
 if TYPE_CHECKING:
@@ -53,6 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASETS",
+    "ArchiveError",
     "ENV_DATA",
     "ENV_OFFLINE",
     "VESSMAP_COMMIT",
@@ -67,13 +82,7 @@ __all__ = [
     "locate",
 ]
 
-ENV_DATA = "CNNX_DATA"
-ENV_OFFLINE = "CNNX_OFFLINE"
 MANIFEST = "SHA256SUMS"
-
-
-class FetchError(OSError):
-    """Data missing and not downloadable (offline, unreachable, refused); says what to place where."""
 
 
 def data_home(root: str | os.PathLike | None = None) -> Path:
@@ -91,9 +100,42 @@ def data_home(root: str | os.PathLike | None = None) -> Path:
     return Path(pooch.os_cache("cnnexplore_nb"))
 
 
-def is_offline() -> bool:
-    """True when ``CNNX_OFFLINE`` is set to anything but ``""``, ``0``, ``false``, ``no``, ``off``."""
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no", "off")
+def _home_source(root: str | os.PathLike | None) -> str:
+    if root is not None:
+        return "the root given"
+    return f"${ENV_DATA}" if os.environ.get(ENV_DATA, "").strip() else "the default cache"
+
+
+def _check_not_a_file(entry: Remote, home: Path, source: str) -> None:
+    """NotADirectoryError if ``home`` (or a folder above it) is a file."""
+    for folder in (home, *home.parents):
+        if folder.exists():
+            if folder.is_dir():
+                return
+            where = "is a file" if folder == home else f"is under {str(folder)!r}, a file"
+            raise NotADirectoryError(
+                f"the data folder {str(home)!r} ({source}) {where}, not a folder: pass the "
+                f"folder that holds {entry.target} (or should receive it) as root (--root on "
+                f"the command line, or in ${ENV_DATA})"
+            )
+
+
+def _check_writable(entry: Remote, home: Path, source: str) -> None:
+    """Create ``home`` if needed; PermissionError naming it if it cannot be written."""
+    import tempfile
+
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cnnx-write-test-", dir=home)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:  # permission denied, a read-only file system
+        raise PermissionError(
+            f"cannot write into the data folder {str(home)!r} ({source}: {exc.strerror or exc}),"
+            f" so {entry.name!r} cannot be downloaded or extracted there. Pass a writable "
+            f"folder as root (--root on the command line, or in ${ENV_DATA}), or put "
+            f"{entry.target} into {str(home)!r} by hand"
+        ) from None
 
 
 def _entry(name: str) -> Remote:
@@ -119,82 +161,14 @@ def _file_hash(path: Path, known: str) -> str:
     return f"{alg}:{pooch.file_hash(str(path), alg=alg)}"
 
 
-def _norm(known: str) -> str:
-    return known.lower() if ":" in known else f"sha256:{known.lower()}"
-
-
 def _check_in_place(path: Path, known: str) -> None:
-    got = _file_hash(path, _norm(known))
-    if got != _norm(known):
+    known = norm_hash(known)
+    got = _file_hash(path, known)
+    if got != known:
         raise IntegrityError(
-            f"{str(path)!r} is in place but its hash differs: expected {_norm(known)}, got {got}. "
+            f"{str(path)!r} is in place but its hash differs: expected {known}, got {got}. "
             "It was not downloaded by this call, so it is left as is: delete or replace it."
         )
-
-
-def _unavailable(entry: Remote, home: Path, reason: str, url: str | None = None) -> FetchError:
-    if entry.kind == "files":
-        what = (
-            f"the folder {entry.target}/ ({len(entry.files)} files; see DATASETS[{entry.name!r}]"
-            ".files), e.g. data/VessMAP of a clone of github.com/chcomin/vessel_baseline at "
-            f"commit {VESSMAP_COMMIT}"
-        )
-        where = f"{home} (so that {home / entry.target / 'train.csv'} exists)"
-    else:
-        what = f"{entry.filename} ({entry.known_hash})"
-        where = str(home)
-        if entry.kind != "file":
-            where += f"; fetch() then checks it and extracts {entry.target}/ (or put {entry.target}/ there)"
-    return FetchError(
-        f"cannot download {entry.name!r}: {reason}.\n  URL:           {url or entry.url}\n"
-        f"  expected file: {what}\n  put it in:     {where}\n"
-        f"or pass root= / set {ENV_DATA} to a folder that already holds {entry.target}."
-    )
-
-
-@contextlib.contextmanager
-def _quiet_pooch() -> Iterator[None]:
-    import pooch
-
-    logger = pooch.get_logger()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _download(
-    entry: Remote, url: str, dest: Path, known: str | None, home: Path, *, progress: bool
-) -> None:
-    """Download ``url`` to ``dest`` through pooch (temporary file, hash check, then rename)."""
-    if is_offline():
-        raise _unavailable(entry, home, f"{ENV_OFFLINE}=1 is set", url)
-    import pooch
-    import requests
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=entry.size or None, desc=entry.name, unit="B", unit_scale=True)
-    try:
-        with _quiet_pooch():
-            pooch.retrieve(
-                url, known_hash=known and _norm(known), fname=dest.name, path=dest.parent,
-                downloader=pooch.HTTPDownloader(progressbar=bar or False),
-            )  # fmt: skip
-    except ValueError as exc:  # pooch: hash mismatch (its temporary file is already removed)
-        raise IntegrityError(
-            f"download of {entry.name!r} from {url} is corrupt and was deleted, not used: {exc}"
-        ) from exc
-    except (requests.RequestException, OSError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        raise _unavailable(entry, home, reason, url) from exc
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _write_manifest(folder: Path, rels: Iterable[str]) -> None:
@@ -209,7 +183,7 @@ def _verify_files(entry: Remote, folder: Path) -> None:
     expected = {}
     if (folder / MANIFEST).is_file():
         expected = {k: f"sha256:{v}" for k, v in read_sha256sums(folder / MANIFEST).items()}
-    expected.update({k: _norm(v) for k, v in entry.files.items() if v})
+    expected.update({k: norm_hash(v) for k, v in entry.files.items() if v})
     bad = []
     for rel, known in sorted(expected.items()):
         path = folder / rel
@@ -261,11 +235,17 @@ def fetch(name: str, *, root: str | os.PathLike | None = None, progress: bool = 
     ------
     KeyError
         Unknown name (the message lists the registered ones).
+    NotADirectoryError
+        The data folder is a file (or under one).
+    PermissionError
+        The data folder cannot be created or written.
     FetchError
         Missing and ``CNNX_OFFLINE=1``, or the server is unreachable or refuses.
     IntegrityError
         A download or a file in place differs from its pinned hash (or, for VessMAP, from
         the manifest recorded at first fetch, or the published split lists).
+    ArchiveError
+        The archive holds a member that would land outside its folder, or is truncated.
 
     Examples
     --------
@@ -275,36 +255,43 @@ def fetch(name: str, *, root: str | os.PathLike | None = None, progress: bool = 
     """
     entry = _entry(name)
     home = data_home(root)
+    if home.is_dir():  # partial downloads and extractions of killed processes
+        remove_stale(home)
     found = _in_place(entry, home)
     if found is not None:
         return found
-    if entry.kind == "file":
-        dest = home / entry.target
-        _download(entry, entry.url, dest, entry.known_hash, home, progress=progress)
-        return dest
+    source = _home_source(root)
+    _check_not_a_file(entry, home, source)
+    archive = home / entry.filename
+    # an archive placed by hand, or left by an interrupted extraction, is used as it is
+    placed = entry.kind in ("tar.gz", "zip") and archive.is_file()
+    if placed:
+        _check_in_place(archive, entry.known_hash or "")
+    elif is_offline():
+        raise unavailable(entry, home, f"{ENV_OFFLINE}=1 is set")
+    _check_writable(entry, home, source)
     if entry.kind == "files":
         return _fetch_files(entry, home, progress=progress)
-    archive = home / entry.filename
-    if archive.is_file():  # placed by hand, or left by an interrupted extraction
-        _check_in_place(archive, entry.known_hash or "")
-    else:
-        _download(entry, entry.url, archive, entry.known_hash, home, progress=progress)
+    if not placed:
+        with staging(home, entry.filename) as stage:  # pooch's temporary file goes there too
+            download(entry, entry.url, stage / entry.filename, entry.known_hash, home,
+                      progress=progress)  # fmt: skip
+    if entry.kind == "file":
+        return home / entry.target
     with staging(home, entry.target) as stage:
-        extract_archive(archive, stage, progress=progress)
+        extract_archive(archive, stage, progress=progress, label=entry.name)
     archive.unlink(missing_ok=True)  # the folder is what is kept
     return home / entry.target
 
 
 def _fetch_files(entry: Remote, home: Path, *, progress: bool) -> Path:
-    if is_offline():
-        raise _unavailable(entry, home, f"{ENV_OFFLINE}=1 is set")
     from tqdm.auto import tqdm
 
     with staging(home, entry.target) as stage:
         folder = stage / entry.target
         for rel, known in tqdm(entry.files.items(), desc=entry.name, disable=not progress):
             dest = folder / rel
-            _download(entry, entry.url + rel, dest, known, home, progress=False)
+            download(entry, entry.url + rel, dest, known, home, progress=False)
         if entry.check is not None:
             entry.check(folder)
         _write_manifest(folder, entry.files)
@@ -377,23 +364,3 @@ def list_datasets(*, root: str | os.PathLike | None = None) -> pd.DataFrame:
             "licence": e.licence, "citation": e.citation,
         })  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cnnexplore_nb.data [--root DIR] [--list] [NAME ...]``: fetch ahead of time."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m cnnexplore_nb.data", description=main.__doc__)
-    parser.add_argument("names", nargs="*", help=f"registered names: {', '.join(DATASETS)}")
-    parser.add_argument(
-        "--root", default=None, help=f"data folder (default ${ENV_DATA} or the cache)"
-    )
-    parser.add_argument("--list", action="store_true", help="list the registry and exit")
-    args = parser.parse_args(argv)
-    if args.list or not args.names:
-        table = list_datasets(root=args.root)
-        print(table[["name", "kind", "size_mb", "present", "path"]].to_string(index=False))
-        return 0
-    for name, path in fetch_all(args.names, root=args.root).items():
-        print(f"{name}: {path}")
-    return 0

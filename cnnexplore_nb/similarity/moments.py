@@ -48,7 +48,7 @@ import numpy as np
 from .._arrays import as_blocks, slab
 from .._checks import check_choice, check_positive_int
 
-__all__ = ["Moments", "full_fp32_precision"]
+__all__ = ["Moments", "NonFiniteMapsError", "full_fp32_precision"]
 
 ArrayLike = Any  # numpy array or torch Tensor of shape (C, H, W) or (N, C, H, W)
 
@@ -174,6 +174,10 @@ class _Sums:
                 op(mine, getattr(other, key), out=mine)
 
 
+class NonFiniteMapsError(ValueError):
+    """Maps hold NaN or Inf (callers that know the layers' names say which one)."""
+
+
 class _Side:
     """One block (A or B) during an update: its centred chunks and per-chunk records."""
 
@@ -201,7 +205,7 @@ class _Side:
                 np.maximum(self.hi[c0:c1], s.max(axis=(0, 2)), out=self.hi[c0:c1])
             bad = ~np.isfinite(mj)
             if bad.any():
-                raise ValueError(
+                raise NonFiniteMapsError(
                     f"{name} must be finite, got NaN/Inf in channel(s) "
                     f"{(c0 + np.flatnonzero(bad)).tolist()[:10]} of images {i0}..{i1 - 1}"
                 )

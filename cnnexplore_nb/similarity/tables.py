@@ -53,6 +53,7 @@ from .._arrays import as_layer_maps
 from .._checks import check_choice, check_fraction
 from . import _build
 from ._schema import TABLES, explorer_columns
+from .moments import NonFiniteMapsError
 from .region import Crop, MaskMode, Resample
 from .stream import stream_moments
 
@@ -302,10 +303,22 @@ def correlation_tables(
     self_cmp = maps_b is None or maps_b is maps_a
     b = a if self_cmp else as_layer_maps(maps_b, "maps_b", same_n=False)
     prefixes = _prefixes(names, self_cmp)
-    mom = stream_moments(
-        list(a.values()), None if self_cmp else list(b.values()), resample=resample,
-        progress=progress, mask=mask, crop=crop, mask_mode=mask_mode,
-    )  # fmt: skip
+    try:
+        mom = stream_moments(
+            list(a.values()), None if self_cmp else list(b.values()), resample=resample,
+            progress=progress, mask=mask, crop=crop, mask_mode=mask_mode,
+        )  # fmt: skip
+    except NonFiniteMapsError as err:  # name the layer: the engine sees joined channels
+        for side, layers in (("maps_a", a), ("maps_b", {} if self_cmp else b)):
+            for layer, x in layers.items():
+                ok = np.isfinite(x) if isinstance(x, np.ndarray) else x.isfinite().cpu().numpy()
+                chans, imgs = (np.flatnonzero(~ok.all(axis=ax)) for ax in ((0, 2, 3), (1, 2, 3)))
+                if len(chans):
+                    raise NonFiniteMapsError(
+                        f"{side}[{layer!r}] must be finite, got NaN/Inf in channel(s) "
+                        f"{chans[:10].tolist()} of image(s) {imgs[:10].tolist()}"
+                    ) from None
+        raise err
     full = mom.pearson() if measure == "pearson" else mom.cosine()
     const_a, const_b = mom.constant_a, mom.constant_b
     if constant == "explorer":

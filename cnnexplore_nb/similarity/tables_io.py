@@ -7,27 +7,31 @@ convention, layer order) and ``manifest.json`` (format version, and the row coun
 of every file). Format 3 added the dead-map counts to ``stats`` and the partner statistics
 to ``partners``; both tables of older sets are rebuilt from their ``max`` table on load.
 
-Writing is all or nothing. Every new file is written to a temporary file first; the files it
-replaces are kept (as hard links, or copies) until every new file is in place and the
-manifest, written last, commits the set. A failure while files are being replaced puts the
-old ones back, and a set whose save was killed half-way is detected by its manifest and
-rolled back to the old files on the next load (or save). Loading checks every file against
-the manifest, so a truncated or edited file is an error naming the file, not a silently
-shorter table; sets saved before manifests existed are still checked for the row counts
-their layer lists imply.
+Writing is all or nothing (:mod:`._fileset`). Every new file is written to a temporary file
+first; the files it replaces are kept (as hard links, or copies) until every new file is in
+place and the manifest, written last, commits the set. A failure while files are being
+replaced puts the old ones back, and a set whose save was killed half-way is detected by its
+manifest and rolled back to the old files on the next load (or save); in a folder that
+cannot be written that is a ``PermissionError`` naming the folder, and nothing is changed.
+
+Loading checks every file against the manifest, so a truncated or edited file is an error
+naming the file, not a silently shorter table. A ``format_version`` this version does not
+read (a newer one) is an error naming the versions it reads. A set without
+``manifest.json`` loads with a ``UserWarning`` saying its files cannot be verified: only the
+row counts its layer lists imply are checked, so an edited value goes unnoticed. The
+warning says what was found: the metadata of a format-3 set holds ``constant`` (and, from
+cnnexplore_nb 0.1.0 on, ``format_version``), so such a set without a manifest lost it
+(deleted, or not copied); a set whose metadata has neither was saved before manifests
+existed (format 1), or lost its manifest too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +40,7 @@ import pandas as pd
 
 from .._checks import check_choice
 from ..io import check_writable_dir
+from ._fileset import commit, fsync, leftovers, new_temp, rollback, sha256, staging
 from ._schema import ADDED_IN_3, FORMATS, SCHEMA, TABLES, explorer_columns, frame, neutral_columns
 from .tables import CorrelationTables
 
@@ -70,71 +75,6 @@ def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
         path.write_text(json.dumps({"columns": list(df.columns), "data": data}))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def _leftovers(directory: Path) -> list[Path]:
-    """Temporary and backup files of earlier, interrupted saves."""
-    return [p for p in directory.glob(".*.cnnx-*") if p.is_file()]
-
-
-@contextlib.contextmanager
-def _staging(directory: Path) -> Iterator[dict[str, Path]]:
-    """Temporary files of one save (name -> path); removed on exit unless moved."""
-    temps: dict[str, Path] = {}
-    try:
-        yield temps
-    finally:
-        for p in temps.values():
-            p.unlink(missing_ok=True)
-
-
-def _new_temp(directory: Path, name: str, tag: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.cnnx-{tag}-", suffix=".tmp", dir=directory)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _commit(directory: Path, temps: dict[str, Path], tag: str) -> None:
-    """Move every temp onto its name; on any failure put the old files back."""
-    backups: dict[str, Path] = {}
-    replaced: list[str] = []
-    try:
-        for name in temps:  # keep the old files (hard links: no copy) until the end
-            target = directory / name
-            if target.is_file():
-                backup = directory / f".{name}.cnnx-{tag}.bak"
-                try:
-                    os.link(target, backup)
-                except OSError:  # a file system without hard links: copy
-                    shutil.copy2(target, backup)
-                backups[name] = backup
-        for name, tmp in temps.items():
-            os.replace(tmp, directory / name)
-            replaced.append(name)
-    except BaseException:
-        for name in replaced:  # roll back what was already replaced
-            if name in backups:
-                os.replace(backups.pop(name), directory / name)
-            else:
-                (directory / name).unlink(missing_ok=True)
-        for p in backups.values():
-            p.unlink(missing_ok=True)
-        raise
-    for p in backups.values():
-        p.unlink(missing_ok=True)
-
-
 def save_tables(
     tables: CorrelationTables,
     directory: str | os.PathLike,
@@ -164,34 +104,34 @@ def save_tables(
     out = check_writable_dir(directory)
     if (out / _MANIFEST).is_file():  # an earlier save killed half-way: restore it first
         with contextlib.suppress(TablesFormatError, KeyError, OSError):
-            _rollback(out, _read_json(out / _MANIFEST, "manifest"))
-    for p in _leftovers(out):
+            rollback(out, _hashes(_read_json(out / _MANIFEST, "manifest")))
+    for p in leftovers(out):
         p.unlink(missing_ok=True)
     meta = {
-        "names": list(tables.names), "threshold": tables.threshold, "measure": tables.measure,
+        "format_version": FORMAT_VERSION, "names": list(tables.names), "threshold": tables.threshold, "measure": tables.measure,
         "constant": tables.constant, "format": fmt, "self_comparison": tables.self_comparison,
         "layers_a": tables.layers_a, "layers_b": tables.layers_b, "tables": list(TABLES),
     }  # fmt: skip
     tag = uuid.uuid4().hex[:12]
     files: dict[str, Any] = {}
-    with _staging(out) as temps:
+    with staging(out) as temps:
         for table in TABLES:
             name = f"{table}.{fmt}"
-            temps[name] = _new_temp(out, name, tag)
+            temps[name] = new_temp(out, name, tag)
             df = tables.explorer(table)
             _write_table(df, temps[name], fmt)
             files[name] = {"table": table, "rows": len(df)}
-        temps[_METADATA] = _new_temp(out, _METADATA, tag)
+        temps[_METADATA] = new_temp(out, _METADATA, tag)
         temps[_METADATA].write_text(json.dumps(meta, indent=2))
         files[_METADATA] = {"rows": None}
         for name, tmp in temps.items():
-            _fsync(tmp)
-            files[name]["sha256"] = _sha256(tmp)
+            fsync(tmp)
+            files[name]["sha256"] = sha256(tmp)
         manifest = {"format_version": FORMAT_VERSION, "format": fmt, "files": files}
-        temps[_MANIFEST] = _new_temp(out, _MANIFEST, tag)
+        temps[_MANIFEST] = new_temp(out, _MANIFEST, tag)
         temps[_MANIFEST].write_text(json.dumps(manifest, indent=2))
-        _fsync(temps[_MANIFEST])
-        _commit(out, temps, tag)
+        fsync(temps[_MANIFEST])
+        commit(out, temps, tag)
         temps.clear()
     return [out / name for name in files] + [out / _MANIFEST]
 
@@ -257,28 +197,13 @@ def _read_table(
     return frame(cols, table, la_list, lb_list)
 
 
-def _rollback(directory: Path, manifest: dict) -> bool:
-    """Restore the files of an interrupted save from its backups, if they match."""
-    restored = False
-    for name, entry in manifest["files"].items():
-        path = directory / name
-        if path.is_file() and _sha256(path) == entry["sha256"]:
-            continue
-        for backup in directory.glob(f".{name}.cnnx-*.bak"):
-            if _sha256(backup) == entry["sha256"]:
-                os.replace(backup, path)
-                restored = True
-                break
-    return restored
-
-
 def _verify(directory: Path, manifest: dict) -> None:
     fmt = manifest.get("format")
     for name, entry in manifest["files"].items():
         path = directory / name
         if not path.is_file():
             raise TablesFormatError(f"{str(path)!r} is missing (listed in {_MANIFEST})")
-        if _sha256(path) == entry["sha256"]:
+        if sha256(path) == entry["sha256"]:
             continue
         rows = entry.get("rows")
         found = _count_rows(path, fmt) if rows is not None else None
@@ -309,11 +234,10 @@ def load_tables(directory: str | os.PathLike) -> CorrelationTables:
         raise FileNotFoundError(
             f"no saved correlation tables in {str(d)!r}: metadata.json is missing"
         )
-    version = 1
     if manifest_path.is_file():
         manifest = _read_json(manifest_path, "manifest")
-        version = int(manifest.get("format_version", 1))
-        if _rollback(d, manifest):
+        version = _check_version(manifest.get("format_version", 2), manifest_path)
+        if rollback(d, _hashes(manifest)):
             warnings.warn(
                 f"an interrupted save in {str(d)!r} was rolled back to the previous tables",
                 RuntimeWarning,
@@ -321,12 +245,7 @@ def load_tables(directory: str | os.PathLike) -> CorrelationTables:
             )
         _verify(d, manifest)
     else:
-        warnings.warn(
-            f"{str(d)!r} has no {_MANIFEST} (saved by an older version): only the row counts "
-            "its layer lists imply can be checked, not each file; save the tables again to add one",
-            UserWarning,
-            stacklevel=2,
-        )
+        version = _unverified(d, meta_path)
     meta = _read_json(meta_path, "metadata")
     fmt = check_choice("format", meta.get("format"), FORMATS)
     names = tuple(meta["names"])
@@ -346,6 +265,57 @@ def load_tables(directory: str | os.PathLike) -> CorrelationTables:
         self_comparison=bool(meta["self_comparison"]), frames=frames,
         constant=meta.get("constant", "nan"),
     )  # fmt: skip
+
+
+def _hashes(manifest: dict) -> dict[str, str]:
+    try:
+        return {name: entry["sha256"] for name, entry in manifest["files"].items()}
+    except (KeyError, TypeError, AttributeError):
+        raise TablesFormatError(f"{_MANIFEST} lacks the files and their sha256") from None
+
+
+def _check_version(value: Any, where: Path) -> int:
+    """``value`` if it is a format version this module reads, else TablesFormatError."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= FORMAT_VERSION:
+        return value
+    from .. import __version__
+
+    why = (
+        "saved by a newer cnnexplore_nb? update it to load this set"
+        if isinstance(value, int) and value > FORMAT_VERSION
+        else "edited or corrupt"
+    )
+    raise TablesFormatError(
+        f"{str(where)!r} has format_version {value!r}, but cnnexplore_nb {__version__} reads "
+        f"format versions 1 to {FORMAT_VERSION} ({why})"
+    )
+
+
+def _unverified(d: Path, meta_path: Path) -> int:
+    """Warn that a set without a manifest cannot be verified, saying what was found; the
+    format version its metadata implies (see the module docstring)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        meta = {}  # reported by the caller's read
+    meta = meta if isinstance(meta, dict) else {}
+    found = meta.get("format_version", 3 if "constant" in meta else None)
+    version = 1 if found is None else _check_version(found, meta_path)
+    what = (
+        f"and its {_METADATA} records no format version: saved before manifests existed "
+        "(format 1), or its manifest was deleted"
+        if found is None
+        else f"though its {_METADATA} says it was saved with one (format {version}): the "
+        "manifest was deleted or not copied"
+    )
+    warnings.warn(
+        f"{str(d)!r} has no {_MANIFEST}, {what}. Its files cannot be verified: only the row "
+        "counts its layer lists imply are checked, so an edited value goes unnoticed. Save "
+        "the tables again to write a manifest",
+        UserWarning,
+        stacklevel=3,
+    )
+    return version
 
 
 def _check_counts(frames: dict, la_list: list[str], lb_list: list[str], d: Path, fmt: str) -> None:
