@@ -137,6 +137,21 @@ def _run(method: str = "scratch", **kw: Any) -> dict:
     return transfer.run(method, **{**args, **kw})
 
 
+def _nan_split(split: str) -> dict[str, list]:
+    """The tiny transfer data with one NaN pixel in item 1 of ``split``."""
+    d = _transfer_data()
+    bad = torch.zeros(3, 32, 32)
+    bad[0, 5, 5] = float("nan")
+    d[split] = [d[split][0], (bad, 1)]
+    return d
+
+
+def _run_many(**kw: Any) -> list:
+    args = {"source": None, "target": "vgg9_bn", "data": _transfer_data(), "epochs": 1,
+            "seeds": [0, 1], "progress": False, "target_kwargs": {"width": 0.125}}  # fmt: skip
+    return transfer.run_many(kw.pop("method", "scratch"), **{**args, **kw})
+
+
 def _source() -> torch.nn.Module:
     torch.manual_seed(0)
     return cx.create_model("resnet32", width=0.25, num_classes=2)
@@ -372,6 +387,31 @@ CASES = [
     Case("transfer.run: device 3.5", lambda p: _run(device=3.5), TypeError,
          r"device must be a string such as 'cpu' or 'cuda:0', a CUDA index or a torch\.device, "
          r"got float 3\.5"),
+    # issue 22: evaluation data and source paths
+    Case("transfer.run: NaN pixel in a test image", lambda p: _run(data=_nan_split("test")),
+         ValueError, r"data\['test'\] holds NaN/Inf pixels in 1 of its 2 images \(items 1\); "
+         r"its accuracy would be computed on NaN logits"),
+    Case("transfer.run: NaN pixel in a validation image", lambda p: _run(
+        data=_nan_split("val")), ValueError, r"data\['val'\] holds NaN/Inf pixels .*items 1"),
+    Case("run_many: NaN pixel in a validation image", lambda p: _run_many(
+        data=_nan_split("val")), ValueError,
+        r"data\['val'\] of seed 0 holds NaN/Inf pixels in 1 of its 2 images \(items 1\)"),
+    Case("transfer.run: a source path that does not exist", lambda p: _run(
+        "ufm", source=str(p / "missing" / "source.pth.tar")), FileNotFoundError,
+        r"source checkpoint '.*missing/source\.pth\.tar' does not exist; expected a "
+        r"checkpoint file"),
+    Case("run_many: a source path that does not exist", lambda p: _run_many(
+        method="ufm", source=str(p / "nope.pt")), FileNotFoundError,
+        r"source checkpoint '.*nope\.pt' does not exist"),
+    Case("transfer.run: a source name that is no model", lambda p: _run(
+        "ufm", source="resnet33"), ValueError,
+        r"unknown source model 'resnet33'; closest: 'resnet32'.*no checkpoint file"),
+    Case("transfer.run: meta_lr -1", lambda p: _run(meta_lr=-1), ValueError,
+         r"meta_lr must be >= 0, got -1"),
+    Case("transfer.run: lr 0", lambda p: _run(lr=0), ValueError, r"lr must be > 0, got 0"),
+    Case("build_step: L2T-www's map-input h without an example", lambda p: transfer.build_step(
+        "l2t_www", _source(), cx.create_model("vgg9_bn", num_classes=2)), ValueError,
+        r"which_input='maps', the default\) and is sized from example=.*got example=None"),
     Case("parse_pairs: 'a-b'", lambda p: transfer.parse_pairs(["a-b"], n_source=3, n_target=3),
          ValueError, r"a pair must be 'source-target' like '4-0' or a tuple \(4, 0\), got 'a-b'"),
     Case("parse_pairs: source tap 5 of 3", lambda p: transfer.parse_pairs(
