@@ -6,7 +6,7 @@ given widths and threads; optionally a group of seeds trained together) and prin
 and seeds, sequential (and grouped), in hours for ``--workers`` parallel processes.
 
     python benchmarks/bench_cost.py                      # full protocol, full-size networks
-    python benchmarks/bench_cost.py --scale cpu          # the cpu scale's sweep (widths 0.5 / 1)
+    python benchmarks/bench_cost.py --scale cpu          # the cpu scale: full widths, six arms
     python benchmarks/bench_cost.py --group-size 2 --width 0.25 --source-width 0.25
 """
 
@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 
-from cnnexplore_nb.studies.transfer import transfer_settings
+from cnnexplore_nb.studies.transfer import ARMS, transfer_settings
 from cnnexplore_nb.transfer import estimate_cost, measure_step_seconds
 
 
 def protocol_of(scale: str) -> dict:
     """The limited-data protocol of a scale of the transfer study (its settings dict)."""
     settings = transfer_settings(scale)
-    methods = ["scratch", "ufm", "l2t_ww", "l2t_www"]
-    return {**settings, "methods": methods, "seeds": len(settings["seeds"])}
+    return {**settings, "methods": list(settings["methods"]), "seeds": len(settings["seeds"])}
 
 
 def main() -> None:
@@ -43,7 +42,7 @@ def main() -> None:
     args.width = args.width or protocol["target_width"]
     args.source_width = args.source_width or protocol["source"]["width"]
     kw = dict(width=args.width, source_width=args.source_width, threads=args.threads,
-              repeats=args.repeats, batch_size=protocol["batch_size"])  # fmt: skip
+              repeats=args.repeats, batch_size=protocol["batch_size"], arms=ARMS)  # fmt: skip
     seq = measure_step_seconds(protocol["methods"], **kw)
     grp = None
     if args.group_size > 1:
@@ -64,7 +63,7 @@ def main() -> None:
         if grp is not None:
             g = float(grp.loc[grp["method"] == row.method, "step_seconds"].iloc[0])
             extra = f"   grouped x{args.group_size}: {g:.2f} s per seed"
-        print(f"  {row.method:<8s} {row.step_seconds:6.2f} s{extra}")
+        print(f"  {row.method:<14s} {row.step_seconds:6.2f} s{extra}")
     cols = ["sequential_hours"] + (["grouped_hours"] if grp is not None else [])
     table = df.groupby(["dataset", "method"], sort=False)[cols].sum().unstack("method")
     digits = 0 if df["sequential_hours"].sum() > 100 else 2
@@ -73,6 +72,11 @@ def main() -> None:
     # the imbalanced experiment: the N of its large classes (an upper bound; one class is
     # smaller); the ablation reuses the sweep's runs when snapshots are on, else 3 runs
     imb = protocol["imbalanced"]
+    if imb is None:
+        total = df.attrs["total"]
+        print("\ntotal: " + ", ".join(f"{k} {v:,.{digits}f} h" for k, v in total.items())
+              + f" (no imbalanced experiment at the {args.scale} scale)")  # fmt: skip
+        return
     imb_protocol = {**protocol, "datasets": [imb["dataset"]],
                     "n_values": {imb["dataset"]: [imb["n"]]},
                     "methods": list(protocol["imbalanced_methods"])}  # fmt: skip

@@ -459,3 +459,19 @@ def test_records_say_at_which_thread_count_they_reproduce(tmp_path):
     assert df["torch_threads"].tolist() == [1, 2]
     df = run_sweep(one, helpers.score, tmp_path / "d", executor="local", workers=1, progress=False)
     assert df["torch_threads"].isna().all()
+
+
+def test_priority_starts_the_costliest_runs_first_and_keeps_grid_order(tmp_path):
+    order: list[tuple[int, int]] = []
+
+    def run(config: dict) -> dict:
+        order.append((config["n"], config["seed"]))
+        return helpers.score(config)
+
+    grid = {"n": [5, 10, 20], "seed": [0, 1]}
+    df = run_sweep(grid, run, tmp_path, executor="inline", progress=False,
+                   priority=lambda c: c["n"])  # fmt: skip
+    assert order == [(20, 0), (20, 1), (10, 0), (10, 1), (5, 0), (5, 1)]  # stable on ties
+    assert list(zip(df["n"], df["seed"])) == [(n, s) for n in (5, 10, 20) for s in (0, 1)]
+    with pytest.raises(TypeError, match="priority must be a callable config -> float, got int"):
+        run_sweep(grid, run, tmp_path, executor="inline", progress=False, priority=3)

@@ -52,3 +52,14 @@ def test_measure_step_seconds_on_tiny_networks():
     assert df["method"].tolist() == ["scratch", "ufm"]
     assert (df["step_seconds"] > 0).all() and (df["eval_image_seconds"] > 0).all()
     assert (df["group_size"] == 2).all() and (df["threads"] == 1).all()
+
+
+def test_measure_step_seconds_times_named_arms():
+    from cnnexplore_nb.studies.transfer import ARMS
+
+    df = measure_step_seconds(["ufm_hint", "l2t_ww_frozen", "l2t_www"], batch_size=4,
+                              width=0.0625, source_width=0.125, repeats=1, arms=ARMS)  # fmt: skip
+    assert df["method"].tolist() == ["ufm_hint", "l2t_ww_frozen", "l2t_www"]
+    assert (df["step_seconds"] > 0).all()
+    with pytest.raises(ValueError, match="unknown method 'l2t_ww_frozen'"):
+        measure_step_seconds(["l2t_ww_frozen"], batch_size=4, width=0.0625, repeats=1)
