@@ -40,6 +40,16 @@ def test_cifar10_reader(tmp_path):
     assert test.labels.tolist() == test_labels
 
 
+def test_a_data_folder_holding_sets_side_by_side_is_searched_one_level_down(tmp_path):
+    folder = tmp_path / "b-subset" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    (tmp_path / "a-other").mkdir()  # a sibling without the set is skipped
+    test_data, test_labels = _cifar_batch(folder / "test_batch", 4, 9)
+    assert cifar10(tmp_path, "test").labels.tolist() == test_labels
+    with pytest.raises(FileNotFoundError, match=r"not found in .* or its subfolders"):
+        cifar10(tmp_path / "a-other", "test")
+
+
 def test_cifar100_reader_and_corruption(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()

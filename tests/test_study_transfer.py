@@ -397,3 +397,17 @@ def test_protocol_diagnostics_by_hand():
     assert "— yes." in selection.markdown() and "— **no**." in power.markdown()
     # below the threshold the meta-networks have not moved
     assert sta.protocol_diagnostics(pd.DataFrame(rows), threshold=0.6).items[1].holds is False
+
+
+def test_source_network_finds_the_reference_file_beside_the_data_folder(tmp_path):
+    from pathlib import Path
+
+    real = Path(__file__).resolve().parents[2] / "shared/data/l2tww_tinyimagenet_resnet32.pth.tar"
+    if not real.is_file():
+        pytest.skip(f"the L2T-ww reference file is not at {real}")
+    (tmp_path / "cifar10-subset").mkdir()
+    (tmp_path / real.name).symlink_to(real)
+    settings = st.transfer_settings("cpu")
+    model, path, info = st.source_network(settings, data_dir=str(tmp_path / "cifar10-subset"))
+    assert path == tmp_path / real.name and info["source"].startswith("L2T-ww reference")
+    assert model.fc.out_features == 200

@@ -224,7 +224,9 @@ def _find_dir(
     fetch_name: str,
     progress: bool = True,
 ) -> Path:
-    """The dataset folder ``name``: under ``root`` (or ``root`` itself), or the cache.
+    """The dataset folder ``name``: under ``root``, ``root`` itself, or under one of its
+    subfolders (a data folder holding several sets side by side, e.g.
+    ``root/cifar10-subset/cifar-10-batches-py``; the first in name order); or the cache.
 
     ``root=None`` means the cache of :func:`~cnnexplore_nb.data.fetch.fetch`, filled on first
     use; a folder given by the user is never downloaded into.
@@ -234,14 +236,16 @@ def _find_dir(
 
         return fetch(fetch_name, progress=progress)
     root = Path(root).expanduser()
-    for cand in (root / name, root):
+    below = sorted(p / name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for cand in (root / name, root, *below):
         if cand.is_dir() and cand.name == name:
             return cand
     hint = ""
     if str(root) in ("train", "test", "val"):
         hint = f" (the first argument is the data folder; did you mean split={str(root)!r}?)"
     raise FileNotFoundError(
-        f"dataset folder {name!r} not found under {str(root)!r}{hint}. Expected layout:\n"
+        f"dataset folder {name!r} not found in {str(root)!r} or its subfolders{hint}. "
+        "Expected layout:\n"
         f"{layout}\nHow to obtain it: {how}, or pass root=None to download it into the cache "
         f"(cnnexplore_nb.data.fetch({fetch_name!r}))."
     )

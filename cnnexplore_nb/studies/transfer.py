@@ -382,8 +382,8 @@ def source_network(
     Returns ``(model, path, info)``; ``path`` is a file :func:`~cnnexplore_nb.transfer.
     load_l2tww_source` reads (workers load it from there) and ``info`` says how it was made.
     ``checkpoint`` imports a source file instead of training. ``settings["source"]
-    ["reference"]``: True takes the L2T-ww reference file (from ``data_dir``, the data
-    cache, or downloaded), ``"if-present"`` takes it only when it is already there (no
+    ["reference"]``: True takes the L2T-ww reference file (from ``data_dir``, the folder
+    holding ``data_dir`` (data sets side by side), the data cache, or downloaded), ``"if-present"`` takes it only when it is already there (no
     download) and trains otherwise; ``info`` says which. ``threads``:
     torch threads while training (1 is fastest on a shared 2-core CPU; None keeps torch's).
     """
@@ -395,7 +395,8 @@ def source_network(
     if checkpoint is None and src.get("reference"):
         from ..data.fetch import fetch, locate
 
-        checkpoint = locate("l2tww_source", *([data_dir] if data_dir else []), None)
+        near = [data_dir, str(Path(data_dir).expanduser().parent)] if data_dir else []
+        checkpoint = locate("l2tww_source", *near, None)
         if checkpoint is None and src["reference"] != "if-present":
             checkpoint = fetch("l2tww_source", progress=progress)
         what = "L2T-ww reference (ResNet-32 on Tiny ImageNet)"
