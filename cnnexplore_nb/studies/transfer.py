@@ -154,16 +154,19 @@ TRANSFER_SETTINGS: dict[str, dict[str, Any]] = {
         **_TRAIN,
         # the documents' protocol where it fits this CPU: full-width VGG-9, 200 epochs,
         # batch 128, the reference source, CIFAR-10 at N = 10 (one batch per epoch), the
-        # official code's hold-out of 50 images per class (its CIFAR-100 / STL-10 splits);
-        # seeds: as many as fit about two hours on 2 workers (benchmarks/bench_cost.py
-        # --scale cpu; the store resumes, so a re-run with more seeds adds to these)
+        # official code's hold-out of 50 images per class (its CIFAR-100 / STL-10 splits).
+        # Seeds: as many as fit two hours on 2 one-thread workers. One run costs about 11-14
+        # CPU minutes for scratch, both UFM readings and the frozen arm, 59 for L2T-ww and
+        # L2T-www (benchmarks/bench_l2t_run.py): one seed of the six arms plus the pooled
+        # which-network is about 1.9 h on two idle cores, a second seed would add 1.4 h.
+        # The store resumes: a re-run with more seeds (notebook 07's SEEDS) adds to these.
         "batch_size": 128,
         "meta_lr": 1e-4,
         "flip": True,
         "val_per_class": 50,
         "datasets": ("cifar10",),
         "n_values": {"cifar10": (10,)},
-        "seeds": (0, 1),
+        "seeds": (0,),
         "epochs": 200,
         "source": {"dataset": "tiny_imagenet", "width": 1.0, "epochs": 0, "reference": True},
         "target_width": 1.0,
