@@ -5,4 +5,12 @@ Submodules are imported explicitly: ``from cnnexplore_nb.studies.vessels import 
 
 from __future__ import annotations
 
-__all__ = ["transfer", "transfer_analysis", "vessel_correlation", "vessels"]
+__all__ = [
+    "transfer",
+    "transfer_analysis",
+    "transfer_gamma",
+    "transfer_report",
+    "transfer_verdicts",
+    "vessel_correlation",
+    "vessels",
+]
