@@ -285,7 +285,7 @@ def transfer_findings(runs: pd.DataFrame, tests: pd.DataFrame) -> Findings:
     """Notebook 07: the dissertation's claims on the limited-data sweep, checked on ``runs``."""
     v = verdict(runs)
     cells = len(v)
-    names = {"ww": "L2T-ww", "ufm": "UFM", "scratch": "scratch"}
+    names = {"ww": "L2T-ww", "ufm": "UFM (15 pairs)", "scratch": "scratch"}
     wins = {k: int((v[f"www_minus_{k}"] > 0).sum()) for k in names}
     rule = tests.attrs.get("rule", "raw")
     sig = tests[tests["significant"]] if "significant" in tests else tests.iloc[:0]
@@ -437,7 +437,7 @@ def protocol_diagnostics(
         rows.append(row)
     table = pd.DataFrame(rows)
     return Findings(
-        "Why the meta-learned methods do or do not beat UFM here (measured)",
+        "Why the meta-learned methods do or do not beat UFM (15 pairs) here (measured)",
         [_selection_finding(table), _movement_finding(table, threshold), _power_finding(table)],
         table,
         "Each line is a candidate explanation checked on this sweep's records; numbers are "
@@ -458,7 +458,7 @@ def _cells(table: pd.DataFrame) -> list[str]:
 
 def _selection_finding(table: pd.DataFrame) -> Finding:
     if "ufm_final" not in table:
-        return Finding("Model selection decides whether L2T-ww beats UFM", None,
+        return Finding("Model selection decides whether L2T-ww beats UFM (15 pairs)", None,
                        "The records hold no final-epoch accuracy.")  # fmt: skip
     best = table["l2t_ww_best"] - table["ufm_best"]
     final = table["l2t_ww_final"] - table["ufm_final"]
@@ -467,9 +467,9 @@ def _selection_finding(table: pd.DataFrame) -> Finding:
              for c, b, f in zip(_cells(table), best, final)]  # fmt: skip
     return Finding(
         "Model selection (test accuracy at the best-validation epoch, as the reference "
-        "reports it, or at the final epoch) decides whether L2T-ww beats UFM",
+        "reports it, or at the final epoch) decides whether L2T-ww beats UFM (15 pairs)",
         bool(flips),
-        "L2T-ww − UFM, " + "; ".join(parts) + ".",
+        "L2T-ww − UFM (15 pairs), " + "; ".join(parts) + ".",
         {"flipped_cells": flips},
         _YES_NO,
     )
@@ -493,8 +493,8 @@ def _movement_finding(table: pd.DataFrame, threshold: float) -> Finding:
         bool(moved.all()),
         "Largest relative change from the first to the last epoch, "
         + "; ".join(parts)
-        + ". Below the threshold, L2T-ww is UFM with fixed pair weights λ (w starts uniform, "
-        "as UFM's channel mean) and cannot be expected to beat it.",
+        + ". Below the threshold, L2T-ww is UFM (15 pairs) with fixed pair weights λ (w starts "
+        "uniform, as UFM's channel mean) and cannot be expected to beat it.",
         {"moved": moved.tolist()},
         _YES_NO,
     )
@@ -516,7 +516,7 @@ def _power_finding(table: pd.DataFrame) -> Finding:
         )
     power = table["power"]
     return Finding(
-        "This many seeds can detect the dissertation's L2T-ww − UFM difference (Mann-Whitney, "
+        "This many seeds can detect the dissertation's L2T-ww − UFM difference (15 pairs; Mann-Whitney, "
         "p < 0.05, power ≥ 80 %)",
         None if power.isna().all() else bool((power >= 0.8).all()),
         "; ".join(parts) + ".",
