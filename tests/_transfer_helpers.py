@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -23,13 +25,22 @@ class F64:
         return F64(self.ds.with_transform(transform))
 
 
-@pytest.fixture
-def float64_one_thread():
+@contextlib.contextmanager
+def float64_on_one_thread():
     """float64 on one thread: stacked (run_many) and sequential runs sum in other orders; the
     tiny nets amplify rounding by about 10x per step, which float64 keeps far below 1e-4."""
     before, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def float64_one_thread():
+    """:func:`float64_on_one_thread` for one test."""
+    with float64_on_one_thread():
+        yield

@@ -75,6 +75,7 @@ def test_ufm_hint_is_ufm_on_its_one_derived_pair(tiny):
     hint = run("ufm_hint", source=source, data=tiny, seed=1, return_model=True, **KW)
     assert hint["pairs"] == ["1-1"]  # the middle of the three stage ends, at reduction 2
     same = run("ufm", source=source, data=tiny, seed=1, pairs=["1-1"], return_model=True, **KW)
+
     def losses(rec):  # meta_loss is NaN for both (no meta-networks), and NaN != NaN
         return [{k: v for k, v in h.items() if k != "meta_loss"} for h in rec["history"]]
 

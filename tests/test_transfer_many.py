@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from _transfer_helpers import F64
+from _transfer_helpers import F64, float64_on_one_thread
 from torch.utils.data import TensorDataset
 
 from cnnexplore_nb.data import digits, per_class_subset
@@ -20,15 +20,11 @@ SEEDS = (3, 8)
 
 @pytest.fixture(autouse=True, scope="module")
 def _float64_one_thread():
-    """float64: the tiny nets' matching losses amplify rounding differences (the stacked
-    convolutions sum in another order) by about 10x per step; in float64 they stay far
-    below the 1e-4 tolerance over several epochs, whatever the BLAS blocking."""
-    before, dtype = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(before)
+    """float64 for the whole module (its module-scoped networks too): the stacked
+    convolutions sum in another order, and in float64 the difference stays far below the
+    1e-4 tolerance over several epochs, whatever the BLAS blocking."""
+    with float64_on_one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
