@@ -218,7 +218,7 @@ class CorrelationPanel(PanelBase):
         return ipw.VBox(
             [
                 ipw.HBox([self._measure, self._threshold, self._value]),
-                self.grid.widget,
+                *([self.grid.widget] if len(self.grid.sizes) > 1 else []),
                 self.status,
                 ipw.HBox([self._heat.widget, self._bars.widget]),
                 hint,
