@@ -5,4 +5,4 @@ Submodules are imported explicitly: ``from cnnexplore_nb.studies.vessels import 
 
 from __future__ import annotations
 
-__all__ = ["transfer", "transfer_analysis", "vessel_correlation", "vessels"]
+__all__ = ["own_network", "transfer", "transfer_analysis", "vessel_correlation", "vessels"]

@@ -103,19 +103,23 @@ class CommonGrid:
         h, w = self.grid()
         return f" · on {h}×{w}"
 
-    def note(self) -> str:
-        """The status line's note (HTML), empty when nothing is resampled."""
+    def text(self) -> str:
+        """What the status line says (empty when nothing is resampled), e.g. "maps of 4 sizes
+        (56×56, 28×28, 14×14, 7×7) compared on the smallest grid, 7×7 (bilinear); ..."."""
         if not self.active:
             return ""
         h, w = self.grid()
         mode = resample_mode(self.resample)
         if self.auto:
             sizes = ", ".join(f"{a}×{b}" for a, b in self.sizes)
-            text = (f"maps of {len(self.sizes)} sizes ({sizes}) compared on the smallest grid, "
+            return (f"maps of {len(self.sizes)} sizes ({sizes}) compared on the smallest grid, "
                     f"{h}×{w} ({mode}); choose another with 'common grid'")  # fmt: skip
-        else:
-            text = f"maps compared on a {h}×{w} grid ({mode})"
-        return f'<span style="color:#555">{html.escape(text)}</span>'
+        return f"maps compared on a {h}×{w} grid ({mode})"
+
+    def note(self) -> str:
+        """:meth:`text` as the status line's HTML."""
+        text = self.text()
+        return f'<span style="color:#555">{html.escape(text)}</span>' if text else ""
 
     def pixels(self, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
         """Two maps (N, 1, H, W) at the pixels the tables compared: every image, on the
