@@ -129,6 +129,20 @@ def test_shared_modules_give_way_and_gates_are_skipped():
     assert cx.feature_layers(_SharedModules(), torch.zeros(1, 3, 16, 16)) == ["conv1", "post"]
 
 
+def test_extraction_without_layers_uses_the_inferred_taps():
+    make, shape, want = FAMILIES["resnet18"]
+    model = make().eval()
+    x = torch.randn(2, *shape)
+    maps = cx.extract_activations(model, x, progress=False)  # no feature_info, no layers
+    assert list(maps) == want
+    maps_ds = cx.extract_activations(model, torch.utils.data.TensorDataset(x), progress=False)
+    assert list(maps_ds) == want  # a Dataset: the first item is the example
+    for k in want:
+        torch.testing.assert_close(maps_ds[k], maps[k])
+    with pytest.raises(TypeError, match="no feature_info"):  # a recorder has no example
+        cx.ActivationRecorder(model)
+
+
 def test_taps_feed_extraction_tables_and_the_thesis_rule():
     make, shape, want = FAMILIES["unet"]
     model = make().eval()
