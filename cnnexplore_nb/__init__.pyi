@@ -18,7 +18,8 @@ from ._checks import seed_everything
 from .inspect.extract import ActivationRecorder, extract_activations, kernels
 from .inspect.layers import list_layers, resolve_layers, select_layers
 from .inspect.receptive import effective_receptive_field, receptive_fields
-from .models._registry import create_model, feature_layers, list_models, register_model
+from .inspect.taps import feature_layers
+from .models._registry import create_model, list_models, register_model
 from .similarity.measures import layer_cka, similarity_matrix
 from .similarity.moments import Moments
 from .similarity.tables import CorrelationTables, correlation_tables

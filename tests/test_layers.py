@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -22,10 +21,14 @@ def test_list_layers_cnn6():
     assert all(len(m._forward_hooks) + len(m._forward_pre_hooks) == 0 for m in model.modules())
     top = df[df["depth"] == 1]
     assert list(top["path"]) == [f"conv_module{k}" for k in range(1, 7)] + ["classifier"]
-    assert list(top["maps"]) == [64.0] * 6 + [2.0]
+    assert list(top["maps"]) == [64] * 6 + [2]
+    assert str(df["maps"].dtype) == "Int64" and str(df["receptive_field"].dtype) == "Int64"
+    assert "64.0" not in df.to_string()  # counts print as integers
     assert list(top["output_shape"]) == [(1, 64, 32, 32)] * 6 + [(1, 2, 32, 32)]
     # RF of conv_module k is 2k + 1 (k stacked 3x3 convs, stride 1); classifier adds 2
-    assert list(top["receptive_field"]) == [2.0 * k + 1 for k in range(1, 8)]
+    assert list(top["receptive_field"]) == [2 * k + 1 for k in range(1, 8)]
+    # the feature taps (feature_info) are marked
+    assert list(df.loc[df["tap"], "path"]) == [f"conv_module{k}" for k in range(1, 7)]
     assert set(top["jump"]) == {1.0}
     conv1 = 1 * 64 * 9 + 64
     conv = 64 * 64 * 9 + 64
@@ -66,7 +69,7 @@ def test_list_layers_leaves_only_and_repeated_calls():
     ]
     flat = df.set_index("path").loc["body.1"]
     assert flat["output_shape"] == (1, 144)
-    assert math.isnan(flat["maps"]) and math.isnan(flat["receptive_field"])
+    assert flat["maps"] is pd.NA and flat["receptive_field"] is pd.NA
     assert df.set_index("path").loc["body.0", "receptive_field"] == 3.0
 
 

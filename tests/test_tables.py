@@ -54,11 +54,13 @@ def test_self_comparison_counts_names_and_zero_flags():
     assert len(t.pairs) == 16_384 and len(t.maxima) == len(t.minima) == 256
     assert list(t.pairs.columns) == [
         "A_map_id", "B_map_id", "correlation", "A_zero_flag",
-        "B_zero_flag", "A_layer", "B_layer", "signed_correlation",
+        "B_zero_flag", "A_layer", "B_layer", "signed_correlation", "A_degenerate",
+        "B_degenerate",
     ]  # fmt: skip
     assert list(t.explorer("pairs").columns) == [
         "CNN6(1)_map_id", "CNN6(2)_map_id", "correlation", "CNN6(1)_zero_flag",
         "CNN6(2)_zero_flag", "CNN6(1)_layer", "CNN6(2)_layer", "signed_correlation",
+        "CNN6(1)_degenerate", "CNN6(2)_degenerate",
     ]  # fmt: skip
     assert list(t.pairs["A_layer"].cat.categories) == ["conv_module1", "conv_module2"]
     flags = t.pairs.groupby(["A_layer", "A_map_id"], observed=True)["A_zero_flag"].first()

@@ -66,8 +66,8 @@ def test_page_grid_follows_slider(maps):
     b.map_index = 6
     fig = b.figure()
     assert [img.opts.get("plot", backend="bokeh").kwargs["title"] for img in fig] == [
-        f"module 1 · map {i}" for i in range(4, 8)
-    ]
+        f"map {i}" for i in range(4, 8)
+    ]  # short tile titles: a narrow tile wrapped "module 1 · map 4"
     # the live page frames the selected map (6 = third slot of the page 4..7), only it
     colors = [p.state.outline_line_color for p in slots]
     assert colors[2] == plots.STYLE["highlight_color"]
@@ -267,16 +267,16 @@ def test_heatmap_click_shows_best_pair_and_clears_selection(corr_maps):
     mat = panel.tables.matrices[("l1", "l1")]
     off = np.where(np.eye(6, dtype=bool), -np.inf, np.abs(mat))
     assert abs(mat[ma, mb]) == pytest.approx(off.max())  # the most correlated pair
-    assert pair_title(panel) == f"r = {mat[ma, mb]:.3f}"
+    assert pair_title(panel) == f"r = {mat[ma, mb]:.3f} · 256 px"  # 16 x 16 pixels, 1 image
     assert panel.click_cell("l2", "l1")[::2] == ("l2", "l1")
     panel.pair = ("l1", 4, "l2", 2)  # choosing a pair from the dropdowns
     a_plot = [p for p in panel._pair.plot.traverse(lambda p: p) if type(p).__name__ == "RasterPlot"]
     np.testing.assert_allclose(drawn(a_plot[0]), corr_maps["l1"][0, 4])
     np.testing.assert_allclose(drawn(a_plot[1]), corr_maps["l2"][0, 2])
     r = np.corrcoef(corr_maps["l1"][0, 4].ravel(), corr_maps["l2"][0, 2].ravel())[0, 1]
-    assert pair_title(panel) == f"r = {r:.3f}"
+    assert pair_title(panel) == f"r = {r:.3f} · 256 px"
     panel.pair = ("l1", 3, "l1", 3)
-    assert pair_title(panel) == "the same map"
+    assert pair_title(panel) == "the same map · 256 px"
     panel.measure = "cosine"
     panel.pair = ("l1", 4, "l2", 2)
     assert pair_title(panel).startswith("cos = ")

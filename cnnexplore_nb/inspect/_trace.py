@@ -125,7 +125,13 @@ def trace_forward(model: nn.Module, example: torch.Tensor) -> list[dict[str, Any
 
     Runs in eval mode under ``torch.no_grad``; hooks are removed and the mode restored in
     ``finally``. Returns a list of dicts (keys of :data:`RF_COLUMNS` plus ``output_shape``)
-    in call order, a container before its children.
+    in call order, a container before its children. Each dict also says where the call
+    sits in the forward: ``id`` (its position in call order, counting calls whose hook
+    never ran), ``parent`` (the ``id`` of the enclosing call, None for children of the
+    root), ``done`` (position in completion order: a container completes after its
+    children), ``leaf`` (a module without children), ``own_params`` (the module holds
+    parameters of its own), ``conv`` (a convolution) and ``is_output`` (its output tensor is
+    returned by the model).
 
     Notes
     -----
@@ -143,6 +149,7 @@ def trace_forward(model: nn.Module, example: torch.Tensor) -> list[dict[str, Any
     rows: list[dict[str, Any]] = []
     stack: list[tuple[int, torch.Tensor | None, _State, bool]] = []
     calls: dict[str, int] = defaultdict(int)
+    done = [0]
 
     def lookup(t: torch.Tensor | None) -> tuple[_State, bool]:
         if t is None or t.dim() < 3:
@@ -162,7 +169,9 @@ def trace_forward(model: nn.Module, example: torch.Tensor) -> list[dict[str, Any
     def pre_hook(path: str, module: nn.Module, args: tuple) -> None:
         t = first_tensor(args)
         st, inferred = lookup(t)
-        rows.append({"path": path, "call": calls[path], "type": type(module).__name__})
+        parent = stack[-1][0] if stack else None
+        rows.append({"path": path, "call": calls[path], "type": type(module).__name__,
+                     "id": len(rows), "parent": parent})  # fmt: skip
         calls[path] += 1
         stack.append((len(rows) - 1, t, st, inferred))
 
@@ -189,14 +198,34 @@ def trace_forward(model: nn.Module, example: torch.Tensor) -> list[dict[str, Any
             start=st.start,
             inferred=bool(inferred),
             output_shape=tuple(y.shape) if y is not None else None,
+            done=done[0],
+            leaf=next(module.children(), None) is None,
+            own_params=any(True for _ in module.parameters(recurse=False)),
+            conv=isinstance(module, nn.modules.conv._ConvNd),
+            output=y,
         )
+        done[0] += 1
 
     with Hooks(model, mode="eval", grad=False) as hooks:
         for path, module in model.named_modules():
             if path:
                 hooks.pre(module, _bind(pre_hook, path)).forward(module, _bind(hook, path))
-        call_model(model, x, "example")
+        result = call_model(model, x, "example")
+    returned = {id(t) for t in _tensors(result)}
+    for r in rows:  # identity, not value: the tensors are alive until here
+        r["is_output"] = id(r.pop("output", None)) in returned
     return [r for r in rows if "jump" in r]
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    """Every tensor in a (nested) tensor / tuple / list / dict."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (tuple, list)):
+        return [t for item in obj for t in _tensors(item)]
+    return []
 
 
 def _bind(fn, path):

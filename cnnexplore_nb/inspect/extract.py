@@ -14,6 +14,7 @@ from .._arrays import call_model, iter_batches, model_input
 from .._checks import check_device, check_positive_int
 from .._hooks import Hooks, check_module, first_tensor
 from .layers import resolve_layers
+from .taps import feature_layers
 
 __all__ = [
     "ActivationRecorder",
@@ -258,7 +259,9 @@ def extract_activations(
     images : Tensor or ndarray of shape (N, C, H, W) or (C, H, W), or a Dataset
         Dataset items are images (C, H, W) or tuples whose first element is one.
     layers : str, iterable of str or None
-        Layer paths (None: the model's ``feature_info`` taps).
+        Layer paths. None: the model's feature taps, its ``feature_info`` or, for a model
+        without one, the taps :func:`~cnnexplore_nb.feature_layers` infers from the first
+        image.
     batch_size : int
     device : str or torch.device, optional
         Where the forward runs (default: the model's device; the model is not moved).
@@ -282,6 +285,9 @@ def extract_activations(
     check_module(model)
     batch_size = check_positive_int("batch_size", batch_size)
     device = None if device is None else check_device(device)
+    if layers is None and getattr(model, "feature_info", None) is None:
+        _, first = iter_batches(images, 1)
+        layers = feature_layers(model, model_input(next(first), model))
     n, batches = iter_batches(images, batch_size)
     out: dict[str, torch.Tensor] = {}
     recorder = ActivationRecorder(model, layers, clone=clone, device="cpu", dtype=dtype)

@@ -20,6 +20,7 @@ from .._checks import unknown_name_message
 from .._hooks import check_module
 from ..models import feature_layers
 from ._trace import trace_forward
+from .taps import taps_from_trace
 
 __all__ = ["list_layers", "resolve_layers", "select_layers"]
 
@@ -37,6 +38,7 @@ LAYER_COLUMNS = [
     "receptive_field",
     "jump",
     "start",
+    "tap",
 ]
 
 
@@ -143,13 +145,26 @@ def list_layers(
         the forward, 1 for the second...), ``type`` (class name), ``depth`` (1 for children
         of the root), ``maps`` (channels of a 4-D output, else NaN), ``output_shape``
         (tuple, or None when the output holds no tensor), ``params`` (the module's own
-        parameters), ``params_total`` (recursive), and ``receptive_field``, ``jump``,
+        parameters), ``params_total`` (recursive), ``receptive_field``, ``jump``,
         ``start`` in input pixels (see :func:`cnnexplore_nb.receptive.receptive_fields`;
-        NaN where undefined).
+        missing where undefined) and ``tap`` (True on the model's feature taps: its
+        ``feature_info``, else the taps :func:`~cnnexplore_nb.feature_layers` infers from
+        this forward). ``maps`` and ``receptive_field`` are integers (pandas ``Int64``,
+        ``<NA>`` where undefined; the receptive field stays float when up-sampling makes it
+        fractional).
     """
     check_module(model)
     rows = trace_forward(model, example)
     modules = dict(model.named_modules())
+    info = getattr(model, "feature_info", None)
+    if info is not None:
+        wanted = set(feature_layers(model))
+        taps = {(r["path"], r["call"]) for r in rows if r["path"] in wanted}
+    else:
+        try:
+            taps = {(r["path"], r["call"]) for r in taps_from_trace(rows)}
+        except ValueError:  # no spatial output at all: no taps to mark
+            taps = set()
     records = []
     for r in rows:
         module = modules[r["path"]]
@@ -162,13 +177,23 @@ def list_layers(
                 "call": r["call"],
                 "type": type(module).__name__,
                 "depth": r["path"].count(".") + 1,
-                "maps": float(shape[1]) if shape is not None and len(shape) == 4 else np.nan,
+                "maps": int(shape[1]) if shape is not None and len(shape) == 4 else pd.NA,
                 "output_shape": shape,
                 "params": sum(p.numel() for p in module.parameters(recurse=False)),
                 "params_total": sum(p.numel() for p in module.parameters()),
                 "receptive_field": r["receptive_field"],
                 "jump": r["jump"],
                 "start": r["start"],
+                "tap": (r["path"], r["call"]) in taps,
             }
         )
-    return pd.DataFrame.from_records(records, columns=LAYER_COLUMNS)
+    out = pd.DataFrame.from_records(records, columns=LAYER_COLUMNS)
+    out["maps"] = out["maps"].astype("Int64")
+    rf = out["receptive_field"].to_numpy(dtype=float)
+    finite = rf[np.isfinite(rf)]
+    if np.array_equal(finite, np.round(finite)):
+        out["receptive_field"] = pd.array(
+            [int(v) if np.isfinite(v) else pd.NA for v in rf], dtype="Int64"
+        )
+    out["tap"] = out["tap"].astype(bool)
+    return out

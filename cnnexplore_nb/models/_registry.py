@@ -94,11 +94,15 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
 
 def feature_layers(model: nn.Module) -> list[str]:
-    """Module paths of a registered model's feature taps (``model.feature_info``)."""
+    """Module paths of a registered model's feature taps (``model.feature_info``).
+
+    Any other model: :func:`cnnexplore_nb.feature_layers` ``(model, example)`` infers them.
+    """
     info = getattr(model, "feature_info", None)
     if info is None:
         raise TypeError(
             f"{type(model).__name__} has no feature_info; pass layer paths explicitly "
-            "(see list_layers(model, example))"
+            "(see list_layers(model, example)) or an example batch to infer its taps: "
+            "cnnexplore_nb.feature_layers(model, example)"
         )
     return [d["module"] for d in info]

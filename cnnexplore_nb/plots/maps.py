@@ -245,6 +245,7 @@ def map_pair(
     rng: int | np.random.Generator | None = 0,
     measure: str = "pearson",
     same: bool = False,
+    pixels: tuple[Any, Any] | None = None,
 ) -> hv.Layout:
     """Two maps side by side and the scatter of their pixel values, with the similarity in
     the title.
@@ -252,7 +253,7 @@ def map_pair(
     Parameters
     ----------
     a, b : array or Tensor of shape (H, W)
-        The two maps (same shape).
+        The two maps (same shape unless ``pixels`` is given).
     names : (str, str)
         Panel titles, e.g. ``("module 2 · map 5", "module 6 · map 17")``.
     r : float, optional
@@ -264,16 +265,28 @@ def map_pair(
         Names the similarity in the title: "r = 0.93", "cos = 0.93".
     same : bool
         The two maps are one map (a map is never compared with itself): the title says so.
+    pixels : (array, array), optional
+        The samples of the scatter when they are not the two maps' pixels: the values of
+        both maps at the same pixels of every image, on a common grid (any shapes holding
+        the same number of values). The scatter's title then says how many it shows.
 
     Notes
     -----
     The scatter's axes follow its data (``framewise``), so a live view rescales.
     """
     xa, xb = as_array(a, "a", (2,)), as_array(b, "b", (2,))
-    if xa.shape != xb.shape:
+    if pixels is None and xa.shape != xb.shape:
         raise ValueError(f"maps must have the same shape, got {xa.shape} and {xb.shape}")
     max_points = check_positive_int("max_points", max_points)
     fa, fb = xa.ravel(), xb.ravel()
+    if pixels is not None:
+        fa, fb = (np.asarray(v, dtype=np.float64).ravel() for v in pixels)
+        if fa.size != fb.size or fa.size == 0:
+            raise ValueError(
+                f"pixels must hold as many values for a as for b (and some), got {fa.size} "
+                f"and {fb.size}"
+            )
+    total = fa.size
     if r is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             ca, cb = fa - fa.mean(), fb - fb.mean()
@@ -289,6 +302,9 @@ def map_pair(
     if fa.size > max_points:
         keep = np.sort(as_rng(rng).choice(fa.size, size=max_points, replace=False))
         fa, fb = fa[keep], fb[keep]
+    if pixels is not None:
+        shown = f"{fa.size:,} of {total:,}" if fa.size < total else f"{total:,}"
+        head = f"{head} · {shown} px"
     left = map_image(xa, title=names[0])
     right = map_image(xb, title=names[1])
     la, lb = str(names[0]), str(names[1])

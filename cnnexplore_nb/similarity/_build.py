@@ -14,7 +14,7 @@ import pandas as pd
 
 from ._schema import SCHEMA, frame
 
-__all__ = ["explorer_convention", "extremes", "pairs", "partners", "stats"]
+__all__ = ["best", "explorer_convention", "extremes", "pairs", "partners", "stats"]
 
 
 def explorer_convention(r: np.ndarray, const_a: np.ndarray, const_b: np.ndarray) -> np.ndarray:
@@ -30,9 +30,12 @@ def explorer_convention(r: np.ndarray, const_a: np.ndarray, const_b: np.ndarray)
     return out
 
 
-def pairs(mats, za, zb, la_list, lb_list) -> pd.DataFrame:
-    """The long table: one row per map pair per layer pair."""
+def pairs(mats, za, zb, la_list, lb_list, da=None, db=None) -> pd.DataFrame:
+    """The long table: one row per map pair per layer pair (``da``, ``db``: degenerate
+    flags per layer; the zero flags when not given)."""
+    da, db = da or za, db or zb
     cols: dict[str, list] = {k: [] for k, _ in SCHEMA["pairs"]}
+    cols.update(A_degenerate=[], B_degenerate=[])
     for (la, lb), r in mats.items():
         k_a, k_b = r.shape
         cols["A_map_id"].append(np.repeat(np.arange(k_a), k_b))
@@ -40,6 +43,8 @@ def pairs(mats, za, zb, la_list, lb_list) -> pd.DataFrame:
         cols["correlation"].append(np.abs(r).ravel())
         cols["A_zero_flag"].append(np.repeat(za[la].astype(np.int64), k_b))
         cols["B_zero_flag"].append(np.tile(zb[lb].astype(np.int64), k_a))
+        cols["A_degenerate"].append(np.repeat(da[la].astype(np.int64), k_b))
+        cols["B_degenerate"].append(np.tile(db[lb].astype(np.int64), k_a))
         cols["A_layer"].append(np.full(k_a * k_b, la_list.index(la)))
         cols["B_layer"].append(np.full(k_a * k_b, lb_list.index(lb)))
         cols["signed_correlation"].append(r.ravel())
@@ -141,3 +146,19 @@ def partners(
         cols["std"].append(np.array([x.std(ddof=1) if x.size > 1 else np.nan for x in per]))
     merged = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
     return frame(merged, "partners", la_list, lb_list)
+
+
+def best(r: np.ndarray, skip: tuple | None, self_pairs: bool) -> tuple[int, int, float] | None:
+    """(i, j, r[i, j]) of the largest ``|r|``, rows / columns in ``skip`` left out (and the
+    diagonal when ``self_pairs``); None when nothing defined is left."""
+    r = np.asarray(r, dtype=np.float64)
+    mag = np.abs(r)
+    if self_pairs:
+        np.fill_diagonal(mag, np.nan)
+    if skip is not None:
+        mag[np.asarray(skip[0], bool), :] = np.nan
+        mag[:, np.asarray(skip[1], bool)] = np.nan
+    if not np.isfinite(mag).any():
+        return None
+    i, j = np.unravel_index(int(np.nanargmax(mag)), mag.shape)
+    return int(i), int(j), float(r[i, j])

@@ -16,6 +16,7 @@ import pandas as pd
 
 __all__ = [
     "ADDED_IN_3",
+    "EXTRA",
     "FORMATS",
     "SCHEMA",
     "TABLES",
@@ -44,6 +45,12 @@ SCHEMA: dict[str, list[tuple[str, str]]] = {
                  ("median", "float"), ("std", "float")],
 }  # fmt: skip
 SCHEMA["min"] = SCHEMA["max"]
+#: Columns a table carries beyond CNN Explorer's: (name, kind, column giving its value when
+#: a saved set lacks it). Degenerate maps (constant, or non-zero at fewer than
+#: ``min_support`` pixels) are at least the constant ones.
+EXTRA: dict[str, list[tuple[str, str, str]]] = {
+    "pairs": [("A_degenerate", "int", "A_zero_flag"), ("B_degenerate", "int", "B_zero_flag")],
+}
 #: Columns added by format version 3 (sets saved before lack them; they are rebuilt).
 ADDED_IN_3: dict[str, tuple[str, ...]] = {
     "stats": ("A_n_dead", "B_n_dead"),
@@ -63,7 +70,9 @@ def explorer_columns(columns: Sequence[str], names: tuple[str, str]) -> dict[str
 
 def neutral_columns(columns: Sequence[str], names: tuple[str, str]) -> dict[str, str]:
     """Rename map CNN Explorer -> neutral (the inverse of :func:`explorer_columns`)."""
-    forward = explorer_columns([k for t in SCHEMA.values() for k, _ in t], names)
+    known = [k for t in SCHEMA.values() for k, _ in t]
+    known += [k for t in EXTRA.values() for k, _, _ in t]
+    forward = explorer_columns(known, names)
     back = {v: k for k, v in forward.items()}
     return {c: back[c] for c in columns if c in back}
 
@@ -84,9 +93,13 @@ def layer_categorical(values: Any, layers: Sequence[str]) -> pd.Categorical:
 def frame(
     cols: Mapping[str, Any], table: str, la_list: Sequence[str], lb_list: Sequence[str]
 ) -> pd.DataFrame:
-    """A table with the schema's neutral columns, dtypes and layer Categoricals."""
+    """A table with the schema's neutral columns, dtypes and layer Categoricals (and the
+    :data:`EXTRA` columns, from ``cols`` or, missing there, from their fallback column)."""
     out = {}
-    for key, kind in SCHEMA[table]:
+    extra = [(k, kind) for k, kind, _ in EXTRA.get(table, [])]
+    fallback = {k: src for k, _, src in EXTRA.get(table, [])}
+    cols = {**{k: cols[src] for k, src in fallback.items() if k not in cols}, **cols}
+    for key, kind in SCHEMA[table] + extra:
         v = cols[key]
         if kind == "int":
             v = np.asarray(v, dtype=np.int64)

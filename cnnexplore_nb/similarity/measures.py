@@ -40,6 +40,7 @@ __all__ = [
     "SimilarityStats",
     "common_grid",
     "layer_cka",
+    "map_support",
     "similarity_matrix",
     "similarity_stats",
     "stream_moments",
@@ -241,3 +242,35 @@ def zero_flags(maps: ArrayLike) -> np.ndarray:
             f"maps must be finite, got NaN/Inf in channel(s) {np.flatnonzero(bad).tolist()[:10]}"
         )
     return np.asarray(hi == lo)
+
+
+def map_support(maps: ArrayLike) -> np.ndarray:
+    """How many pixels, over all images, each map is non-zero at (its own resolution).
+
+    A map that is non-zero at a handful of pixels has a correlation decided by those few
+    pixels: two such maps lit at the same pixel have r = 1 whatever they encode. The
+    correlation tables flag maps whose support is below ``min_support`` as degenerate.
+
+    Parameters
+    ----------
+    maps : Tensor or ndarray of shape (C, H, W) or (N, C, H, W)
+
+    Returns
+    -------
+    ndarray of int64, shape (C,)
+        Counted in blocks of at most 2**24 values (no full boolean copy of the maps).
+    """
+    x = as_maps(maps, "maps")
+    n, c = int(x.shape[0]), int(x.shape[1])
+    per = max(1, int(x.shape[2]) * int(x.shape[3]))
+    step = max(1, (1 << 24) // per)
+    out = np.zeros(c, dtype=np.int64)
+    for i in range(n):
+        for c0 in range(0, c, step):
+            block = x[i, c0 : c0 + step]
+            if hasattr(block, "detach"):
+                got = (block != 0).sum(dim=(1, 2)).cpu().numpy()
+            else:
+                got = np.count_nonzero(block, axis=(1, 2))
+            out[c0 : c0 + step] += got
+    return out

@@ -8,7 +8,9 @@ with the model names as prefixes (``CNN6(1)_map_id``), are produced by
 
 ``pairs``
     one row per map pair per layer pair: ``A_map_id, B_map_id, correlation`` (= ``|r|``),
-    ``A_zero_flag, B_zero_flag`` (0/1), ``A_layer, B_layer, signed_correlation`` (r).
+    ``A_zero_flag, B_zero_flag`` (0/1), ``A_layer, B_layer, signed_correlation`` (r), and
+    ``A_degenerate, B_degenerate`` (0/1: the map is constant or non-zero at fewer than
+    ``min_support`` pixels over the images, so its r is decided by a few pixels).
 ``maxima`` / ``minima`` (files ``max`` / ``min``)
     for each map of A and each layer of B, the map of B with the highest (lowest) ``|r|``:
     ``A_layer, A_map_id, B_layer, B_map_id, correlation, signed_correlation``. A map is
@@ -26,6 +28,9 @@ with the model names as prefixes (``CNN6(1)_map_id``), are produced by
     ``A_layer, B_layer, B_map_id, frequency`` (how often), ``percent`` (frequency / maps in
     the A layer * 100, CNN Explorer's ``count_freq(%)``) and the ``mean``, ``median`` and
     ``std`` (ddof=1) of those max ``|r|``. Sorted by frequency, then id.
+
+Degenerate maps keep their values in every table (CNN Explorer counted them); the panels
+never pick them as a pair to show (:meth:`CorrelationTables.best_pair`).
 
 Constant ("dead") maps have an undefined correlation. ``constant="nan"`` (default) keeps
 it NaN (zero flag 1; never a max or min partner). ``constant="explorer"`` reproduces the
@@ -50,9 +55,10 @@ import numpy as np
 import pandas as pd
 
 from .._arrays import as_layer_maps
-from .._checks import check_choice, check_fraction
+from .._checks import check_choice, check_fraction, check_positive_int
 from . import _build
 from ._schema import TABLES, explorer_columns
+from .measures import map_support
 from .moments import NonFiniteMapsError
 from .region import Crop, MaskMode, Resample
 from .stream import stream_moments
@@ -100,6 +106,14 @@ class CorrelationTables:
         True when A was compared with itself (a map is then excluded against itself).
     constant : {"nan", "explorer"}
         How correlations with constant maps were reported (module docstring).
+    degenerate_a, degenerate_b : dict of layer -> ndarray of bool, shape (K,)
+        Constant maps and maps non-zero at fewer than ``min_support`` pixels over the
+        images (read from the ``pairs`` table of a loaded set; the zero flags if it has none).
+    support_a, support_b : dict of layer -> ndarray of int, shape (K,), or None
+        Non-zero pixels of each map over all images, at its own resolution (None when
+        loaded from files).
+    min_support : int or None
+        The support below which a map is degenerate (None when unknown).
     pairs, maxima, minima, stats, partners : DataFrame
         Neutral columns; built from ``matrices`` on first access unless given.
     """
@@ -121,8 +135,16 @@ class CorrelationTables:
         self_comparison: bool,
         frames: Mapping[str, pd.DataFrame | None] | None = None,
         constant: str = "nan",
+        *,
+        degenerate_a: dict[str, np.ndarray] | None = None,
+        degenerate_b: dict[str, np.ndarray] | None = None,
+        support_a: dict[str, np.ndarray] | None = None,
+        support_b: dict[str, np.ndarray] | None = None,
+        min_support: int | None = None,
     ) -> None:
         self.names, self.threshold, self.measure = names, threshold, measure
+        self._degenerate = {"a": degenerate_a, "b": degenerate_b}
+        self.support_a, self.support_b, self.min_support = support_a, support_b, min_support
         self.constant = check_choice("constant convention", constant, CONSTANT_CONVENTIONS)
         self.matrices, self.self_comparison = matrices, self_comparison
         self.zero_flags_a, self.zero_flags_b = zero_flags_a, zero_flags_b
@@ -143,6 +165,52 @@ class CorrelationTables:
     @property
     def layers_a(self) -> list[str]:
         return list(self.zero_flags_a)
+
+    @property
+    def degenerate_a(self) -> dict[str, np.ndarray]:
+        return self._flags("a")
+
+    @property
+    def degenerate_b(self) -> dict[str, np.ndarray]:
+        return self._flags("b")
+
+    def _flags(self, side: str) -> dict[str, np.ndarray]:
+        if self._degenerate[side] is None:
+            zero = self.zero_flags_a if side == "a" else self.zero_flags_b
+            flags = {k: v.copy() for k, v in zero.items()}
+            pairs = self._frames.get("pairs")
+            col, ids, layer = (f"{side.upper()}_{c}" for c in ("degenerate", "map_id", "layer"))
+            if pairs is not None and col in pairs.columns:  # a loaded set says which
+                hit = pairs[pairs[col].to_numpy() == 1]
+                for name, group in hit.groupby(layer, observed=True):
+                    flags[str(name)][group[ids].to_numpy()] = True
+            self._degenerate[side] = flags
+        return self._degenerate[side]
+
+    def best_pair(
+        self, layer_a: str, layer_b: str, *, skip_degenerate: bool = True
+    ) -> tuple[int, int, float] | None:
+        """The most similar pair of maps (largest ``|r|``) between two layers.
+
+        Parameters
+        ----------
+        layer_a, layer_b : str
+            A layer of A and a layer of B.
+        skip_degenerate : bool
+            Leave out degenerate maps (constant, or non-zero at fewer than ``min_support``
+            pixels): their r is decided by a few pixels.
+
+        Returns
+        -------
+        (map of A, map of B, signed r) or None
+            None when no pair has a defined similarity. A map is never paired with itself.
+        """
+        key = (str(layer_a), str(layer_b))
+        if key not in self.matrices:
+            pairs = list(self.matrices)
+            raise KeyError(f"no layer pair {key} in the tables; layer pairs: {pairs[:6]}")
+        skip = (self.degenerate_a[key[0]], self.degenerate_b[key[1]]) if skip_degenerate else None
+        return _build.best(self.matrices[key], skip, self.self_comparison and key[0] == key[1])
 
     @property
     def layers_b(self) -> list[str]:
@@ -200,13 +268,16 @@ class CorrelationTables:
         return CorrelationTables(
             self.names, t, self.measure, self.matrices, self.zero_flags_a, self.zero_flags_b,
             self.self_comparison, frames, constant=self.constant,
+            degenerate_a=self.degenerate_a, degenerate_b=self.degenerate_b,
+            support_a=self.support_a, support_b=self.support_b, min_support=self.min_support,
         )  # fmt: skip
 
     # ----------------------------------------------------------- lazy builders
     def _build_pairs(self) -> None:
         self.pairs = _build.pairs(
-            self.matrices, self.zero_flags_a, self.zero_flags_b, self.layers_a, self.layers_b
-        )
+            self.matrices, self.zero_flags_a, self.zero_flags_b, self.layers_a, self.layers_b,
+            self.degenerate_a, self.degenerate_b,
+        )  # fmt: skip
 
     def _build_maxima(self) -> None:  # builds maxima and minima together (either may be given)
         mx, mn = _build.extremes(self.matrices, self.layers_a, self.layers_b, self.self_comparison)
@@ -256,6 +327,7 @@ def correlation_tables(
     mask: Any = None,
     crop: Crop = None,
     mask_mode: MaskMode = "select",
+    min_support: int = 5,
 ) -> CorrelationTables:
     """All-pairs correlation tables between every layer of A and every layer of B.
 
@@ -286,11 +358,16 @@ def correlation_tables(
         Only this window of the common grid counts.
     mask_mode : {"select", "zero"}
         ``"zero"``: CNN Explorer's masking (maps multiplied by the mask, all pixels count).
+    min_support : int
+        A map non-zero at fewer pixels than this, over all N images at its own resolution
+        (:func:`~.measures.map_support`), is flagged degenerate (``A_degenerate`` /
+        ``B_degenerate`` in ``pairs``), as is a constant map; 0 flags constant maps only.
 
     Returns
     -------
     CorrelationTables
     """
+    min_support = check_positive_int("min_support", min_support, minimum=0)
     t = check_fraction("threshold", threshold)
     check_choice("table measure", measure, TABLE_MEASURES)
     check_choice("constant convention", constant, CONSTANT_CONVENTIONS)
@@ -333,4 +410,11 @@ def correlation_tables(
         for i, la in enumerate(a)
         for j, lb in enumerate(b)
     }
-    return CorrelationTables(prefixes, t, measure, mats, za, zb, self_cmp, constant=constant)
+    sa = {la: map_support(x) for la, x in a.items()}
+    sb = sa if self_cmp else {lb: map_support(x) for lb, x in b.items()}
+    da = {la: za[la] | (sa[la] < min_support) for la in a}
+    db = {lb: zb[lb] | (sb[lb] < min_support) for lb in b}
+    return CorrelationTables(
+        prefixes, t, measure, mats, za, zb, self_cmp, constant=constant, degenerate_a=da,
+        degenerate_b=db, support_a=sa, support_b=sb, min_support=min_support,
+    )  # fmt: skip

@@ -6,6 +6,7 @@ Submodules are imported explicitly: ``from cnnexplore_nb.studies.vessels import 
 from __future__ import annotations
 
 __all__ = [
+    "own_network",
     "transfer",
     "transfer_analysis",
     "transfer_gamma",

@@ -4,6 +4,11 @@ tables, their aggregation over many images, and the numbers behind the conclusio
 The thesis analysed each of three input images separately; :func:`aggregate_correlation`
 repeats the analysis for every image of a set and reports the mean and std across images of
 the per-layer-pair statistics, which the original tool could not do.
+
+Every helper that computes tables takes the tables' ``resample`` policy (layers of
+different H x W, e.g. a ResNet's stages) and region (``mask``, ``crop``, ``mask_mode``) and
+passes them to :func:`~cnnexplore_nb.correlation_tables`; a model without ``feature_info``
+gets its inferred taps (:func:`~cnnexplore_nb.feature_layers`).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from .._arrays import stack_images
 from .._checks import as_rng, check_choice, check_fraction, check_positive_int
 from ..inspect.extract import extract_activations
 from ..inspect.layers import select_layers
-from ..models import feature_layers
+from ..inspect.taps import feature_layers
 from ..similarity.groups import correlation_groups
+from ..similarity.region import Crop, MaskMode, Resample
 from ..similarity.tables import CorrelationTables, correlation_tables
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "layer_values",
     "map_blocks",
     "module_number",
+    "module_numbers",
     "random_maps",
     "redundancy_profile",
     "redundancy_verdict",
@@ -53,9 +60,29 @@ def module_number(layer: str) -> int:
     return int(found.group(1))
 
 
-def selected_layers(model: nn.Module) -> list[str]:
-    """The thesis selection (first, even, last) of the model's feature taps."""
-    return select_layers(feature_layers(model))
+def module_numbers(layers: Sequence[str]) -> dict[str, int]:
+    """Layer -> its module number, or its 1-based position when the paths do not all end
+    with distinct numbers (``relu``, ``layer1``... of a ResNet: 1, 2...)."""
+    layers = [str(v) for v in layers]
+    found = [re.search(r"(\d+)$", v) for v in layers]
+    numbers = [int(f.group(1)) for f in found if f is not None]
+    if len(numbers) == len(layers) and len(set(numbers)) == len(numbers):
+        return dict(zip(layers, numbers))
+    return {v: i for i, v in enumerate(layers, start=1)}
+
+
+def selected_layers(model: nn.Module, example: Any = None) -> list[str]:
+    """The thesis selection (first, even, last) of the model's feature taps (its
+    ``feature_info``, else the taps inferred from ``example``, see
+    :func:`~cnnexplore_nb.feature_layers`)."""
+    return select_layers(feature_layers(model, example))
+
+
+def _region(mask: Any, crop: Crop, mask_mode: MaskMode, image: int | None = None) -> dict:
+    """The tables' region options; a per-image mask (N, H, W) is cut to ``image``."""
+    if mask is not None and image is not None and np.ndim(mask) >= 3 and np.shape(mask)[0] > 1:
+        mask = mask[image : image + 1]
+    return {"mask": mask, "crop": crop, "mask_mode": mask_mode}
 
 
 def _as_images(images: Any) -> torch.Tensor:
@@ -65,14 +92,16 @@ def _as_images(images: Any) -> torch.Tensor:
 def layer_maps(
     model: nn.Module, images: Any, layers: Sequence[str] | None = None, *, progress: bool = False
 ) -> dict[str, torch.Tensor]:
-    """Activation maps of the selected layers (default: :func:`selected_layers`).
+    """Activation maps of the selected layers (default: :func:`selected_layers`, from the
+    first image for a model without ``feature_info``).
 
     Returns
     -------
     dict of layer path -> Tensor of shape (N, C, H, W)
     """
-    layers = selected_layers(model) if layers is None else list(layers)
-    return extract_activations(model, _as_images(images), layers, progress=progress)
+    x = _as_images(images)
+    layers = selected_layers(model, x[:1]) if layers is None else list(layers)
+    return extract_activations(model, x, layers, progress=progress)
 
 
 def correlation_study(
@@ -83,18 +112,26 @@ def correlation_study(
     names: tuple[str, str] = ("A", "B"),
     threshold: float = 0.8,
     progress: bool = False,
+    resample: Resample = None,
+    mask: Any = None,
+    crop: Crop = None,
+    mask_mode: MaskMode = "select",
 ) -> CorrelationTables:
     """Correlation tables of the selected layers of A with themselves or with those of B.
 
     ``images`` (Tensor (N, C, H, W), (C, H, W) or a Dataset) are pooled: one image gives
-    the thesis's per-image analysis.
+    the thesis's per-image analysis. ``resample`` and the region (``mask``, ``crop``,
+    ``mask_mode``) are those of :func:`~cnnexplore_nb.correlation_tables`.
     """
     x = _as_images(images)
     maps_a = layer_maps(model_a, x)
     maps_b = None if model_b is None else layer_maps(model_b, x)
     if model_b is None:
         names = (names[0], names[0])
-    return correlation_tables(maps_a, maps_b, names=names, threshold=threshold, progress=progress)
+    return correlation_tables(
+        maps_a, maps_b, names=names, threshold=threshold, progress=progress,
+        resample=resample, **_region(mask, crop, mask_mode),
+    )  # fmt: skip
 
 
 def image_tables(
@@ -104,15 +141,22 @@ def image_tables(
     *,
     names: tuple[str, str] = ("A", "B"),
     threshold: float = 0.8,
+    resample: Resample = None,
+    mask: Any = None,
+    crop: Crop = None,
+    mask_mode: MaskMode = "select",
 ) -> CorrelationTables:
     """Correlation tables of image ``image`` from maps already extracted for many images
     (``layer_maps`` output, (N, C, H, W) per layer): one forward pass serves every image
-    and every pair of networks."""
+    and every pair of networks. A per-image ``mask`` (N, H, W) is cut to that image."""
     a = {k: v[image : image + 1] for k, v in maps_a.items()}
     b = None if maps_b is None else {k: v[image : image + 1] for k, v in maps_b.items()}
     if b is None:
         names = (names[0], names[0])
-    return correlation_tables(a, b, names=names, threshold=threshold, progress=False)
+    return correlation_tables(
+        a, b, names=names, threshold=threshold, progress=False, resample=resample,
+        **_region(mask, crop, mask_mode, image),
+    )  # fmt: skip
 
 
 def layer_pair_summary(tables: CorrelationTables) -> pd.DataFrame:
@@ -124,7 +168,8 @@ def layer_pair_summary(tables: CorrelationTables) -> pd.DataFrame:
         ``A_layer``, ``B_layer`` (as in ``tables.stats``), ``mean_max`` and
         ``median_max`` (over all non-constant maps of A, no threshold), ``percent`` and
         ``count`` (maps with max |r| >= ``tables.threshold``), ``n_maps``, and the module
-        numbers ``module_a``, ``module_b``.
+        numbers ``module_a``, ``module_b`` (positions 1, 2... for layer paths without
+        distinct trailing numbers, see :func:`module_numbers`).
     """
     every = tables.stats_at(0.0)
     out = every[["A_layer", "B_layer"]].copy()
@@ -133,8 +178,9 @@ def layer_pair_summary(tables: CorrelationTables) -> pd.DataFrame:
     out["percent"] = tables.stats["percent"].to_numpy()
     out["count"] = tables.stats["count"].to_numpy()
     out["n_maps"] = tables.stats["n_maps"].to_numpy()
-    out["module_a"] = [module_number(v) for v in out["A_layer"].astype(str)]
-    out["module_b"] = [module_number(v) for v in out["B_layer"].astype(str)]
+    num_a, num_b = module_numbers(tables.layers_a), module_numbers(tables.layers_b)
+    out["module_a"] = [num_a[v] for v in out["A_layer"].astype(str)]
+    out["module_b"] = [num_b[v] for v in out["B_layer"].astype(str)]
     return out
 
 
@@ -147,6 +193,10 @@ def aggregate_correlation(
     threshold: float = 0.8,
     chunk: int = 8,
     progress: bool = True,
+    resample: Resample = None,
+    mask: Any = None,
+    crop: Crop = None,
+    mask_mode: MaskMode = "select",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-image analysis repeated over every image; mean and std across images.
 
@@ -158,6 +208,9 @@ def aggregate_correlation(
     ----------
     images : Tensor of shape (N, C, H, W) or a Dataset
         At least 2 images.
+    resample, mask, crop, mask_mode
+        As in :func:`~cnnexplore_nb.correlation_tables`; a per-image ``mask`` (N, H, W)
+        gives each image its own.
 
     Returns
     -------
@@ -181,7 +234,10 @@ def aggregate_correlation(
         maps_a = layer_maps(model_a, part)
         maps_b = None if model_b is None else layer_maps(model_b, part)
         for j in range(len(part)):
-            tables = image_tables(maps_a, j, maps_b, names=names, threshold=threshold)
+            region = _region(mask, crop, mask_mode, start + j)  # this image's mask
+            tables = image_tables(
+                maps_a, j, maps_b, names=names, threshold=threshold, resample=resample, **region
+            )
             frame = layer_pair_summary(tables)
             frame.insert(0, "image", start + j)
             frames.append(frame)
@@ -360,7 +416,7 @@ def block_summary(tables: CorrelationTables, threshold: float | None = None) -> 
         rows.append(
             {
                 "layer": layer,
-                "module": module_number(layer),
+                "module": module_numbers(tables.layers_a)[layer],
                 "n_maps": labels.size,
                 "blocks": int((sizes >= 2).sum()),
                 "largest": int(sizes.max()),

@@ -12,9 +12,11 @@ from holoviews.streams import Stream
 
 from .. import plots
 from .._arrays import as_layer_maps
+from .._arrays import resample as resample_maps
 from .._checks import unknown_name_message
 from ..plots.maps import panel_px
 from ..plots.names import layer_name
+from ..similarity.region import common_grid, resample_mode
 from ._base import BokehView, PanelBase
 from .picker import LayerPicker
 
@@ -56,6 +58,10 @@ class MapBrowser(PanelBase):
         list to the chosen layers.
     figures : str or PathLike, optional
         Default folder of the export box (default: the notebook's figure folder).
+    resample : None, "bilinear-down", "bilinear-up", "bicubic-down", "bicubic-up" or (H, W)
+        Show every layer's maps on one grid (:mod:`cnnexplore_nb.similarity.region`), e.g.
+        ``(224, 224)`` to see them at the input's size; None (default) shows each layer at
+        its own size.
 
     Attributes
     ----------
@@ -77,10 +83,19 @@ class MapBrowser(PanelBase):
         cmap: str | None = None,
         picker: LayerPicker | None = None,
         figures: Any = None,
+        resample: Any = None,
     ) -> None:
         super().__init__(stem="maps", figures=figures)
         self.maps = _as_maps(maps)
         self.layers = list(self.maps)
+        self.resample, self._shown = resample, ("", None)
+        self._on_grid = None
+        if resample is not None:
+            sizes = [tuple(int(v) for v in x.shape[-2:]) for x in self.maps.values()]
+            try:
+                self._on_grid = common_grid(sizes, resample)
+            except (ValueError, TypeError) as exc:
+                raise self._fail(exc) from None
         self.ncols, self.cmap = ncols, cmap
         first = layer if layer is not None else self.layers[0]
         if first not in self.maps:
@@ -156,9 +171,20 @@ class MapBrowser(PanelBase):
         apply(picker.value)
 
     # -- drawing (plots only) --------------------------------------------------------------
+    def _view(self, layer: str) -> np.ndarray:
+        """The maps of ``layer`` as shown: on the common grid when ``resample`` is given (the
+        layer shown last is kept, not every layer)."""
+        if self._on_grid is None:
+            return self.maps[layer]
+        if self._shown[0] != layer:
+            mode = resample_mode(self.resample)
+            self._shown = (layer, np.asarray(resample_maps(self.maps[layer], self._on_grid,
+                                                           mode=mode)))  # fmt: skip
+        return self._shown[1]
+
     def _draw_selected(self, layer: str, image: int, index: int) -> hv.Image:
         return plots.map_image(
-            self.maps[layer][image, index],
+            self._view(layer)[image, index],
             cmap=self.cmap,
             title=f"{layer_name(layer)} · map {index} · image {image}",
             size=360,
@@ -174,7 +200,7 @@ class MapBrowser(PanelBase):
         px = panel_px(min(self.ncols, max(1, self.grid)))
 
         def draw(layer: str, image: int, start: int, shared: bool) -> hv.Image:
-            arr = self.maps[layer][image]
+            arr = self._view(layer)[image]
             size = max(1, self.grid)
             i = start + k
             clim = None
@@ -354,9 +380,14 @@ class MapBrowser(PanelBase):
 
     def figure(self) -> hv.Layout:
         """Static figure of the current view: the page of maps (or the selected map alone),
-        the selected map framed."""
-        arr = self.maps[self.layer][self.image]
+        the selected map framed. Tiles of a page are titled "map 5" (a narrow tile wrapped a
+        longer title); the selected map alone names its layer and image."""
+        arr = self._view(self.layer)[self.image]
         ids = self._page_ids() if self.grid > 1 else [self.map_index]
+        title = (
+            "map {id}" if len(ids) > 1
+            else f"{layer_name(self.layer)} · map {{id}} · image {self.image}"
+        )  # fmt: skip
         return plots.map_grid(
             arr,
             ids=ids,
@@ -364,5 +395,5 @@ class MapBrowser(PanelBase):
             shared_scale=self.shared_scale,
             highlight=[self.map_index] if len(ids) > 1 else (),
             cmap=self.cmap,
-            title=f"{layer_name(self.layer)} · map {{id}}",
+            title=title,
         )

@@ -1,6 +1,11 @@
 """CorrelationPanel: threshold slider, live stats/bars/heatmap, and a linked map-pair view.
 
-Clicking a heatmap cell shows that layer pair's most similar maps. The click reaches the
+Clicking a heatmap cell shows that layer pair's most similar maps (never a degenerate map,
+see :meth:`~cnnexplore_nb.similarity.CorrelationTables.best_pair`); the pair view's scatter
+holds the two maps' values at every pixel of every image the tables used. Maps of different
+sizes (the stages of a ResNet) are compared on a common grid: without ``resample=`` the
+panel takes the smallest one, says so in its status line and the exported title, and
+offers the choice of grid as a control (:mod:`._grid`). The click reaches the
 kernel as the selection of the heatmap's Bokeh data source (a HoloViews ``Tap`` stream is
 never fed in JupyterLab: its JavaScript callback talks to a comm that a ``jupyter_bokeh``
 widget does not open); the panel reads the selected cell, shows the pair and clears the
@@ -30,6 +35,7 @@ from ..plots.names import (
     statistic_name,
 )
 from ._base import BokehView, PanelBase
+from ._grid import CommonGrid
 from .browser import _as_maps
 
 __all__ = ["CorrelationPanel"]
@@ -63,12 +69,20 @@ class CorrelationPanel(PanelBase):
         once per measure: the threshold only re-derives ``stats`` from the cached max table.
     figures : str or PathLike, optional
         Default folder of the export box (default: the notebook's figure folder).
+    resample : None, "bilinear-down", "bilinear-up", "bicubic-down", "bicubic-up" or (H, W)
+        Common grid of maps of different sizes (:mod:`cnnexplore_nb.similarity.region`).
+        None: ``"bilinear-down"`` when the sizes differ (the status line says so).
+    mask, crop, mask_mode
+        The region of the tables (:func:`~cnnexplore_nb.correlation_tables`); the pair
+        view's scatter shows the same pixels.
+    min_support : int
+        Maps non-zero at fewer pixels are degenerate and never shown as a best pair.
 
     Attributes
     ----------
-    threshold, measure, heat_value, pair
+    threshold, measure, heat_value, pair, resample
         Readable and settable from Python; bad values raise and are shown in the status line.
-    tables : the CorrelationTables at the current threshold and measure.
+    tables : the CorrelationTables at the current threshold, measure and grid.
     """
 
     def __init__(
@@ -84,6 +98,11 @@ class CorrelationPanel(PanelBase):
         image: int = 0,
         compute: Callable[..., Any] | None = None,
         figures: Any = None,
+        resample: Any = None,
+        mask: Any = None,
+        crop: Any = None,
+        mask_mode: str = "select",
+        min_support: int = 5,
     ) -> None:
         super().__init__(stem="correlation", figures=figures)
         if tables is None and maps_a is None:
@@ -94,9 +113,16 @@ class CorrelationPanel(PanelBase):
         self.maps_b = _as_maps(maps_b) if maps_b is not None else self.maps_a
         self.names, self.image = tuple(names), image
         self._compute = compute
-        self._cache: dict[str, Any] = {}
+        self._min_support = min_support
+        layers = [*(self.maps_a or {}).values(), *(self.maps_b or {}).values()]
+        region = {"mask": mask, "crop": crop, "mask_mode": mask_mode}
+        try:
+            self.grid = CommonGrid(layers, resample, region)
+        except (ValueError, TypeError) as exc:
+            raise self._fail(exc) from None
+        self._cache: dict[tuple[str, Any], Any] = {}
         if tables is not None:
-            self._cache[tables.measure] = tables
+            self._cache[(tables.measure, self.grid.key)] = tables
             measure = tables.measure
         t = check_fraction("threshold", threshold)
         base = self._base(measure)
@@ -109,6 +135,7 @@ class CorrelationPanel(PanelBase):
         self._wire()
         self._update_stats_html()
         self.widget = self._layout()
+        self.status.value = self.grid.note()
         if self._pair is not None:
             self.select_layers(self.rows[-1], self.cols[-1])
 
@@ -171,6 +198,7 @@ class CorrelationPanel(PanelBase):
             (self._threshold, self._on_threshold),
             (self._measure, self._on_measure),
             (self._value, self._on_value),
+            (self.grid.widget, self._on_grid),
         ):
             w.observe(fn, names="value")
         for w in (self._la, self._lb, self._ma, self._mb):
@@ -190,6 +218,7 @@ class CorrelationPanel(PanelBase):
         return ipw.VBox(
             [
                 ipw.HBox([self._measure, self._threshold, self._value]),
+                *([self.grid.widget] if len(self.grid.sizes) > 1 else []),
                 self.status,
                 ipw.HBox([self._heat.widget, self._bars.widget]),
                 hint,
@@ -259,15 +288,18 @@ class CorrelationPanel(PanelBase):
             if type(tool).__name__ == "HoverTool" and tool.tooltips != tips:
                 tool.tooltips = tips
 
-    # -- cached analysis (computed once per measure) ---------------------------------------
+    # -- cached analysis (computed once per measure and grid) ------------------------------
     def _base(self, measure: str) -> Any:
-        if measure not in self._cache:
+        key = (measure, self.grid.key)
+        if key not in self._cache:
             if self.maps_a is None:
                 raise self._fail(
                     ValueError(
                         unknown_name_message(
-                            "measure (no maps to compute others)", measure, list(self._cache)
-                        )
+                            "measure (no maps to compute others)",
+                            measure,
+                            sorted({m for m, _ in self._cache}),
+                        )  # fmt: skip
                     )
                 )
             if measure not in _MEASURES:
@@ -278,8 +310,13 @@ class CorrelationPanel(PanelBase):
                 from ..similarity.tables import correlation_tables as compute
 
                 extra["progress"] = False  # no progress bar inside the panel
+                extra["min_support"] = self._min_support
+            if self.grid.resample is not None:
+                extra["resample"] = self.grid.resample
+            if any(self.grid.region[k] is not None for k in ("mask", "crop")):
+                extra.update(self.grid.region)
             same = self.maps_b is self.maps_a
-            self._cache[measure] = compute(
+            self._cache[key] = compute(
                 self.maps_a,
                 None if same else self.maps_b,
                 names=self.names,
@@ -287,7 +324,7 @@ class CorrelationPanel(PanelBase):
                 threshold=getattr(self, "threshold", 0.8),
                 **extra,
             )
-        return self._cache[measure]
+        return self._cache[key]
 
     def _n_maps(self, side: str, layer: str) -> int:
         tables = self._current
@@ -301,7 +338,7 @@ class CorrelationPanel(PanelBase):
         na, nb = model_names(self._current.names)
         return plots.layer_heatmap(
             self._current, value, rows=self.rows, cols=self.cols,
-            title=f"{na} vs {nb} · {measure_name(measure)}",
+            title=f"{na} vs {nb} · {measure_name(measure)}{self.grid.title()}",
         )  # fmt: skip
 
     def _draw_bars(self, threshold: float, measure: str, value: str) -> hv.Bars:
@@ -324,6 +361,8 @@ class CorrelationPanel(PanelBase):
             a, b, r=r, measure=self._current.measure, same=same,
             names=(f"{na} {self._shown_a[layer_a]} · map {map_a}",
                    f"{nb} {self._shown_b[layer_b]} · map {map_b}"),
+            pixels=self.grid.pixels(self.maps_a[layer_a][:, map_a : map_a + 1],
+                                    self.maps_b[layer_b][:, map_b : map_b + 1]),
         )  # fmt: skip
 
     def _update_stats_html(self) -> None:
@@ -373,6 +412,19 @@ class CorrelationPanel(PanelBase):
             return
         self._refresh()
         self._on_pair_control(None)
+
+    def _on_grid(self, change: dict) -> None:
+        old, self.grid.resample = self.grid.resample, change["new"]
+        try:
+            self._current = self._base(self._current.measure).with_threshold(self.threshold)
+        except (ValueError, TypeError) as exc:
+            self.grid.resample = old
+            self._report(str(exc), True)
+            return
+        self.grid.auto = False
+        self._refresh()
+        self.status.value = self.grid.note()
+        self.select_layers(self._la.value, self._lb.value)
 
     def _on_value(self, change: dict) -> None:
         self.view_stream.event(value=change["new"])
@@ -463,21 +515,36 @@ class CorrelationPanel(PanelBase):
                 w.observe(self._on_pair_control, names="value")
         self._on_pair_control(None)
 
+    @property
+    def resample(self) -> Any:
+        """The common grid of maps of different sizes (:mod:`._grid`); None for one size."""
+        return self.grid.resample
+
+    @resample.setter
+    def resample(self, value: Any) -> None:
+        try:
+            self.grid.choose(value)
+        except ValueError as exc:
+            raise self._fail(exc) from None
+        self.grid.widget.value = tuple(value) if isinstance(value, list) else value
+
     def select_layers(self, layer_a: str, layer_b: str) -> tuple[str, int, str, int]:
-        """Show the most similar pair of maps between two layers (what a heatmap click does)."""
-        mx = self._current.maxima
-        rows = mx[(mx["A_layer"].astype(str) == layer_a) & (mx["B_layer"].astype(str) == layer_b)]
-        rows = rows[np.isfinite(rows["correlation"].to_numpy(float))]
-        if rows.empty:
+        """Show the most similar pair of maps between two layers (what a heatmap click does).
+
+        Degenerate maps (constant, or non-zero at a handful of pixels, whose r those pixels
+        decide) are never chosen.
+        """
+        best = self._current.best_pair(layer_a, layer_b)
+        if best is None:
             ma = mb = 0
             self._report(
                 f"no defined similarity between {self._shown_a.get(layer_a, layer_a)} and "
-                f"{self._shown_b.get(layer_b, layer_b)} (constant maps)", True,
+                f"{self._shown_b.get(layer_b, layer_b)} outside degenerate maps (constant, or "
+                "non-zero at a handful of pixels)", True,
             )  # fmt: skip
         else:
-            best = rows.iloc[int(np.argmax(rows["correlation"].to_numpy(float)))]
-            ma, mb = int(best["A_map_id"]), int(best["B_map_id"])
-            self.status.value = ""
+            ma, mb = best[0], best[1]
+            self.status.value = self.grid.note()
         self.pair = (layer_a, ma, layer_b, mb)
         return self.pair
 
@@ -491,7 +558,9 @@ class CorrelationPanel(PanelBase):
         return hv.Layout(parts).cols(3)
 
     def __repr__(self) -> str:
+        grid = f", resample={self.resample!r}" if self.resample is not None else ""
         return html.unescape(
             f"CorrelationPanel(names={self._current.names!r}, threshold={self.threshold:.2f}, "
-            f"measure={self.measure!r}, heat_value={self.heat_value!r}, pair={self.pair!r})"
+            f"measure={self.measure!r}, heat_value={self.heat_value!r}, pair={self.pair!r}"
+            f"{grid})"
         )
