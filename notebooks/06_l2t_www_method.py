@@ -213,12 +213,11 @@ fig
 # %%
 w_pair = w[w["pair"] == PAIR].pivot(index="epoch", columns="channel", values="w")
 SHOW = 8  # channels drawn: those whose w moved most (a legend of 64 is unreadable)
+print(f"pair {PAIR}: {pair_name(PAIR)}; w of the channels that moved most")
 moved_most = (w_pair.iloc[-1] - w_pair.iloc[0]).abs().nlargest(SHOW).index.sort_values()
-title = f"w per channel, {pair_name(PAIR)}"
-if len(w_pair.columns) > SHOW:
-    title = (
-        f"w of the {SHOW} channels (of {len(w_pair.columns)}) that moved most, {pair_name(PAIR)}"
-    )
+title = f"w per channel, pair {pair_name(PAIR, short=True)}"
+if len(w_pair.columns) > SHOW:  # the legend names the channels drawn
+    title += f" ({SHOW} of {len(w_pair.columns)} channels)"
 w_shown = w_pair[moved_most].rename(columns=lambda c: f"w[{c}]").reset_index()
 fig = training_history(w_shown, title=title, ylabel="w")
 export(fig, FIG / "w")

@@ -117,14 +117,14 @@ def gamma_scale(
             within,
             f"In {steps} meta-steps at Adam's learning rate {meta_lr:g} the pre-activation "
             "typically moves by up to "
-            + ", ".join(f"{table.loc[t, 'typical_maps']:.0f} (tap {t}, {table.loc[t, 'map']} "
-                        f"maps; at most {table.loc[t, 'bound_maps']:.0f})" for t in table.index)
+            + ", ".join(f"{table.loc[t, 'typical_maps']:.2g} (tap {t}, {table.loc[t, 'map']} "
+                        f"maps; at most {table.loc[t, 'bound_maps']:.2g})" for t in table.index)
             + " with the map-input h and up to "
-            + ", ".join(f"{table.loc[t, 'typical_pooled']:.1f}" for t in table.index)
+            + ", ".join(f"{table.loc[t, 'typical_pooled']:.2g}" for t in table.index)
             + " with the pooled h (the map's L1 norm is "
             + ", ".join(f"{table.loc[t, 'ratio']:.0f}x" for t in table.index)
             + " the pooled vector's). Measured: max |γ − 1| "
-            + ", ".join(f"{table.loc[t, 'max |γ − 1| (maps)']:.1f}" for t in table.index)
+            + ", ".join(f"{table.loc[t, 'max |γ − 1| (maps)']:.2g}" for t in table.index)
             + f", largest at tap {worst}, "
             + ("within" if within else "**beyond**") + " the largest move Adam allows.",
             {"bound": table["bound_maps"].to_dict()}, ("yes", "no"),
