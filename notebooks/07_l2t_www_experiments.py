@@ -247,7 +247,7 @@ records = {row["method"]: row.to_dict() for _, row in ablation.iterrows()
 g = gamma_frame(records["l2t_www"])
 shown = [p for p in ("4-0", "9-2", "14-4") if p in set(g["pair"])]
 fig = errorbar_curves(g[g["pair"].isin(shown)], "epoch", "gamma", "pair",
-                      title="γ over training (mean ± std over channels and positions)")  # fmt: skip
+                      title="γ over training (mean ± std)")  # fmt: skip
 export(fig, FIG / "fig35_gamma_convergence")
 fig
 
