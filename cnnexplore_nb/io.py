@@ -20,10 +20,22 @@ __all__ = [
     "CheckpointError",
     "atomic_path",
     "check_writable_dir",
+    "file_sha256",
     "load_checkpoint",
     "new_temp_file",
     "save_checkpoint",
 ]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class CheckpointError(ValueError):

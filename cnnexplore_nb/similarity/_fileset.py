@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ..io import new_temp_file
+from ..io import file_sha256, new_temp_file
 
 __all__ = ["commit", "fsync", "leftovers", "new_temp", "rollback", "sha256", "staging"]
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def fsync(path: Path) -> None:
