@@ -106,6 +106,36 @@ def test_resume_equals_uninterrupted_run(data, tmp_path, optimizer, pinned_threa
     assert last["epoch"] == 2
 
 
+def test_resume_after_a_kill_between_best_and_last_writes(data, tmp_path, pinned_threads):
+    """Killed after an epoch's best.pt write but before its last.pt: the re-run epoch is the
+    best again, as in an uninterrupted run (history, best epoch, weights and best.pt)."""
+    import shutil
+
+    train, val = data
+    kw = {"batch_size": 2, "progress": False, "seed": 1, "checkpoint_dir": tmp_path}
+    straight, h_straight = train_segmentation(_model(), train, val, epochs=2, **kw)
+    assert bool(h_straight["is_best"].iloc[1])  # epoch 2 improves: best.pt is rewritten
+    straight_state = {k: v.clone() for k, v in straight.state_dict().items()}
+    for p in tmp_path.iterdir():
+        p.unlink()
+    train_segmentation(_model(), train, val, epochs=1, **kw)
+    shutil.copy(tmp_path / "last.pt", tmp_path / "last_epoch1.pt")
+    train_segmentation(_model(), train, val, epochs=2, resume=True, **kw)
+    # the kill: best.pt holds epoch 2, last.pt still epoch 1
+    shutil.move(tmp_path / "last_epoch1.pt", tmp_path / "last.pt")
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+    resumed, h_resumed = train_segmentation(
+        _model(seed=99), train, val, epochs=2, resume=True, **kw
+    )
+    pd.testing.assert_frame_equal(
+        h_straight.drop(columns="seconds"), h_resumed.drop(columns="seconds")
+    )
+    assert resumed.best_epoch == 2
+    for k, v in resumed.state_dict().items():
+        assert torch.equal(v, straight_state[k]), k
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+
+
 def test_resume_errors(data, tmp_path):
     train, val = data
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):

@@ -153,6 +153,13 @@ class _Run:
         self.best_state, self.best_epoch = best["model"], best["epoch"]
         self.best_score = best["score"]
         self.start = int(last["epoch"]) + 1
+        if int(best["epoch"]) >= self.start:
+            # killed between an epoch's best.pt and last.pt writes: that epoch runs again and
+            # must be judged against the best epoch last.pt knows (its weights come back
+            # bit-identical, so best.pt's are kept until the re-run epoch replaces them)
+            prior = [r for r in self.rows if r.get("is_best")]
+            self.best_epoch = int(prior[-1]["epoch"]) if prior else 0
+            self.best_score = float(prior[-1][f"val_{self.metric}"]) if prior else -np.inf
 
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self, epoch: int) -> float:
