@@ -135,3 +135,28 @@ def test_self_comparison_names_drop_the_explorer_suffixes():
     assert model_names(("CNN6(1)", "CNN6(2)")) == ("CNN6", "CNN6 partner")
     assert model_names(("CNN6", "CNN10")) == ("CNN6", "CNN10")
     assert model_names(("A(1)", "B(2)")) == ("A(1)", "B(2)")  # not one network with itself
+
+
+def test_builtin_names_stay_off_a_user_network_with_the_same_paths():
+    """VGG-9's ``features.8`` is "conv 3"; ``features.8`` of a VGG-16 written by a user is
+    its fourth ReLU and keeps its path once the toolkit has seen that network."""
+    import torch
+    from _external_models import vgg16
+
+    from cnnexplore_nb import extract_activations, list_layers
+    from cnnexplore_nb.models import create_model
+    from cnnexplore_nb.plots.names import display_name, layer_name
+
+    ours = create_model("vgg9_bn", width=0.125, num_classes=3)
+    theirs = vgg16(num_classes=3, width=8)
+    x = torch.zeros(1, 3, 32, 32)
+    try:
+        extract_activations(ours, x, ["features.8"], progress=False)
+        assert layer_name("features.8") == "conv 3"
+        list_layers(theirs, x)
+        assert layer_name("features.8") == "features.8"
+        assert display_name("features.8") == "features.8"
+        extract_activations(ours, x, ["features.8"], progress=False)  # ours again
+        assert layer_name("features.8") == "conv 3"
+    finally:
+        extract_activations(ours, x, ["features.8"], progress=False)

@@ -13,6 +13,7 @@ from torch import nn
 from .._arrays import call_model, iter_batches, model_input
 from .._checks import check_device, check_positive_int
 from .._hooks import Hooks, check_module, first_tensor
+from .._layer_origin import note_model_paths
 from .layers import resolve_layers
 from .taps import feature_layers
 
@@ -283,6 +284,7 @@ def extract_activations(
     from tqdm.auto import tqdm
 
     check_module(model)
+    note_model_paths(model)  # display names: a user network's paths stay as they are
     batch_size = check_positive_int("batch_size", batch_size)
     device = None if device is None else check_device(device)
     if layers is None and getattr(model, "feature_info", None) is None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from .._checks import unknown_name_message
 from .._hooks import check_module
+from .._layer_origin import note_model_paths
 from ..models import feature_layers
 from ._trace import trace_forward
 from .taps import taps_from_trace
@@ -154,6 +155,7 @@ def list_layers(
         fractional).
     """
     check_module(model)
+    note_model_paths(model)  # display names: a user network's paths stay as they are
     rows = trace_forward(model, example)
     modules = dict(model.named_modules())
     info = getattr(model, "feature_info", None)

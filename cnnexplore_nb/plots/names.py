@@ -14,7 +14,10 @@ Override any name through the shared mapping :data:`NAMES`, for good or for one 
 Kinds: ``layer``, ``statistic``, ``measure``, ``method``, ``metric`` and ``column`` (any
 other column name). Built-in layer paths (CNN-N ``conv_module3``, ResNet ``blocks2.0``,
 VGG-9 ``features.6``, U-Net ``encoder.1``) get readable names; other paths stay as they are
-unless mapped (set ``NAMES.builtin_layers = False`` to keep built-in paths too).
+unless mapped (set ``NAMES.builtin_layers = False`` to keep built-in paths too). The same
+path in a network you wrote (``features.8`` of your VGG-16) keeps its name once
+:func:`~cnnexplore_nb.extract_activations` or :func:`~cnnexplore_nb.list_layers` has seen
+that network.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from .._checks import check_choice
+from .._layer_origin import is_user_path
 
 __all__ = [
     "KINDS",
@@ -238,7 +242,7 @@ def layer_name(path: str) -> str:
     user = NAMES.get("layer", path)
     if user is not None:
         return user
-    if NAMES.builtin_layers:
+    if NAMES.builtin_layers and not is_user_path(path):
         return _builtin_layer(path) or path
     return path
 
@@ -407,7 +411,11 @@ def display_name(key: Any, kind: Kind | None = None, **context: Any) -> str:
         return statistic_name(text, **context)
     if text.lower() in _MEASURES:
         return measure_name(text)
-    if NAMES.builtin_layers and (layer := _builtin_layer(text)) is not None:
+    if (
+        NAMES.builtin_layers
+        and not is_user_path(text)
+        and (layer := _builtin_layer(text)) is not None
+    ):
         return layer
     return text.replace("_", " ")
 
