@@ -314,6 +314,9 @@ r = panel.tables.matrices[la, lb][ma, mb]
 print(f"the status line says: {panel.grid.text()}")
 print(f"best pair between {layer_name(la)} and {layer_name(lb)}: maps {ma} and {mb}, r = {r:.3f}")
 
+# %%
+panel.export(FIG / "panel_correlation")  # the whole panel as it stands: a paper figure
+
 # %% [markdown]
 # The pair view as a paper figure: the two maps for the first image, and their values at
 # every pixel of every image on the common grid (what the tables correlated). The panel's
