@@ -393,12 +393,13 @@ def test_layer_values_and_block_summary(tiny_net):
 def test_cpu_scale_reads_vessmap_splits_and_trains_on_crops(tmp_path, monkeypatch):
     import importlib
 
-    from _fetch_helpers import make_vessmap
+    from _fetch_helpers import make_vessmap, pin_vessmap
 
     monkeypatch.setenv("CNNX_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv("CNNX_OFFLINE", "1")
     ids = importlib.import_module("cnnexplore_nb.data._sources").VESSMAP_IDS
     truth = make_vessmap(tmp_path / "VessMAP", ids, size=24)
+    pin_vessmap(monkeypatch, tmp_path / "VessMAP")
     s = sv.vessel_settings("cpu", {"crop": 16, "width": 4, "n_aggregate": 5})
     data = sv.vessel_data(s, tmp_path)
     assert data["source"] == "vessmap"
