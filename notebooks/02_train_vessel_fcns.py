@@ -10,6 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # train again even if checkpoints are cached
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # seed of the vessel networks' training (weights, order, crops); -p SEED=1
 
 # %% [markdown]
 # # 02 · Training the vessel-segmentation FCNs (CNN1, CNN6, CNN10)
@@ -60,7 +61,7 @@ from cnnexplore_nb.studies.vessels import (
 from cnnexplore_nb.training import predict_masks
 
 hv.extension("bokeh", inline=True)
-settings = vessel_settings(SCALE)
+settings = vessel_settings(SCALE, {"seed": SEED})
 FIG = figures_dir("02_train_vessel_fcns")
 scales_table()
 
@@ -93,7 +94,10 @@ big
 
 # %%
 results = {
-    name: trained_vessel_model(name, SCALE, retrain=RETRAIN, data_dir=DATA_DIR) for name in MODELS
+    name: trained_vessel_model(
+        name, SCALE, settings={"seed": SEED}, retrain=RETRAIN, data_dir=DATA_DIR
+    )
+    for name in MODELS
 }
 models = {name: model for name, (model, _) in results.items()}
 

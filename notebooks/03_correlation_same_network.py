@@ -9,6 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # seed of the vessel networks' training (weights, order, crops); -p SEED=1
 THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 
 # %% [markdown]
@@ -78,12 +79,15 @@ from cnnexplore_nb.studies.vessels import (
 )
 
 hv.extension("bokeh", inline=True)
-settings = vessel_settings(SCALE)
+settings = vessel_settings(SCALE, {"seed": SEED})
 FIG = figures_dir("03_correlation_same_network")
 TABLES = artifacts_dir("vessels", SCALE, "tables_same_network")
 
 # %%
-models = {n: trained_vessel_model(n, SCALE, data_dir=DATA_DIR, progress=False)[0] for n in MODELS}
+models = {
+    n: trained_vessel_model(n, SCALE, settings={"seed": SEED}, data_dir=DATA_DIR, progress=False)[0]
+    for n in MODELS
+}
 data = vessel_data(settings, DATA_DIR)
 x_test, m_test = stack_images(data["test"])
 pd.DataFrame(

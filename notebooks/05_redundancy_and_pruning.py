@@ -10,6 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # True: train CNN6/CNN10 again even if cached in artifacts/ (notebook 02)
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # seed of the vessel networks' training (weights, order, crops); -p SEED=1
 
 # %% [markdown]
 # # 05 · From redundant maps to a smaller network (and beyond the thesis)
@@ -74,9 +75,13 @@ S = scale_settings(
                  "fine_tune_epochs": 10, "fine_tune_lr": 1e-3, "n_beyond": 20, "repeats": 50},
     },
 )  # fmt: skip
-vs = vessel_settings(SCALE)
-cnn6, _ = trained_vessel_model("cnn6", SCALE, retrain=RETRAIN, data_dir=DATA_DIR)
-cnn10, _ = trained_vessel_model("cnn10", SCALE, retrain=RETRAIN, data_dir=DATA_DIR)
+vs = vessel_settings(SCALE, {"seed": SEED})
+cnn6, _ = trained_vessel_model(
+    "cnn6", SCALE, settings={"seed": SEED}, retrain=RETRAIN, data_dir=DATA_DIR
+)
+cnn10, _ = trained_vessel_model(
+    "cnn10", SCALE, settings={"seed": SEED}, retrain=RETRAIN, data_dir=DATA_DIR
+)
 data = vessel_data(vs, DATA_DIR)
 x_analysis, _ = stack_images(data["aggregate"])
 LAYERS = feature_layers(cnn6)

@@ -189,8 +189,9 @@ def test_pinned_hashes_reject_a_different_download(served, tmp_path, monkeypatch
 
 def test_split_lists_are_checked_by_content(served, tmp_path, monkeypatch):
     entry = DATASETS["vessmap"]  # unpinned csv: its content is still checked
-    monkeypatch.setitem(DATASETS, "vessmap", replace(entry, files={**entry.files,
-                                                                   "train.csv": None}))
+    monkeypatch.setitem(
+        DATASETS, "vessmap", replace(entry, files={**entry.files, "train.csv": None})
+    )
     train = served.root / "vessmap/train.csv"
     train.write_text("\n".join(train.read_text().splitlines()[:-1]) + "\n")  # one row fewer
     with pytest.raises(IntegrityError, match=r"train.csv: expected the 40 published ids.*8686"):
