@@ -9,7 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
-SEED = 0  # seed of the vessel networks' training (weights, order, crops); -p SEED=1
+SEED = 0  # training seed of the vessel networks (weights, order, crops); -p SEED=1
 THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 
 # %% [markdown]

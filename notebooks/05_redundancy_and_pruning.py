@@ -10,7 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # True: train CNN6/CNN10 again even if cached in artifacts/ (notebook 02)
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
-SEED = 0  # seed of the vessel networks' training (weights, order, crops); -p SEED=1
+SEED = 0  # training seed of the vessel networks (weights, order, crops); -p SEED=1
 
 # %% [markdown]
 # # 05 · From redundant maps to a smaller network (and beyond the thesis)

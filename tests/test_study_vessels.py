@@ -402,8 +402,9 @@ def test_cpu_scale_reads_vessmap_splits_and_trains_on_crops(tmp_path, monkeypatc
     pin_vessmap(monkeypatch, tmp_path / "VessMAP")
     s = sv.vessel_settings("cpu", {"crop": 16, "width": 4, "n_aggregate": 5})
     data = sv.vessel_data(s, tmp_path)
-    assert data["source"] == "vessmap"
-    assert (len(data["train"]), len(data["val"]), len(data["aggregate"])) == (40, 10, 5)
+    assert data["source"] == "vessmap" and s["repeats"] == 2
+    assert (len(data["train"]), len(data["val"]), len(data["aggregate"])) == (80, 10, 5)
+    assert len(data["test_all"]) == 50 and list(data["train_idx"]) == list(range(40))
     image, mask, roi = data["train"][0]
     assert image.shape == (1, 16, 16) and mask.shape == roi.shape == (16, 16)  # random crop
     full = data["val"][0]
@@ -418,3 +419,41 @@ def test_cpu_scale_reads_vessmap_splits_and_trains_on_crops(tmp_path, monkeypatc
     assert len(hist) == 1 and np.isfinite(hist["val_iou"]).all()
     with pytest.raises(ValueError, match="is VessMAP; use SCALE='cpu' or 'full'"):
         sv.vessel_data(sv.vessel_settings("embedded"), tmp_path)
+
+
+def test_training_crops_are_windows_of_the_image_in_one_of_8_orientations():
+    image = torch.arange(36.0).reshape(1, 6, 6)
+    mask = (image[0] % 2).long()
+    roi = image[0] > 3
+    torch.manual_seed(0)
+    crop = sv._random_crop(4, dihedral=True)
+    # the 8 dihedral images of every 4 x 4 window of the image: an independent enumeration
+    windows = [image[0, t : t + 4, u : u + 4].numpy() for t in range(3) for u in range(3)]
+    variants = [np.rot90(w, k) for w in windows for k in range(4)]
+    variants += [np.rot90(w[:, ::-1], k) for w in windows for k in range(4)]
+    seen = set()
+    for _ in range(200):
+        x, m, r = crop(image, mask, roi)
+        assert x.shape == (1, 4, 4) and m.shape == r.shape == (4, 4) and x.is_contiguous()
+        hit = [i for i, v in enumerate(variants) if np.array_equal(v, x[0].numpy())]
+        assert len(hit) == 1  # a window, flipped/rotated as a whole
+        assert np.array_equal(m.numpy(), x[0].numpy().astype(int) % 2)  # the same transform
+        assert np.array_equal(r.numpy(), x[0].numpy() > 3)
+        seen.add(hit[0] // 9 % 4 + 4 * (hit[0] >= 36))  # which of the 8 orientations
+    assert seen == set(range(8))
+    whole = sv._random_crop(None, dihedral=False)(image, mask)
+    assert torch.equal(whole[0], image) and torch.equal(whole[1], mask)
+
+
+def test_repeated_dataset_cycles_its_items():
+    base = [(torch.tensor([i]),) for i in range(3)]
+    rep = sv._Repeated(base, 2)
+    assert len(rep) == 6 and [int(rep[i][0]) for i in range(6)] == [0, 1, 2, 0, 1, 2]
+
+
+def test_cpu_recipe_in_the_scales_table():
+    table = sv.scales_table()
+    assert table.loc["loss", "cpu"] == "cross-entropy + soft Dice"
+    assert table.loc["loss", "full"] == "cross-entropy"  # the thesis protocol
+    assert table.loc["lr schedule", "cpu"] == "cosine, 1 warm-up epoch(s)"
+    assert "8 dihedral" in table.loc["training inputs", "cpu"]
