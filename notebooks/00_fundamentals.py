@@ -10,7 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # True: train the vessel CNN6 again even if it is cached in artifacts/
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
-SEED = 0  # training seed of the vessel networks (weights, order, crops); -p SEED=1
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 
 # %% [markdown]
 # # 00 · Fundamentals: convolution, pooling, BatchNorm, receptive fields, adversarial examples

@@ -10,7 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # train the vessel model again even if notebook 02 cached it
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
-SEED = 0  # training seed of the vessel networks (weights, order, crops); -p SEED=1
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 
 # %% [markdown]

@@ -9,7 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
-SEED = 0  # training seed of the vessel networks (weights, order, crops); -p SEED=1
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 
 # %% [markdown]
@@ -69,6 +69,7 @@ from cnnexplore_nb.studies.vessel_findings import (
     same_network_findings,
     table_sets,
 )
+from cnnexplore_nb.studies.vessel_thesis import redundancy_section, save_section
 from cnnexplore_nb.studies.vessels import (
     DISPLAY_NAMES,
     MODELS,
@@ -269,3 +270,19 @@ findings = same_network_findings(
 )  # fmt: skip
 display(findings.table.round(1))
 findings
+
+# %% [markdown]
+# ## The thesis's numbers beside this run's
+# Per layer, % of maps with a partner at |r| ≥ the threshold (mean over images), the
+# thesis's statements on that profile and its one example row (CNN6, first layer, one
+# image), each with its computed verdict.
+
+# %%
+own = aggregated["CNN6"][1]
+first = own[(own["module_a"] == 1) & (own["module_b"] == 1)].iloc[0]
+redundancy_rows = redundancy_section(
+    profiles.rename(columns={"percent": "value"}),
+    {"percent": first["percent_mean"], "mean": first["mean_max_mean"], "n_images": n_agg},
+)
+save_section(redundancy_rows, SCALE, "redundancy")
+redundancy_rows

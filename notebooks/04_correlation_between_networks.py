@@ -9,7 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
-SEED = 0  # training seed of the vessel networks (weights, order, crops); -p SEED=1
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 
 # %% [markdown]
@@ -44,6 +44,7 @@ from cnnexplore_nb.studies.vessel_findings import (
     cross_network_findings,
     table_sets,
 )
+from cnnexplore_nb.studies.vessel_thesis import between_section, save_section
 from cnnexplore_nb.studies.vessels import (
     DISPLAY_NAMES,
     MODELS,
@@ -171,3 +172,11 @@ pd.concat([s.assign(pair=f"{na} vs {nb}") for (na, nb), s in aggregated.items()]
 findings = cross_network_findings(aggregated, control=("CNN6 untrained", "CNN10"))
 display(findings.table.round(2))
 findings
+
+# %% [markdown]
+# ## The thesis's statements beside this run's numbers
+
+# %%
+between_rows = between_section(findings.table)
+save_section(between_rows, SCALE, "between")
+between_rows

@@ -457,3 +457,76 @@ def test_cpu_recipe_in_the_scales_table():
     assert table.loc["loss", "full"] == "cross-entropy"  # the thesis protocol
     assert table.loc["lr schedule", "cpu"] == "cosine, 1 warm-up epoch(s)"
     assert "8 dihedral" in table.loc["training inputs", "cpu"]
+
+
+# ---------------------------------------------------------- the thesis's numbers, verdicts
+def test_number_verdicts():
+    from cnnexplore_nb.studies.vessel_thesis import number_verdict
+
+    assert number_verdict(0.90, 0.91, 0.03) == "matches"
+    assert number_verdict(0.77, 0.91, 0.03) == "below"
+    assert number_verdict(0.95, 0.91, 0.03) == "above"
+    assert number_verdict(float("nan"), 0.91, 0.03) == "undecided"
+
+
+def test_table4_section_sets_test_means_beside_the_thesis():
+    from cnnexplore_nb.studies.vessel_thesis import COLUMNS, table4_section
+
+    scores = pd.DataFrame({
+        "model": ["CNN1"] * 2 + ["CNN6"] * 2,
+        "iou": [0.70, 0.80, 0.90, 0.94], "cldice": [0.8, 0.9, 0.96, 0.98],
+    })  # fmt: skip
+    t4 = pd.DataFrame({
+        "model": ["CNN1", "CNN6"], "IoU": [0.7, 0.9], "clDice": [0.8, 0.9],
+        "best_epoch": [3, 5], "epochs": [4, 5], "parameters": [1922, 187202],
+    })  # fmt: skip
+    out = table4_section(scores, t4).set_index(["network", "quantity"])
+    assert list(out.reset_index().columns) == ["network", "quantity"] + [
+        c for c in COLUMNS if c not in ("network", "quantity")
+    ]
+    assert out.loc[("CNN1", "IoU (test)"), "measured"] == pytest.approx(0.75)
+    assert out.loc[("CNN1", "IoU (test)"), "verdict"] == "below"  # thesis 0.81
+    assert out.loc[("CNN6", "IoU (test)"), "verdict"] == "matches"  # 0.92 vs 0.91
+    assert out.loc[("CNN6", "clDice (test)"), "measured"] == pytest.approx(0.97)
+    assert out.loc[("CNN6", "parameters"), "verdict"] == "below"  # 0.19M vs 1.01M
+    assert "epoch 5 of 5" in out.loc[("CNN6", "IoU (test)"), "evidence"]
+
+
+def test_redundancy_between_and_pruning_sections_compute_their_verdicts(tmp_path, monkeypatch):
+    from cnnexplore_nb.studies import vessel_thesis as vt
+
+    monkeypatch.setenv("CNNX_ARTIFACTS", str(tmp_path))
+    prof = pd.DataFrame({
+        "model": ["CNN6"] * 4, "module": [1, 2, 4, 6],
+        "position": ["first", "middle", "middle", "last"],
+        "value": [60.0, 40.0, 70.0, 90.0], "std": [5.0] * 4,
+    })  # fmt: skip
+    red = vt.redundancy_section(prof, {"percent": 52.0, "mean": 0.9, "n_images": 3})
+    claims = red.set_index("quantity")["verdict"]
+    assert claims["deeper layers are more redundant"] == "reproduced"
+    assert claims["first layer fairly redundant, middle layers the most varied"] == "reproduced"
+    assert red["verdict"].iloc[-1] == "matches"  # 52.0 vs 48.43, within 10 points
+    flat = prof.assign(value=[90.0, 40.0, 70.0, 60.0])
+    claims = vt.redundancy_section(flat).set_index("quantity")["verdict"]
+    assert claims["deeper layers are more redundant"] == "not reproduced"
+    cross = pd.DataFrame({
+        "pair": ["CNN6 vs CNN1", "CNN6 untrained vs CNN10"], "first-first max|r|": [0.9, 0.9],
+        "last-last max|r|": [0.5, 0.2], "other pairs max|r|": [0.6, 0.5],
+        "control": [False, True],
+    })  # fmt: skip
+    btw = vt.between_section(cross)
+    assert list(btw["verdict"]) == ["reproduced", "not reproduced"] and len(btw) == 2
+    pr = vt.pruning_section(
+        {"before": {"iou": 0.8, "cldice": 0.9}, "pruned": {"iou": 0.7, "cldice": 0.8},
+         "fine-tuned": {"iou": 0.79, "cldice": 0.9}},
+        {"before": 1000, "pruned": 500}, 1.6, threshold=0.8, removed=10, total=64,
+    )  # fmt: skip
+    assert list(pr["verdict"])[:3] == ["no thesis number", "IoU lost", "IoU kept"]
+    assert pr["measured"].iloc[3] == "1,000 → 500" and pr["measured"].iloc[4] == 1.6
+    vt.save_section(btw, "smoke", "between")
+    vt.save_section(red, "smoke", "redundancy")
+    report = vt.thesis_report("smoke")
+    assert list(report["section"].unique()) == ["Redundancy within a network", "Between networks"]
+    assert report.attrs["missing"] == ["table4", "table5", "pruning"]
+    with pytest.raises(ValueError, match="unknown section 'tabel4'"):
+        vt.save_section(btw, "smoke", "tabel4")
