@@ -1,4 +1,4 @@
-"""VessMAP: split lists in VesselFolder, the vessmap reader, and its trust-on-first-use fetch.
+"""VessMAP: split lists in VesselFolder, the vessmap reader, its pinned fetch and the real files.
 
 The fixture is a VessMAP folder in the published format, made in code: the 100 published
 ids with small 8-bit TIFF images, TIFF labels named ``.png``, PNG region masks and the four
@@ -151,7 +151,7 @@ def test_split_list_errors(tmp_path, published):
         VesselFolder(folder, split=dup)
 
 
-# ----------------------------------------------------------------------- fetch (TOFU)
+# ------------------------------------------------------------- fetch (made-up folder)
 def test_fetch_records_a_manifest_and_verifies_it(served, tmp_path, published):
     _, truth = published
     ds = vessmap("test", normalize="none", progress=False)  # root=None: fetched
