@@ -10,6 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # True: train the vessel CNN6 again even if it is cached in artifacts/
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 
 # %% [markdown]
 # # 00 · Fundamentals: convolution, pooling, BatchNorm, receptive fields, adversarial examples
@@ -198,8 +199,10 @@ pool_retina
 # `nn.BatchNorm2d` in training mode.
 
 # %%
-cnn6, _ = trained_vessel_model("cnn6", SCALE, retrain=RETRAIN, data_dir=DATA_DIR)
-vdata = vessel_data(vessel_settings(SCALE), DATA_DIR)
+cnn6, _ = trained_vessel_model(
+    "cnn6", SCALE, settings={"seed": SEED}, retrain=RETRAIN, data_dir=DATA_DIR
+)
+vdata = vessel_data(vessel_settings(SCALE, {"seed": SEED}), DATA_DIR)
 x_batch, _ = stack_images(vdata["val"], range(min(4, len(vdata["val"]))))
 pre_bn = extract_activations(cnn6, x_batch, ["conv_module1.conv"], progress=False)[
     "conv_module1.conv"

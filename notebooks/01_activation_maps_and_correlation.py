@@ -10,6 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # train the vessel model again even if notebook 02 cached it
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 
 # %% [markdown]
@@ -94,7 +95,9 @@ pd.Series(settings, dtype=object).to_frame("setting")
 # ## 1 · The network: CNN6 trained on vessels
 
 # %%
-model, history = trained_vessel_model("cnn6", SCALE, retrain=RETRAIN, data_dir=DATA_DIR)
+model, history = trained_vessel_model(
+    "cnn6", SCALE, settings={"seed": SEED}, retrain=RETRAIN, data_dir=DATA_DIR
+)
 print(
     f"CNN6 ({SCALE}): best validation IoU {model.best_score:.3f} at epoch {model.best_epoch} "
     f"of {len(history)}"

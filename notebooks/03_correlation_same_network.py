@@ -9,6 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 
 # %% [markdown]
@@ -68,6 +69,7 @@ from cnnexplore_nb.studies.vessel_findings import (
     same_network_findings,
     table_sets,
 )
+from cnnexplore_nb.studies.vessel_thesis import redundancy_section, save_section
 from cnnexplore_nb.studies.vessels import (
     DISPLAY_NAMES,
     MODELS,
@@ -78,12 +80,15 @@ from cnnexplore_nb.studies.vessels import (
 )
 
 hv.extension("bokeh", inline=True)
-settings = vessel_settings(SCALE)
+settings = vessel_settings(SCALE, {"seed": SEED})
 FIG = figures_dir("03_correlation_same_network")
 TABLES = artifacts_dir("vessels", SCALE, "tables_same_network")
 
 # %%
-models = {n: trained_vessel_model(n, SCALE, data_dir=DATA_DIR, progress=False)[0] for n in MODELS}
+models = {
+    n: trained_vessel_model(n, SCALE, settings={"seed": SEED}, data_dir=DATA_DIR, progress=False)[0]
+    for n in MODELS
+}
 data = vessel_data(settings, DATA_DIR)
 x_test, m_test = stack_images(data["test"])
 pd.DataFrame(
@@ -265,3 +270,19 @@ findings = same_network_findings(
 )  # fmt: skip
 display(findings.table.round(1))
 findings
+
+# %% [markdown]
+# ## The thesis's numbers beside this run's
+# Per layer, % of maps with a partner at |r| ≥ the threshold (mean over images), the
+# thesis's statements on that profile and its one example row (CNN6, first layer, one
+# image), each with its computed verdict.
+
+# %%
+own = aggregated["CNN6"][1]
+first = own[(own["module_a"] == 1) & (own["module_b"] == 1)].iloc[0]
+redundancy_rows = redundancy_section(
+    profiles.rename(columns={"percent": "value"}),
+    {"percent": first["percent_mean"], "mean": first["mean_max_mean"], "n_images": n_agg},
+)
+save_section(redundancy_rows, SCALE, "redundancy")
+redundancy_rows

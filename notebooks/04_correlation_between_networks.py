@@ -9,6 +9,7 @@
 # %% tags=["parameters"]
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 THRESHOLD = 0.8  # max |r| at or above this counts as well correlated (thesis)
 
 # %% [markdown]
@@ -43,6 +44,7 @@ from cnnexplore_nb.studies.vessel_findings import (
     cross_network_findings,
     table_sets,
 )
+from cnnexplore_nb.studies.vessel_thesis import between_section, save_section
 from cnnexplore_nb.studies.vessels import (
     DISPLAY_NAMES,
     MODELS,
@@ -53,14 +55,17 @@ from cnnexplore_nb.studies.vessels import (
 )
 
 hv.extension("bokeh", inline=True)
-settings = vessel_settings(SCALE)
+settings = vessel_settings(SCALE, {"seed": SEED})
 FIG = figures_dir("04_correlation_between_networks")
 TABLES = artifacts_dir("vessels", SCALE, "tables_between_networks")
 SHOW_IMAGE = 1  # test image whose per-image heatmaps are drawn (0 sparse, 1 medium, 2 dense)
 PAIRS = [("cnn6", "cnn1"), ("cnn6", "cnn10"), ("cnn10", "cnn1"), ("cnn10", "cnn6")]
 
 # %%
-models = {n: trained_vessel_model(n, SCALE, data_dir=DATA_DIR, progress=False)[0] for n in MODELS}
+models = {
+    n: trained_vessel_model(n, SCALE, settings={"seed": SEED}, data_dir=DATA_DIR, progress=False)[0]
+    for n in MODELS
+}
 data = vessel_data(settings, DATA_DIR)
 x_test, m_test = stack_images(data["test"])
 
@@ -167,3 +172,11 @@ pd.concat([s.assign(pair=f"{na} vs {nb}") for (na, nb), s in aggregated.items()]
 findings = cross_network_findings(aggregated, control=("CNN6 untrained", "CNN10"))
 display(findings.table.round(2))
 findings
+
+# %% [markdown]
+# ## The thesis's statements beside this run's numbers
+
+# %%
+between_rows = between_section(findings.table)
+save_section(between_rows, SCALE, "between")
+between_rows

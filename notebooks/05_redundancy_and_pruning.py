@@ -10,6 +10,7 @@
 SCALE = "embedded"  # "embedded" (offline, minutes), "cpu" (real data, 2-core budget) or "full"
 RETRAIN = False  # True: train CNN6/CNN10 again even if cached in artifacts/ (notebook 02)
 DATA_DIR = None  # real data folder (VessMAP or images/ + masks/); None: the data cache (cpu, full)
+SEED = 0  # training seed of the vessel networks (weights, batch order, crops)
 
 # %% [markdown]
 # # 05 · From redundant maps to a smaller network (and beyond the thesis)
@@ -34,13 +35,20 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import display
 
 from cnnexplore_nb import correlation_tables, feature_layers
 from cnnexplore_nb.notebook import figures_dir, scale_settings
 from cnnexplore_nb.plots import embedding_scatter, export, layer_heatmap
 from cnnexplore_nb.plots.fundamentals import line_curves, matrix_heatmap
 from cnnexplore_nb.plots.names import method_name
-from cnnexplore_nb.prune import PruningStudy, choose_redundant, prune_maps, prune_report
+from cnnexplore_nb.prune import (
+    PruningStudy,
+    choose_redundant,
+    merge_maps,
+    prune_maps,
+    prune_report,
+)
 from cnnexplore_nb.similarity import cka_matrix, map_embedding
 from cnnexplore_nb.studies.pruning import (
     ablation_vs_removal,
@@ -51,12 +59,14 @@ from cnnexplore_nb.studies.pruning import (
     selection_table,
 )
 from cnnexplore_nb.studies.vessel_correlation import layer_maps, layer_pair_summary
+from cnnexplore_nb.studies.vessel_thesis import pruning_section, save_section, thesis_report
 from cnnexplore_nb.studies.vessels import (
     stack_images,
     trained_vessel_model,
     vessel_data,
     vessel_settings,
 )
+from cnnexplore_nb.training import evaluate_segmentation
 from cnnexplore_nb.widgets.teaching import threshold_explorer
 
 hv.extension("bokeh", inline=True)
@@ -74,9 +84,13 @@ S = scale_settings(
                  "fine_tune_epochs": 10, "fine_tune_lr": 1e-3, "n_beyond": 20, "repeats": 50},
     },
 )  # fmt: skip
-vs = vessel_settings(SCALE)
-cnn6, _ = trained_vessel_model("cnn6", SCALE, retrain=RETRAIN, data_dir=DATA_DIR)
-cnn10, _ = trained_vessel_model("cnn10", SCALE, retrain=RETRAIN, data_dir=DATA_DIR)
+vs = vessel_settings(SCALE, {"seed": SEED})
+cnn6, _ = trained_vessel_model(
+    "cnn6", SCALE, settings={"seed": SEED}, retrain=RETRAIN, data_dir=DATA_DIR
+)
+cnn10, _ = trained_vessel_model(
+    "cnn10", SCALE, settings={"seed": SEED}, retrain=RETRAIN, data_dir=DATA_DIR
+)
 data = vessel_data(vs, DATA_DIR)
 x_analysis, _ = stack_images(data["aggregate"])
 LAYERS = feature_layers(cnn6)
@@ -229,3 +243,38 @@ diag = float(np.nanmean([cka.iloc[i, i] for i in range(min(cka.shape))]))
 print(f"mean CKA of same-depth layers {diag:.3f}; CKA first layers {cka.iloc[0, 0]:.3f}, "
       f"last CNN6 vs last CNN10 {cka.iloc[-1, -1]:.3f}")  # fmt: skip
 findings
+
+# %% [markdown]
+# ## The thesis's numbers beside this run's: the whole vessel chapter
+# Pruning was the thesis's future work, so it gives no number: here CNN6 before pruning,
+# with the maps chosen at |r| ≥ the threshold merged into their partners, and after the
+# short fine-tuning (on the training images, the epoch chosen on validation), all scored on
+# the **test** images. Then every section saved by notebooks 02-05 in one table: the
+# thesis's value, this run's and the computed verdict.
+
+# %%
+merged = merge_maps(cnn6, study.removal(T, "correlation"), maps)
+tuned = study.fine_tune(merged, epochs=S["fine_tune_epochs"])
+
+
+def test_score(model):
+    scores = evaluate_segmentation(model, data["test_all"])
+    return {"iou": float(scores["iou"].mean()), "cldice": float(scores["cldice"].mean())}
+
+
+rep = report.set_index("quantity")
+pruning_rows = pruning_section(
+    {"before": test_score(cnn6), "pruned": test_score(merged), "fine-tuned": test_score(tuned)},
+    {"before": int(rep.loc["params", "before"]), "pruned": int(rep.loc["params", "after"])},
+    float(rep.loc["time_ms", "ratio"]),
+    threshold=T, removed=int(selection["removed"].sum()), total=int(selection["maps"].sum()),
+)  # fmt: skip
+save_section(pruning_rows, SCALE, "pruning")
+chapter = thesis_report(SCALE)
+if chapter.attrs["missing"]:
+    print("sections not computed yet (run notebooks 02-04 first):", chapter.attrs["missing"])
+chapter.groupby("section", sort=False)["verdict"].value_counts().unstack(fill_value=0)
+
+# %%
+with pd.option_context("display.max_rows", 200, "display.max_colwidth", 120):
+    display(chapter)

@@ -9,6 +9,10 @@
 #                    on machines without an NVIDIA GPU, plain "torch" with one)
 #   TORCH_INDEX_URL  optional package index for the torch wheel (e.g. PyTorch's CPU-only index)
 #   SCALE            notebooks: smoke | embedded (default) | cpu (real data, fetched) | full
+#   DATA_DIR         notebooks: the real data folder (e.g. ../shared/data holding VessMAP/),
+#                    passed to every notebook with a DATA_DIR parameter
+# Notebook arguments: name prefixes (00 02 ...) and -p NAME=VALUE for parameters (-p SEED=1);
+#   each notebook's wall time, CPU time (runner + kernel) and load average are printed.
 #   CNNX_OFFLINE     1: never download (the tests and CI set it); CNNX_DATA: the data cache
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -315,3 +315,29 @@ def make_vessmap(folder: Path, splits: dict[str, tuple[str, ...]], *, size: int 
         ]
         (folder / name).write_bytes("\n".join(rows).encode() + b"\n")
     return truth
+
+
+def pin_vessmap(monkeypatch, folder: Path) -> None:
+    """Point the registry's VessMAP pins at a made-up ``folder`` (its files' sha256), as
+    the published folder's are: the fixtures are not the published bytes."""
+    import importlib
+    from dataclasses import replace
+
+    sources = importlib.import_module("cnnexplore_nb.data._sources")
+    from cnnexplore_nb.io import file_sha256
+
+    entry = sources.DATASETS["vessmap"]
+    pins = {rel: f"sha256:{file_sha256(folder / rel)}" for rel in entry.files}
+    monkeypatch.setitem(sources.DATASETS, "vessmap", replace(entry, files=pins))
+
+
+def real_data_dir() -> Path | None:
+    """The folder holding the real ``VessMAP/`` (``$DATA_DIR``, else ``../shared/data`` from
+    the checkout root), or None."""
+    import os
+
+    root = Path(__file__).resolve().parents[1]
+    for cand in (os.environ.get("DATA_DIR"), root.parent / "shared" / "data"):
+        if cand and (Path(cand) / "VessMAP" / "train.csv").is_file():
+            return Path(cand).resolve()
+    return None

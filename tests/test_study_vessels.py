@@ -393,16 +393,18 @@ def test_layer_values_and_block_summary(tiny_net):
 def test_cpu_scale_reads_vessmap_splits_and_trains_on_crops(tmp_path, monkeypatch):
     import importlib
 
-    from _fetch_helpers import make_vessmap
+    from _fetch_helpers import make_vessmap, pin_vessmap
 
     monkeypatch.setenv("CNNX_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv("CNNX_OFFLINE", "1")
     ids = importlib.import_module("cnnexplore_nb.data._sources").VESSMAP_IDS
     truth = make_vessmap(tmp_path / "VessMAP", ids, size=24)
+    pin_vessmap(monkeypatch, tmp_path / "VessMAP")
     s = sv.vessel_settings("cpu", {"crop": 16, "width": 4, "n_aggregate": 5})
     data = sv.vessel_data(s, tmp_path)
-    assert data["source"] == "vessmap"
-    assert (len(data["train"]), len(data["val"]), len(data["aggregate"])) == (40, 10, 5)
+    assert data["source"] == "vessmap" and s["repeats"] == 2
+    assert (len(data["train"]), len(data["val"]), len(data["aggregate"])) == (80, 10, 5)
+    assert len(data["test_all"]) == 50 and list(data["train_idx"]) == list(range(40))
     image, mask, roi = data["train"][0]
     assert image.shape == (1, 16, 16) and mask.shape == roi.shape == (16, 16)  # random crop
     full = data["val"][0]
@@ -417,3 +419,114 @@ def test_cpu_scale_reads_vessmap_splits_and_trains_on_crops(tmp_path, monkeypatc
     assert len(hist) == 1 and np.isfinite(hist["val_iou"]).all()
     with pytest.raises(ValueError, match="is VessMAP; use SCALE='cpu' or 'full'"):
         sv.vessel_data(sv.vessel_settings("embedded"), tmp_path)
+
+
+def test_training_crops_are_windows_of_the_image_in_one_of_8_orientations():
+    image = torch.arange(36.0).reshape(1, 6, 6)
+    mask = (image[0] % 2).long()
+    roi = image[0] > 3
+    torch.manual_seed(0)
+    crop = sv._random_crop(4, dihedral=True)
+    # the 8 dihedral images of every 4 x 4 window of the image: an independent enumeration
+    windows = [image[0, t : t + 4, u : u + 4].numpy() for t in range(3) for u in range(3)]
+    variants = [np.rot90(w, k) for w in windows for k in range(4)]
+    variants += [np.rot90(w[:, ::-1], k) for w in windows for k in range(4)]
+    seen = set()
+    for _ in range(200):
+        x, m, r = crop(image, mask, roi)
+        assert x.shape == (1, 4, 4) and m.shape == r.shape == (4, 4) and x.is_contiguous()
+        hit = [i for i, v in enumerate(variants) if np.array_equal(v, x[0].numpy())]
+        assert len(hit) == 1  # a window, flipped/rotated as a whole
+        assert np.array_equal(m.numpy(), x[0].numpy().astype(int) % 2)  # the same transform
+        assert np.array_equal(r.numpy(), x[0].numpy() > 3)
+        seen.add(hit[0] // 9 % 4 + 4 * (hit[0] >= 36))  # which of the 8 orientations
+    assert seen == set(range(8))
+    whole = sv._random_crop(None, dihedral=False)(image, mask)
+    assert torch.equal(whole[0], image) and torch.equal(whole[1], mask)
+
+
+def test_repeated_dataset_cycles_its_items():
+    base = [(torch.tensor([i]),) for i in range(3)]
+    rep = sv._Repeated(base, 2)
+    assert len(rep) == 6 and [int(rep[i][0]) for i in range(6)] == [0, 1, 2, 0, 1, 2]
+
+
+def test_cpu_recipe_in_the_scales_table():
+    table = sv.scales_table()
+    assert table.loc["loss", "cpu"] == "cross-entropy + soft Dice"
+    assert table.loc["loss", "full"] == "cross-entropy"  # the thesis protocol
+    assert table.loc["lr schedule", "cpu"] == "cosine, 1 warm-up epoch(s)"
+    assert "8 dihedral" in table.loc["training inputs", "cpu"]
+
+
+# ---------------------------------------------------------- the thesis's numbers, verdicts
+def test_number_verdicts():
+    from cnnexplore_nb.studies.vessel_thesis import number_verdict
+
+    assert number_verdict(0.90, 0.91, 0.03) == "matches"
+    assert number_verdict(0.77, 0.91, 0.03) == "below"
+    assert number_verdict(0.95, 0.91, 0.03) == "above"
+    assert number_verdict(float("nan"), 0.91, 0.03) == "undecided"
+
+
+def test_table4_section_sets_test_means_beside_the_thesis():
+    from cnnexplore_nb.studies.vessel_thesis import COLUMNS, table4_section
+
+    scores = pd.DataFrame({
+        "model": ["CNN1"] * 2 + ["CNN6"] * 2,
+        "iou": [0.70, 0.80, 0.90, 0.94], "cldice": [0.8, 0.9, 0.96, 0.98],
+    })  # fmt: skip
+    t4 = pd.DataFrame({
+        "model": ["CNN1", "CNN6"], "IoU": [0.7, 0.9], "clDice": [0.8, 0.9],
+        "best_epoch": [3, 5], "epochs": [4, 5], "parameters": [1922, 187202],
+    })  # fmt: skip
+    out = table4_section(scores, t4).set_index(["network", "quantity"])
+    assert list(out.reset_index().columns) == ["network", "quantity"] + [
+        c for c in COLUMNS if c not in ("network", "quantity")
+    ]
+    assert out.loc[("CNN1", "IoU (test)"), "measured"] == pytest.approx(0.75)
+    assert out.loc[("CNN1", "IoU (test)"), "verdict"] == "below"  # thesis 0.81
+    assert out.loc[("CNN6", "IoU (test)"), "verdict"] == "matches"  # 0.92 vs 0.91
+    assert out.loc[("CNN6", "clDice (test)"), "measured"] == pytest.approx(0.97)
+    assert out.loc[("CNN6", "parameters"), "verdict"] == "below"  # 0.19M vs 1.01M
+    assert "epoch 5 of 5" in out.loc[("CNN6", "IoU (test)"), "evidence"]
+
+
+def test_redundancy_between_and_pruning_sections_compute_their_verdicts(tmp_path, monkeypatch):
+    from cnnexplore_nb.studies import vessel_thesis as vt
+
+    monkeypatch.setenv("CNNX_ARTIFACTS", str(tmp_path))
+    prof = pd.DataFrame({
+        "model": ["CNN6"] * 4, "module": [1, 2, 4, 6],
+        "position": ["first", "middle", "middle", "last"],
+        "value": [60.0, 40.0, 70.0, 90.0], "std": [5.0] * 4,
+    })  # fmt: skip
+    red = vt.redundancy_section(prof, {"percent": 52.0, "mean": 0.9, "n_images": 3})
+    claims = red.set_index("quantity")["verdict"]
+    assert claims["deeper layers are more redundant"] == "reproduced"
+    assert claims["first layer fairly redundant, middle layers the most varied"] == "reproduced"
+    assert red["verdict"].iloc[-1] == "matches"  # 52.0 vs 48.43, within 10 points
+    flat = prof.assign(value=[90.0, 40.0, 70.0, 60.0])
+    claims = vt.redundancy_section(flat).set_index("quantity")["verdict"]
+    assert claims["deeper layers are more redundant"] == "not reproduced"
+    cross = pd.DataFrame({
+        "pair": ["CNN6 vs CNN1", "CNN6 untrained vs CNN10"], "first-first max|r|": [0.9, 0.9],
+        "last-last max|r|": [0.5, 0.2], "other pairs max|r|": [0.6, 0.5],
+        "control": [False, True],
+    })  # fmt: skip
+    btw = vt.between_section(cross)
+    assert list(btw["verdict"]) == ["reproduced", "not reproduced"] and len(btw) == 2
+    pr = vt.pruning_section(
+        {"before": {"iou": 0.8, "cldice": 0.9}, "pruned": {"iou": 0.7, "cldice": 0.8},
+         "fine-tuned": {"iou": 0.79, "cldice": 0.9}},
+        {"before": 1000, "pruned": 500}, 1.6, threshold=0.8, removed=10, total=64,
+    )  # fmt: skip
+    assert list(pr["verdict"])[:3] == ["no thesis number", "IoU lost", "IoU kept"]
+    assert pr["measured"].iloc[3] == "1,000 → 500" and pr["measured"].iloc[4] == 1.6
+    vt.save_section(btw, "smoke", "between")
+    vt.save_section(red, "smoke", "redundancy")
+    report = vt.thesis_report("smoke")
+    assert list(report["section"].unique()) == ["Redundancy within a network", "Between networks"]
+    assert report.attrs["missing"] == ["table4", "table5", "pruning"]
+    with pytest.raises(ValueError, match="unknown section 'tabel4'"):
+        vt.save_section(btw, "smoke", "tabel4")

@@ -337,3 +337,96 @@ def test_resume_removes_leftover_temporary_files(data, tmp_path):
     assert not any(p.exists() for p in stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt", "notes.txt"]
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
+# --------------------------------------------------- schedule, Dice loss (the cpu recipe)
+def test_ce_plus_dice_loss_matches_a_direct_computation():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 2, 6, 6)
+    y = torch.randint(0, 2, (2, 6, 6))
+    roi = torch.rand(2, 6, 6) > 0.3
+    p = np.exp(logits.numpy())
+    p = (p[:, 1] / p.sum(1))[roi.numpy()]  # softmax vessel probability inside the roi
+    t = (y.numpy() == 1)[roi.numpy()]
+    dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+    ce = float(_loss(logits, y, roi))
+    assert float(_loss(logits, y, roi, "ce+dice")) == pytest.approx(ce + dice, rel=1e-5)
+    perfect = torch.where(y == 1, 20.0, -20.0)[:, None] * torch.tensor([-1.0, 1.0])[:, None, None]
+    assert float(_loss(perfect, y, None, "ce+dice")) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_warmup_then_cosine_learning_rates(data):
+    train, val = data  # 4 training items, batch 2: 2 steps per epoch
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _model()
+
+        def forward(self, x):
+            return self.net(x)
+
+    spy = Spy()
+    run_kw = {"epochs": 4, "batch_size": 2, "lr": 0.1, "progress": False}
+    orig_step = torch.optim.Adam.step
+
+    def step(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig_step(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", step)
+        train_segmentation(spy, train, val, schedule="cosine", warmup_epochs=1, **run_kw)
+    total, warm = 8, 2
+    expected = [0.1 * (s + 1) / warm for s in range(warm)] + [
+        0.1 * 0.5 * (1 + np.cos(np.pi * (s - warm) / (total - warm))) for s in range(warm, total)
+    ]
+    assert np.allclose(seen, expected)
+    seen.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", step)
+        train_segmentation(_model(), train, val, **run_kw)  # the thesis: constant
+    assert np.allclose(seen, 0.1)
+
+
+def test_schedule_and_loss_arguments_are_checked(data):
+    train, val = data
+    with pytest.raises(ValueError, match="unknown loss 'dice'; closest: 'ce\\+dice'"):
+        train_segmentation(_model(), train, val, loss="dice", progress=False)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        train_segmentation(_model(), train, val, schedule="step", progress=False)
+    with pytest.raises(
+        ValueError, match="warmup_epochs must be smaller than epochs \\(2\\), got 2"
+    ):
+        train_segmentation(_model(), train, val, epochs=2, warmup_epochs=2, progress=False)
+
+
+def test_resume_with_the_cpu_recipe_equals_one_run(data, tmp_path, pinned_threads):
+    from cnnexplore_nb.training import train as train_module
+
+    train, val = data
+    kw = {"batch_size": 2, "progress": False, "seed": 2, "loss": "ce+dice",
+          "schedule": "cosine", "warmup_epochs": 1, "epochs": 3}  # fmt: skip
+    straight, h_straight = train_segmentation(_model(), train, val, **kw)
+    original = train_module._Run.checkpoint
+
+    def killed_after_epoch_1(self, row):
+        original(self, row)
+        if row["epoch"] == 1:
+            raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module._Run, "checkpoint", killed_after_epoch_1)
+        with pytest.raises(RuntimeError, match="killed"):
+            train_segmentation(_model(), train, val, checkpoint_dir=tmp_path, **kw)
+    resumed, h_resumed = train_segmentation(
+        _model(seed=5), train, val, checkpoint_dir=tmp_path, resume=True, **kw
+    )
+    assert _same_weights(straight, resumed)
+    pd.testing.assert_frame_equal(
+        h_straight.drop(columns="seconds"), h_resumed.drop(columns="seconds")
+    )
+    with pytest.raises(ValueError, match="settings differ.*schedule='cosine' vs 'constant'"):
+        train_segmentation(_model(), train, val, checkpoint_dir=tmp_path, resume=True,
+                           **{**kw, "schedule": "constant"})  # fmt: skip

@@ -1,4 +1,4 @@
-"""VessMAP: split lists in VesselFolder, the vessmap reader, and its trust-on-first-use fetch.
+"""VessMAP: split lists in VesselFolder, the vessmap reader, its pinned fetch and the real files.
 
 The fixture is a VessMAP folder in the published format, made in code: the 100 published
 ids with small 8-bit TIFF images, TIFF labels named ``.png``, PNG region masks and the four
@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from _fetch_helpers import Server, guard_network, make_vessmap, point
+from _fetch_helpers import Server, guard_network, make_vessmap, pin_vessmap, point, real_data_dir
 from PIL import Image
 
 from cnnexplore_nb.data import FetchError, IntegrityError, VesselFolder, fetch, vessmap
@@ -24,6 +25,14 @@ fetch_module = importlib.import_module("cnnexplore_nb.data.fetch")
 sources = importlib.import_module("cnnexplore_nb.data._sources")
 DATASETS, IDS = fetch_module.DATASETS, sources.VESSMAP_IDS
 SIZES = {"train": 40, "val": 10, "test": 50, "all": 100}
+PUBLISHED = DATASETS["vessmap"]  # pinned to the published files
+REAL_TESTS = {"test_real_images_read_in_their_published_formats"}
+REAL = real_data_dir()
+needs_real = pytest.mark.skipif(
+    REAL is None,
+    reason="the real VessMAP folder is not here: set DATA_DIR to a folder holding VessMAP/ "
+    "(github.com/chcomin/vessel_baseline data/VessMAP) or put it in ../shared/data",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +46,14 @@ def _offline(monkeypatch, tmp_path):
 def published(tmp_path_factory):
     folder = tmp_path_factory.mktemp("published") / "VessMAP"
     return folder, make_vessmap(folder, IDS)
+
+
+@pytest.fixture(autouse=True)
+def _fixture_pins(request, monkeypatch):
+    """Tests on the made-up folder pin the registry to its bytes; real-data tests keep the
+    package's pins."""
+    if "real_copy" not in request.fixturenames and request.function.__name__ not in REAL_TESTS:
+        pin_vessmap(monkeypatch, request.getfixturevalue("published")[0])
 
 
 @pytest.fixture
@@ -134,7 +151,7 @@ def test_split_list_errors(tmp_path, published):
         VesselFolder(folder, split=dup)
 
 
-# ----------------------------------------------------------------------- fetch (TOFU)
+# ------------------------------------------------------------- fetch (made-up folder)
 def test_fetch_records_a_manifest_and_verifies_it(served, tmp_path, published):
     _, truth = published
     ds = vessmap("test", normalize="none", progress=False)  # root=None: fetched
@@ -170,7 +187,11 @@ def test_pinned_hashes_reject_a_different_download(served, tmp_path, monkeypatch
         entry.with_hashes({"images/5740.tiff": "md5:0"})
 
 
-def test_split_lists_are_checked_by_content(served, tmp_path):
+def test_split_lists_are_checked_by_content(served, tmp_path, monkeypatch):
+    entry = DATASETS["vessmap"]  # unpinned csv: its content is still checked
+    monkeypatch.setitem(
+        DATASETS, "vessmap", replace(entry, files={**entry.files, "train.csv": None})
+    )
     train = served.root / "vessmap/train.csv"
     train.write_text("\n".join(train.read_text().splitlines()[:-1]) + "\n")  # one row fewer
     with pytest.raises(IntegrityError, match=r"train.csv: expected the 40 published ids.*8686"):
@@ -185,3 +206,71 @@ def test_offline_error_says_where_to_put_the_folder(tmp_path):
     assert "CNNX_OFFLINE=1" in msg and sources.VESSMAP_COMMIT in msg
     assert str(tmp_path / "cache" / "VessMAP" / "train.csv") in msg
     assert not (tmp_path / "cache").exists()
+
+
+# ------------------------------------------------------------------ the published files
+def test_every_published_file_is_pinned_by_the_package():
+    files = PUBLISHED.files
+    assert len(files) == 304 and all(str(v).startswith("sha256:") for v in files.values())
+    assert {k for k in files if k.endswith(".csv")} == set(sources.VESSMAP_SPLITS.values())
+    shared = REAL and REAL.parent / "data" / "VessMAP.sha256"
+    if shared and shared.is_file():  # the same digests as the maintainers' manifest
+        assert {k: f"sha256:{v}" for k, v in sources.read_sha256sums(shared).items()} == files
+
+
+@needs_real
+def test_real_images_read_in_their_published_formats():
+    import tifffile
+
+    ds = vessmap("train", root=REAL, normalize="none")
+    assert len(ds) == 40 and ds.names == list(IDS["train"])
+    for k in (0, 17, 39):
+        image, mask, roi = ds[k]
+        name = ds.names[k]
+        raw = tifffile.imread(REAL / "VessMAP" / "images" / f"{name}.tiff")
+        label = tifffile.imread(REAL / "VessMAP" / "annotator1" / "labels" / f"{name}.png")
+        region = np.asarray(Image.open(REAL / "VessMAP" / "mask" / f"{name}.png"))
+        assert tuple(image.shape) == (1, 256, 256) and raw.shape == (256, 256)
+        assert np.allclose(image[0].numpy() * np.iinfo(raw.dtype).max, raw, atol=1e-3)
+        assert np.array_equal(mask.numpy(), (label > 0).astype(np.int64))
+        assert np.array_equal(roi.numpy(), region > 0)
+        assert 0.02 < float(mask.float().mean()) < 0.6  # vessels: a minority of pixels
+    assert len(vessmap("test", root=REAL)) == 50 and len(vessmap("val", root=REAL)) == 10
+
+
+@pytest.fixture
+def real_copy(tmp_path):
+    if REAL is None:
+        pytest.skip("the real VessMAP folder is not here (DATA_DIR or ../shared/data)")
+    shutil.copytree(REAL / "VessMAP", tmp_path / "copy" / "VessMAP")
+    return tmp_path / "copy"
+
+
+@pytest.mark.parametrize("rel", ["images/8686.tiff", "annotator1/labels/5740.png", "val.csv"])
+def test_a_changed_byte_is_refused_naming_the_file(real_copy, rel):
+    path = real_copy / "VessMAP" / rel
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    pattern = rf"1 file\(s\) of .*VessMAP' differ.*: {rel} \(first: {rel}: expected sha256:"
+    with pytest.raises(IntegrityError, match=pattern):
+        vessmap("train", root=real_copy)
+    with pytest.raises(IntegrityError, match=pattern):
+        fetch("vessmap", root=real_copy, progress=False)
+    if rel.endswith(".tiff"):  # your own data in VessMAP's layout: read when asked
+        assert len(vessmap("train", root=real_copy, verify=False)) == 40
+
+
+def test_a_removed_file_is_refused_naming_it(real_copy):
+    (real_copy / "VessMAP" / "mask" / "12335.png").unlink()
+    with pytest.raises(IntegrityError, match=r"mask/12335.png: expected sha256:\w+, got missing"):
+        vessmap("test", root=real_copy / "VessMAP")
+    with pytest.raises(IntegrityError, match=r"mask/12335.png"):
+        fetch_module.verify("vessmap", real_copy / "VessMAP")
+    with pytest.raises(ValueError, match="verify checks 'files' datasets; 'cifar10' is one"):
+        fetch_module.verify("cifar10", real_copy)
+
+
+def test_the_real_folder_is_verified_and_used_in_place(real_copy):
+    assert fetch("vessmap", root=real_copy, progress=False) == real_copy / "VessMAP"
+    assert fetch_module.verify("vessmap", real_copy / "VessMAP") == real_copy / "VessMAP"

@@ -18,10 +18,12 @@ __all__ = [
     "VESSMAP_COLUMNS",
     "VESSMAP_COMMIT",
     "VESSMAP_IDS",
+    "VESSMAP_SHA256_RESOURCE",
     "VESSMAP_SPLITS",
     "IntegrityError",
     "Remote",
     "check_vessmap_lists",
+    "parse_sha256sums",
     "read_sha256sums",
 ]
 
@@ -53,7 +55,8 @@ class Remote:
         ``kind="files"``, whose files are pinned one by one in ``files``).
     files : mapping of str to (str or None)
         ``kind="files"``: relative path -> ``"sha256:<hex>"``, or ``None`` for a file whose
-        hash is recorded at first download (trust on first use).
+        hash is recorded at first download (trust on first use). VessMAP pins all of its
+        files (from the resource :data:`VESSMAP_SHA256_RESOURCE`).
     size : int
         Approximate download size in bytes.
     licence, citation, description : str
@@ -87,8 +90,8 @@ class Remote:
 
         Examples
         --------
-        Pin VessMAP to a manifest you trust (for instance the ``SHA256SUMS`` written at your
-        first fetch, checked against a colleague's)::
+        Pin a re-annotated VessMAP folder of your own to its manifest (the published files
+        are pinned already)::
 
             DATASETS["vessmap"] = DATASETS["vessmap"].with_hashes("SHA256SUMS")
         """
@@ -108,13 +111,19 @@ class Remote:
 
 def read_sha256sums(path: str | os.PathLike) -> dict[str, str]:
     """Parse a ``sha256sum``-format file (``<64 hex>  <relative path>`` per line)."""
+    return parse_sha256sums(Path(path).read_text(), str(path))
+
+
+def parse_sha256sums(text: str, source: str = "<text>") -> dict[str, str]:
+    """``{relative path: hex digest}`` from ``sha256sum``-format text (``source`` names it
+    in errors)."""
     out: dict[str, str] = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         digest, _, rel = line.partition("  ")
         if len(digest) != 64 or not rel or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"{str(path)!r} line {n}: expected '<64 hex>  <path>', got {line!r}")
+            raise ValueError(f"{source!r} line {n}: expected '<64 hex>  <path>', got {line!r}")
         out[rel.lstrip("*")] = digest
     return out
 
@@ -141,9 +150,17 @@ _STEMS = {
 VESSMAP_IDS: dict[str, tuple[str, ...]] = {k: tuple(v.split()) for k, v in _STEMS.items()}
 VESSMAP_IDS["all"] = tuple(sorted(sum(VESSMAP_IDS.values(), ())))
 VESSMAP_COLUMNS = ("im_paths", "gt_paths", "mask_paths")
-# sha256 of each published file, for maintainers to paste from a trusted SHA256SUMS; until
-# then every file is trust-on-first-use (see fetch's docstring).
-_VESSMAP_SHA256: dict[str, str] = {}
+#: The resource holding the sha256 of every published VessMAP file at VESSMAP_COMMIT
+#: (``sha256sum`` format, paths relative to ``VessMAP/``), computed from the git objects of
+#: chcomin/vessel_baseline at that commit.
+VESSMAP_SHA256_RESOURCE = "VessMAP.sha256"
+
+
+def _vessmap_sha256() -> dict[str, str]:
+    from importlib.resources import files
+
+    text = files(__package__).joinpath(VESSMAP_SHA256_RESOURCE).read_text(encoding="utf-8")
+    return parse_sha256sums(text, VESSMAP_SHA256_RESOURCE)
 
 
 def _vessmap_files(ids: Sequence[str]) -> dict[str, str | None]:
@@ -151,15 +168,23 @@ def _vessmap_files(ids: Sequence[str]) -> dict[str, str | None]:
     for i in ids:
         for rel in (f"images/{i}.tiff", f"annotator1/labels/{i}.png", f"mask/{i}.png"):
             files[rel] = None
-    return {**files, **{k: f"sha256:{v}" for k, v in _VESSMAP_SHA256.items()}}
+    pins = _vessmap_sha256()
+    if set(pins) != set(files):
+        odd = sorted(set(pins) ^ set(files))[:5]
+        raise RuntimeError(
+            f"{VESSMAP_SHA256_RESOURCE} must pin exactly the {len(files)} published files, "
+            f"got {len(pins)} (differing: {odd}); the package is damaged: reinstall it"
+        )
+    return {k: f"sha256:{pins[k]}" for k in files}
 
 
 def check_vessmap_lists(folder: Path) -> None:
     """Check that the split csv files list exactly the published ids, in order.
 
-    The csv bytes cannot be pinned here by hash (their line endings are not known), so their
-    *content* is: columns ``im_paths, gt_paths, mask_paths`` and, per split, the image ids
-    of :data:`VESSMAP_IDS` with the label and region mask of the same id.
+    Their bytes are pinned by hash too; this checks their *content* (columns ``im_paths,
+    gt_paths, mask_paths`` and, per split, the image ids of :data:`VESSMAP_IDS` with the
+    label and region mask of the same id), so an entry re-pinned to another manifest still
+    holds the published splits.
     """
     for split, name in VESSMAP_SPLITS.items():
         with open(folder / name, newline="", encoding="utf-8-sig") as fh:

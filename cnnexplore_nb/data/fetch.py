@@ -25,31 +25,28 @@ Integrity
     extracted. An archive holding a member that would land outside its folder (``..``, an
     absolute path or link, a device), or one that is truncated, is an :class:`ArchiveError`
     naming the dataset, the archive and the member; nothing of it is kept.
-VessMAP (trust on first use)
+VessMAP (pinned per file)
     Its 304 files are fetched one by one from raw URLs that pin the git commit
-    ``VESSMAP_COMMIT``: the server, not this package, vouches for their bytes. Per-file
-    hashes of the images, labels and masks are not known here, so the first download
-    records the sha256 of every file in ``VessMAP/SHA256SUMS`` and every later ``fetch``
-    verifies the folder against it (about 50 ms). The four split lists are checked by
-    content (columns and the published ids of each split, in order). To pin the images,
-    compare your ``SHA256SUMS`` with one you trust and use
-    ``DATASETS["vessmap"] = DATASETS["vessmap"].with_hashes(path)``; a pinned file whose
-    download differs then raises :class:`IntegrityError`. A ``VessMAP`` folder you placed
-    yourself has no manifest and is used as it is.
-
+    ``VESSMAP_COMMIT`` and each is checked against its sha256, shipped with the package
+    (``data/VessMAP.sha256``, computed from that commit's git objects): a download that
+    differs is deleted and raises :class:`IntegrityError`. The split lists are also checked
+    by content (columns and the published ids of each split, in order). A ``VessMAP``
+    folder found in place, fetched or put there by hand, is verified against the same pins
+    (and the ``SHA256SUMS`` recorded at download) on every use: a changed or missing file
+    raises :class:`IntegrityError` naming it. :func:`verify` does that check alone.
 Command line: ``python -m cnnexplore_nb.data --list`` or ``python -m cnnexplore_nb.data cifar10
 vessmap`` (see :mod:`cnnexplore_nb.data.__main__`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._checks import unknown_name_message
+from ..io import file_sha256
 from ._download import (
     ENV_DATA,
     ENV_OFFLINE,
@@ -80,6 +77,7 @@ __all__ = [
     "is_offline",
     "list_datasets",
     "locate",
+    "verify",
 ]
 
 MANIFEST = "SHA256SUMS"
@@ -144,18 +142,10 @@ def _entry(name: str) -> Remote:
     return DATASETS[name]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _file_hash(path: Path, known: str) -> str:
     alg, _, _ = known.rpartition(":")
     if (alg or "sha256") == "sha256":
-        return f"sha256:{_sha256(path)}"
+        return f"sha256:{file_sha256(path)}"
     import pooch
 
     return f"{alg}:{pooch.file_hash(str(path), alg=alg)}"
@@ -172,7 +162,7 @@ def _check_in_place(path: Path, known: str) -> None:
 
 
 def _write_manifest(folder: Path, rels: Iterable[str]) -> None:
-    lines = [f"{_sha256(folder / rel)}  {rel}\n" for rel in sorted(rels)]
+    lines = [f"{file_sha256(folder / rel)}  {rel}\n" for rel in sorted(rels)]
     tmp = folder / f".{MANIFEST}.tmp"
     tmp.write_text("".join(lines))
     os.replace(tmp, folder / MANIFEST)
@@ -184,17 +174,52 @@ def _verify_files(entry: Remote, folder: Path) -> None:
     if (folder / MANIFEST).is_file():
         expected = {k: f"sha256:{v}" for k, v in read_sha256sums(folder / MANIFEST).items()}
     expected.update({k: norm_hash(v) for k, v in entry.files.items() if v})
-    bad = []
+    bad: dict[str, str] = {}
     for rel, known in sorted(expected.items()):
         path = folder / rel
         got = _file_hash(path, known) if path.is_file() else "missing"
         if got != known:
-            bad.append(f"{rel}: expected {known}, got {got}")
+            bad[rel] = f"expected {known}, got {got}"
     if bad:
+        names = list(bad)
+        more = f" and {len(names) - 10} more" if len(names) > 10 else ""
         raise IntegrityError(
-            f"{len(bad)} file(s) of {str(folder)!r} differ from {MANIFEST} / the pinned hashes "
-            f"(first: {'; '.join(bad[:3])}). Delete the folder to fetch it again."
+            f"{len(bad)} file(s) of {str(folder)!r} differ from the pinned hashes of "
+            f"{entry.name!r} (or its {MANIFEST}): {', '.join(names[:10])}{more} "
+            f"(first: {names[0]}: {bad[names[0]]}). Replace them with the files published "
+            f"at {entry.url}, or delete the folder to fetch it again."
         )
+
+
+def verify(name: str, folder: str | os.PathLike) -> Path:
+    """Check a registered ``files`` dataset's folder against its pinned hashes.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS` of kind ``"files"`` (``"vessmap"``).
+    folder : str or PathLike
+        The dataset's folder (e.g. ``.../VessMAP``). Files the registry does not know
+        (notes, a ``SHA256SUMS``) are ignored.
+
+    Returns
+    -------
+    Path
+        ``folder``, verified.
+
+    Raises
+    ------
+    IntegrityError
+        A pinned file is missing or its sha256 differs (the message names the files).
+    """
+    entry = _entry(name)
+    if entry.kind != "files":
+        raise ValueError(f"verify checks 'files' datasets; {name!r} is one {entry.kind}")
+    folder = Path(folder)
+    _verify_files(entry, folder)
+    if entry.check is not None:
+        entry.check(folder)
+    return folder
 
 
 def _in_place(entry: Remote, home: Path) -> Path | None:

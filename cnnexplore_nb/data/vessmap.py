@@ -8,6 +8,10 @@ Layout as published::
     VessMAP/annotator1/labels/<id>.png    expert label, 8-bit TIFF 0/255 despite the suffix
     VessMAP/mask/<id>.png                 region mask (PNG): where the label is valid
     VessMAP/{train,val,test,test_all}.csv columns im_paths, gt_paths, mask_paths
+
+Every file is pinned by its sha256 at the published commit (``data/VessMAP.sha256`` in the
+package): a folder with a changed or missing file is refused, naming the file, whether it
+was fetched or given as ``root``.
 """
 
 from __future__ import annotations
@@ -28,11 +32,15 @@ _HOW = (
 )
 
 
-def vessmap_folder(root: str | os.PathLike | None = None, *, progress: bool = True) -> Path:
+def vessmap_folder(
+    root: str | os.PathLike | None = None, *, progress: bool = True, verify: bool = False
+) -> Path:
     """The ``VessMAP`` folder: under ``root`` (or ``root`` itself), else the fetched cache.
 
     ``root`` may hold ``VessMAP/``, be that folder, or be a clone of vessel_baseline
-    (``root/data/VessMAP``). ``root=None`` uses :func:`~cnnexplore_nb.data.fetch.fetch`.
+    (``root/data/VessMAP``). ``root=None`` uses :func:`~cnnexplore_nb.data.fetch.fetch`
+    (which always verifies). ``verify=True`` checks a ``root`` folder against the pinned
+    hashes (:func:`~cnnexplore_nb.data.fetch.verify`).
     """
     if root is None:
         from .fetch import fetch
@@ -41,6 +49,10 @@ def vessmap_folder(root: str | os.PathLike | None = None, *, progress: bool = Tr
     root = Path(root).expanduser()
     for cand in (root / "VessMAP", root, root / "data" / "VessMAP"):
         if cand.name == "VessMAP" and (cand / VESSMAP_SPLITS["train"]).is_file():
+            if verify:
+                from .fetch import verify as verify_folder
+
+                verify_folder("vessmap", cand)
             return cand
     raise FileNotFoundError(
         f"VessMAP not found under {str(root)!r}: expected {str(root / 'VessMAP')!r} with "
@@ -54,6 +66,7 @@ def vessmap(
     *,
     root: str | os.PathLike | None = None,
     progress: bool = True,
+    verify: bool = True,
     **folder_options: Any,
 ) -> VesselFolder:
     """VessMAP as a Dataset of ``(image, mask, roi)`` items for one published split.
@@ -68,9 +81,20 @@ def vessmap(
         ``None``: the cache, filled on first use by ``fetch("vessmap")`` (about 14 MB).
     progress : bool
         Show the download progress (first use only).
+    verify : bool
+        Check every file of a ``root`` folder against the published sha256 pins (about
+        50 ms) and refuse a changed or missing one, naming it. ``False`` reads a folder in
+        VessMAP's layout that is not the published set (your own images or labels).
     **folder_options
         Passed to :class:`VesselFolder`: ``normalize`` (default per-image z-score),
         ``stats``, ``as_gray``, ``transform``.
+
+    Raises
+    ------
+    IntegrityError
+        With ``verify``: a file of the folder is missing or differs from its pin.
+    FetchError
+        ``root=None``, VessMAP not in the cache and offline (``CNNX_OFFLINE=1``).
 
     Returns
     -------
@@ -86,5 +110,5 @@ def vessmap(
     (40, (1, 256, 256))
     """
     split = check_choice("split", split, list(VESSMAP_SPLITS))
-    folder = vessmap_folder(root, progress=progress)
+    folder = vessmap_folder(root, progress=progress, verify=verify)
     return VesselFolder(folder, split=VESSMAP_SPLITS[split], **folder_options)

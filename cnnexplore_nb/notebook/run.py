@@ -13,11 +13,18 @@ is
   in ``figures/<notebook>/``).
 
 Each notebook exports its figures to ``figures/<notebook>/``.
+
+Parameters: ``-p NAME=VALUE`` (repeatable) sets a value of the notebooks' parameters cell
+(``-p SEED=1``; values are Python literals, else strings), and the environment variable
+``DATA_DIR`` sets ``DATA_DIR`` (a relative path is taken from the current folder), in every
+notebook whose parameters cell has that name. Per notebook the runner prints its wall time,
+its CPU time (this process and its children: the kernel) and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import time
 import warnings
@@ -31,9 +38,76 @@ __all__ = [
     "executed_dir",
     "list_notebooks",
     "make_viewable",
+    "notebook_parameters",
+    "parse_parameters",
     "run_notebook",
     "run_notebooks",
 ]
+
+DATA_ENV = "DATA_DIR"
+
+
+def parse_parameters(items: Sequence[str]) -> dict[str, Any]:
+    """``["SEED=1", "DATA_DIR=../data"]`` -> ``{"SEED": 1, "DATA_DIR": "../data"}``.
+
+    A value is read as a Python literal (``1``, ``0.5``, ``None``, ``True``, ``"x"``,
+    ``[1, 2]``) and is otherwise the string as given; later items win.
+
+    Raises
+    ------
+    ValueError
+        An item without ``=`` or whose name is not a Python identifier.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = str(item).partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ValueError(
+                f"expected NAME=VALUE with NAME a Python identifier (e.g. SEED=1), got {item!r}"
+            )
+        try:
+            out[name] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            out[name] = text
+    return out
+
+
+def notebook_parameters(path: str | os.PathLike) -> list[str]:
+    """The names assigned in a notebook's cell tagged ``parameters`` (in order)."""
+    import nbformat
+
+    nb = nbformat.read(Path(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            names = []
+            for node in ast.parse(cell.source).body:
+                targets = (
+                    node.targets
+                    if isinstance(node, ast.Assign)
+                    else ([node.target] if isinstance(node, ast.AnnAssign) else [])
+                )
+                names += [t.id for t in targets if isinstance(t, ast.Name)]
+            return names
+    return []
+
+
+def _resolved(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """``parameters`` with ``DATA_DIR`` from the environment unless given; paths absolute
+    (the notebooks run in ``notebooks/``)."""
+    params = dict(parameters or {})
+    env = os.environ.get(DATA_ENV, "").strip()
+    if env and DATA_ENV not in params:
+        params[DATA_ENV] = env
+    if isinstance(params.get(DATA_ENV), str):
+        params[DATA_ENV] = str(Path(params[DATA_ENV]).expanduser().resolve())
+    return params
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished children."""
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system
 
 
 def list_notebooks(root: str | os.PathLike | None = None) -> list[Path]:
@@ -139,6 +213,7 @@ def run_notebook(
 
     The copy goes to ``output_dir`` (default :func:`executed_dir`), trusted and with an HTML
     twin (see :func:`make_viewable`; ``trust=False`` / ``html=False`` skip either).
+    ``parameters`` the notebook's parameters cell does not name are not injected.
     """
     import papermill as pm
 
@@ -149,6 +224,8 @@ def run_notebook(
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
     params = {"SCALE": scale, **(parameters or {})}
+    declared = notebook_parameters(path)
+    params = {k: v for k, v in params.items() if k in declared or k == "SCALE"}
     pm.execute_notebook(
         str(path),
         str(out),
@@ -170,25 +247,55 @@ def run_notebooks(
     output_dir: str | os.PathLike | None = None,
     timeout: int | None = None,
     html: bool = True,
+    parameters: dict[str, Any] | None = None,
 ) -> list[tuple[str, float]]:
-    """Execute the notebooks (all, or those whose name starts with one of ``names``)."""
+    """Execute the notebooks (all, or those whose name starts with one of ``names``).
+
+    ``parameters`` (and ``$DATA_DIR``, see the module docstring) go to every notebook whose
+    parameters cell names them; a name no selected notebook has is an error. Returns
+    ``(notebook stem, wall seconds)`` per notebook; the wall and CPU times and the load
+    average are printed as each one ends.
+    """
     notebooks = list_notebooks()
     if names:
         notebooks = [p for p in notebooks if any(p.stem.startswith(n) for n in names)]
         if not notebooks:
             raise ValueError(f"no notebook matches {list(names)}; have {list_notebooks()}")
+    params = _resolved(parameters)
+    declared = {nb.stem: notebook_parameters(nb) for nb in notebooks}
+    known = sorted({n for names_ in declared.values() for n in names_})
+    unknown = sorted(set(parameters or {}) - set(known))
+    if unknown:
+        raise ValueError(
+            f"no selected notebook has the parameter(s) {unknown} in its parameters cell; "
+            f"they have {known}"
+        )
     out_dir = Path(output_dir) if output_dir is not None else executed_dir()
     timings = []
+    cpu_total = 0.0
     for nb in notebooks:
-        t0 = time.perf_counter()
-        print(f"[run_notebooks] {nb.name} (scale={scale}) ...", flush=True)
-        run_notebook(nb, scale=scale, output_dir=out_dir, timeout=timeout, html=html)
+        t0, (own0, kids0) = time.perf_counter(), _cpu_seconds()
+        given = {k: v for k, v in params.items() if k in declared[nb.stem]}
+        shown = "".join(f", {k}={v!r}" for k, v in given.items())
+        print(f"[run_notebooks] {nb.name} (scale={scale}{shown}) ...", flush=True)
+        run_notebook(
+            nb, scale=scale, output_dir=out_dir, timeout=timeout, html=html, parameters=given
+        )
         dt = time.perf_counter() - t0
+        own1, kids1 = _cpu_seconds()
+        cpu = (own1 - own0) + (kids1 - kids0)
+        cpu_total += cpu
         timings.append((nb.stem, dt))
-        print(f"[run_notebooks] {nb.name} done in {dt:.1f} s", flush=True)
+        load = "/".join(f"{v:.2f}" for v in os.getloadavg())
+        print(
+            f"[run_notebooks] {nb.name} done: wall {dt:.1f} s, CPU {cpu:.1f} s (runner "
+            f"{own1 - own0:.1f} + kernel {kids1 - kids0:.1f}), load {load} (1/5/15 min)",
+            flush=True,
+        )
     total = sum(t for _, t in timings)
     print(
-        f"[run_notebooks] {len(timings)} notebooks in {total:.1f} s; executed notebooks "
+        f"[run_notebooks] {len(timings)} notebooks: wall {total:.1f} s ({total / 60:.1f} min), "
+        f"CPU {cpu_total:.1f} s ({cpu_total / 60:.1f} min); executed notebooks "
         f"(trusted{', with HTML' if html else ''}) in {out_dir}; figures in figures/"
     )
     return timings
@@ -203,12 +310,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
     parser.add_argument("--no-html", action="store_true", help="do not write HTML copies")
+    parser.add_argument(
+        "-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+        help="set a parameters-cell value, e.g. -p SEED=1 (repeatable; $DATA_DIR sets DATA_DIR)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        params = parse_parameters(args.parameter)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if "SCALE" in params:
+        parser.error("set the scale with --scale (or SCALE= for scripts/run.sh), not -p SCALE")
     run_notebooks(
         args.names,
         scale=args.scale,
         output_dir=args.output_dir,
         timeout=args.timeout,
         html=not args.no_html,
+        parameters=params,
     )
     return 0

@@ -59,13 +59,30 @@ def _check_logits(logits: torch.Tensor, y: torch.Tensor) -> None:
         )
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, roi: torch.Tensor | None) -> torch.Tensor:
-    """Cross-entropy averaged over pixels (only those inside the ROI when given)."""
+def _loss(
+    logits: torch.Tensor, y: torch.Tensor, roi: torch.Tensor | None, kind: str = "ce"
+) -> torch.Tensor:
+    """Cross-entropy averaged over pixels (only those inside the ROI when given); with
+    ``kind="ce+dice"`` plus the soft Dice loss of the vessel class (:func:`_soft_dice`)."""
     _check_logits(logits, y)
     if roi is None:
-        return F.cross_entropy(logits, y)
-    per_pixel = F.cross_entropy(logits, y, reduction="none")
-    return (per_pixel * roi).sum() / roi.sum().clamp(min=1)
+        ce = F.cross_entropy(logits, y)
+    else:
+        per_pixel = F.cross_entropy(logits, y, reduction="none")
+        ce = (per_pixel * roi).sum() / roi.sum().clamp(min=1)
+    return ce if kind == "ce" else ce + _soft_dice(logits, y, roi)
+
+
+def _soft_dice(
+    logits: torch.Tensor, y: torch.Tensor, roi: torch.Tensor | None, eps: float = 1.0
+) -> torch.Tensor:
+    """``1 - (2 sum(p t) + eps) / (sum(p) + sum(t) + eps)`` over the batch's pixels (inside
+    the ROI), ``p`` the softmax probability of class 1 (vessel) and ``t`` the target."""
+    p = torch.softmax(logits, dim=1)[:, 1]
+    t = (y == 1).to(p.dtype)
+    if roi is not None:
+        p, t = p * roi, t * roi
+    return 1.0 - (2.0 * (p * t).sum() + eps) / (p.sum() + t.sum() + eps)
 
 
 def _predict(
