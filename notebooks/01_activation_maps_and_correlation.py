@@ -45,6 +45,7 @@ THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 import numpy as np
 import pandas as pd
 from IPython.display import display
+from holoviews import Layout
 
 from cnnexplore_nb import (
     correlation_tables,
@@ -62,6 +63,7 @@ from cnnexplore_nb.plots import (
     correlation_hist,
     correlation_image,
     export,
+    for_print,
     kernel_grid,
     layer_heatmap,
     map_grid,
@@ -147,9 +149,7 @@ maps = extract_activations(model, x, layers, progress=False)
 # %%
 layer = settings["layer"]
 n_show = min(settings["n_show"], maps[layer].shape[1])
-grid = map_grid(
-    maps[layer][0], ids=range(n_show), ncols=8, title=f"{layer_name(layer)} · map {{id}}"
-)
+grid = map_grid(maps[layer][0], ids=range(n_show), ncols=8, heading=layer_name(layer))
 export(grid, FIG / f"maps_{layer}")
 grid
 
@@ -214,7 +214,9 @@ export(within, FIG / f"correlation_{layer}")
 within
 
 # %%
-summary = (layer_heatmap(tables, "percent") + percent_bars(tables, title="within a layer")).cols(2)
+summary = Layout(
+    for_print(layer_heatmap(tables, "percent"), percent_bars(tables, title="within a layer"))
+).cols(2)
 export(summary, FIG / "layer_pairs_summary")
 summary
 

@@ -30,6 +30,7 @@ __all__ = [
     "KINDS",
     "NAMES",
     "DisplayNames",
+    "comparison_name",
     "display_name",
     "display_names",
     "layer_name",
@@ -37,6 +38,7 @@ __all__ = [
     "measure_symbol",
     "method_name",
     "metric_name",
+    "model_names",
     "pair_name",
     "pair_title",
     "series_label",
@@ -216,14 +218,24 @@ def model_names(names: Sequence[str] | None) -> tuple[str, str]:
     """Display names of the two sides of a comparison.
 
     A network compared with itself is stored as ``("CNN6(1)", "CNN6(2)")`` (CNN Explorer's
-    column prefixes); shown, both sides are "CNN6", the second one as the partner:
-    ``("CNN6", "CNN6 partner")``.
+    column prefixes), or given as two equal names; shown, the sides are ``("CNN6 (A)",
+    "CNN6 (B)")``.
     """
     na, nb = (str(n) for n in (names or ("A", "B")))
     m_a, m_b = re.fullmatch(r"(.*)\(1\)", na), re.fullmatch(r"(.*)\(2\)", nb)
     if m_a and m_b and m_a.group(1) == m_b.group(1):
-        return m_a.group(1), f"{m_b.group(1)} partner"
+        na = nb = m_a.group(1)
+    if na == nb:
+        return f"{na} (A)", f"{nb} (B)"
     return na, nb
+
+
+def comparison_name(names: Sequence[str] | None) -> str:
+    """A comparison in a title: "within CNN6" for a network with itself, else "A vs B"."""
+    na, nb = model_names(names)
+    if na.endswith(" (A)") and nb.endswith(" (B)") and na[:-4] == nb[:-4]:
+        return f"within {na[:-4]}"
+    return f"{na} vs {nb}"
 
 
 def layer_name(path: str) -> str:

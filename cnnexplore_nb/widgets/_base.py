@@ -8,6 +8,7 @@ patches to the browser (no figure rebuild, zoom is kept).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 import os
@@ -135,20 +136,31 @@ def load_now(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class _CellSync:
-    """Re-send the whole figure of Bokeh widgets that a notebook cell changed.
+    """Re-send the whole figure of Bokeh widgets whose document changed, once a change ends.
 
-    ``jupyter_bokeh`` forwards document changes as patches to the widget's *existing* views;
-    a view created later (the panel is displayed after ``panel.map_index = 5`` in the same
-    cell, or a "Run All" outruns the browser) starts from the bundle made when the widget
-    was built and shows a stale figure. So widgets patched while a cell runs get a fresh
-    render bundle when the cell ends (also what the saved widget state holds). Slider moves
-    in the browser run outside cells and keep the cheap patch path.
+    ``jupyter_bokeh`` forwards document changes as patches to the widget's *existing* views,
+    but its ``render_bundle`` (the widget state a view created later starts from, and what
+    the notebook saves) stays the one made when the widget was built. So:
+
+    * a view created later (the panel is displayed after ``panel.map_index = 5`` in the
+      same cell, or a "Run All" outruns the browser) would show a stale figure, and
+    * after moving a slider in the browser, saving and reloading the page would show the
+      figure of the end of "Run All" beside controls showing the live values.
+
+    Widgets patched while a cell runs therefore get a fresh render bundle when the cell
+    ends; widgets patched by a browser event (a slider, a heatmap click) get one when the
+    events stop for :attr:`delay` seconds (one re-send after a slider drag, not one per
+    step). The fresh bundle holds the browser's zoom too (range changes reach the kernel).
     """
+
+    #: seconds without new patches before a browser-driven change is re-sent whole
+    delay = 0.4
 
     def __init__(self) -> None:
         self.active = False
         self.dirty: weakref.WeakSet = weakref.WeakSet()
         self.shell: Any = None
+        self._timer: Any = None
 
     def watch(self) -> None:
         """Follow cell executions of the running IPython shell (once per shell)."""
@@ -166,12 +178,37 @@ class _CellSync:
 
     def _pre(self, *_: Any) -> None:
         self.active = True
+        self._cancel()
 
     def _post(self, *_: Any) -> None:
         self.active = False
+        self.flush()
+
+    def patched(self, widget: Any) -> None:
+        """``widget`` sent a patch: re-send it whole after the cell or the browser event."""
+        self.dirty.add(widget)
+        if self.active:
+            return  # the cell's end flushes
+        self._cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script): nothing will come back, send now
+            self.flush()
+            return
+        self._timer = loop.call_later(self.delay, self.flush)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def flush(self) -> None:
+        """Re-send every patched widget's figure whole (its saved state is the live one)."""
+        self._timer = None
         changed, self.dirty = list(self.dirty), weakref.WeakSet()
         for widget in changed:
-            widget.update_from_model(widget._model)
+            if widget.comm is not None:  # closed widgets have no view to update
+                widget.update_from_model(widget._model)
 
 
 _SYNC = _CellSync()
@@ -186,8 +223,8 @@ def _model_class() -> type:
 
         def _document_patched(self, event: Any) -> None:
             super()._document_patched(event)
-            if _SYNC.active:
-                _SYNC.dirty.add(self)
+            if event.setter is not self:  # not an echo of the browser's own change
+                _SYNC.patched(self)
 
     return SyncedBokehModel
 
