@@ -152,8 +152,9 @@ def _offsite(driver) -> list[str]:
         if message.get("method") != "Network.requestWillBeSent":
             continue
         url = message["params"]["request"]["url"]
-        if not url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")):
-            urls.append(url)
+        local = url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:"))
+        if url.startswith(("http:", "https:", "ws:", "wss:", "//")) and not local:
+            urls.append(url)  # (chrome://, data: and blob: URLs are the browser's own)
     return urls
 
 

@@ -253,6 +253,7 @@ def map_pair(
     measure: str = "pearson",
     same: bool = False,
     pixels: tuple[Any, Any] | None = None,
+    size: int | None = None,
 ) -> hv.Layout:
     """Two maps side by side and the scatter of their pixel values, with the similarity in
     the title.
@@ -278,6 +279,8 @@ def map_pair(
         The samples of the scatter when they are not the two maps' pixels: the values of
         both maps at the same pixels of every image, on a common grid (any shapes holding
         the same number of values). The scatter's title then says how many it shows.
+    size : int, optional
+        Side of each panel in the notebook, in pixels (default ``STYLE["panel_px"]``).
 
     Notes
     -----
@@ -314,8 +317,9 @@ def map_pair(
     if pixels is not None:
         shown = f"{fa.size:,} of {total:,}" if fa.size < total else f"{total:,}"
         head = f"{head} · {shown} px"
-    left = map_image(xa, title=names[0])
-    right = map_image(xb, title=names[1])
+    px = size or STYLE["panel_px"]
+    left = map_image(xa, title=names[0], size=px)
+    right = map_image(xb, title=names[1], size=px)
     # the scatter's axes are named by the titles' first lines (a title may hold two)
     la, lb = str(names[0]).split("\n")[0], str(names[1]).split("\n")[0]
     if la == lb:
@@ -327,8 +331,8 @@ def map_pair(
         scatter,
         {"title": head, "framewise": True, **fonts()},
         bokeh={
-            "frame_width": STYLE["panel_px"],
-            "frame_height": STYLE["panel_px"],
+            "frame_width": px,
+            "frame_height": px,
             "size": 3,
             "alpha": 0.4,
             "tools": ["hover"],

@@ -41,6 +41,7 @@ __all__ = [
     "model_names",
     "pair_name",
     "pair_title",
+    "readable_table",
     "series_label",
     "statistic_name",
     "weight_name",
@@ -448,3 +449,44 @@ def series_label(column: str | None, value: Any) -> str:
     if col in ("metric", "measure"):
         return metric_name(text) if col == "metric" else measure_name(text)
     return display_name(text)
+
+
+def readable_table(
+    df: Any,
+    *,
+    threshold: float | None = None,
+    measure: str | None = "pearson",
+    names: Sequence[str] | None = None,
+) -> Any:
+    """A statistics table for display: headings in words, percentages to 1 decimal, other
+    fractional numbers to 3 (``mean_max_mean`` -> "mean max |r|, mean over images").
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns named as the tables name them (``percent``, ``mean_max_mean``, ``module_a``,
+        ``CNN6(1)_layer``...); a two-level column index is renamed level by level.
+    threshold, measure
+        Name the statistics (:func:`statistic_name`).
+    names : (str, str), optional
+        The two networks, naming ``module_a`` / ``module_b`` (default "A" and "B").
+
+    Returns
+    -------
+    DataFrame
+        A renamed, rounded copy (integers and text unchanged).
+    """
+    out = df.copy()
+    for col in out.columns:
+        last = col[-1] if isinstance(col, tuple) else col
+        if out[col].dtype.kind == "f":
+            out[col] = out[col].round(1 if str(last).startswith("percent") else 3)
+    na, nb = model_names(names) if names is not None else ("A", "B")
+
+    def heading(col: Any) -> Any:
+        col = str(col)
+        if col in ("module_a", "module_b"):
+            return f"module of {na if col.endswith('a') else nb}"
+        return statistic_name(col, threshold=threshold, measure=measure)
+
+    return out.rename(columns=heading)

@@ -192,8 +192,7 @@ class _CellSync:
         self._cancel()
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # no event loop (a script): nothing will come back, send now
-            self.flush()
+        except RuntimeError:  # no event loop, so no front end (a script): flush() on demand
             return
         self._timer = loop.call_later(self.delay, self.flush)
 

@@ -46,6 +46,7 @@ _View = Stream.define("CorrelationView", threshold=0.8, measure="pearson", value
 _Pair = Stream.define("MapPair", layer_a="", map_a=0, layer_b="", map_b=0)
 
 _MEASURES = ("pearson", "cosine")
+_PAIR_PX = 150  # the pair view's panels: two columns of them fit beside the heatmap
 _HEAT_VALUES = ("percent", "mean", "median", "count")
 
 
@@ -364,7 +365,8 @@ class CorrelationPanel(PanelBase):
                    f"{nb} · map {map_b}\n{self._shown_b[layer_b]}"),
             pixels=self.grid.pixels(self.maps_a[layer_a][:, map_a : map_a + 1],
                                     self.maps_b[layer_b][:, map_b : map_b + 1]),
-        )  # fmt: skip
+            size=_PAIR_PX,
+        ).cols(2)  # fmt: skip
 
     def _update_stats_html(self) -> None:
         t = self._current
