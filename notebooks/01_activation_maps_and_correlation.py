@@ -70,7 +70,7 @@ from cnnexplore_nb.plots import (
     percent_bars,
     segmentation_figure,
 )
-from cnnexplore_nb.plots.names import layer_name
+from cnnexplore_nb.plots.names import layer_name, readable_table
 from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_findings import convention_table, retina_findings
 from cnnexplore_nb.studies.vessels import retina_input, trained_vessel_model
@@ -172,7 +172,7 @@ kgrid
 tables = correlation_tables(maps, names=("CNN6", "CNN6"), threshold=THRESHOLD, progress=False)
 written = save_tables(tables, TABLES)
 print(f"{len(tables.pairs):,} pairs; wrote", ", ".join(p.name for p in written))
-tables.explorer("stats").round(3)
+readable_table(tables.explorer("stats"), threshold=THRESHOLD, names=tables.names)
 
 # %%
 reloaded = load_tables(TABLES)

@@ -107,7 +107,8 @@ tables = {
 }  # fmt: skip
 summaries = {key: layer_pair_summary(t) for key, t in tables.items()}
 # the thesis's stats table (maps with max |r| >= 0.8), headings in words
-readable_table(tables["cnn6", 0].explorer("stats"), threshold=THRESHOLD)
+readable_table(tables["cnn6", 0].explorer("stats"), threshold=THRESHOLD,
+               names=tables["cnn6", 0].names)
 
 # %% [markdown]
 # **CNN Explorer's conventions** (CNN6, image 0): the original correlated maps inside the

@@ -294,7 +294,7 @@ def test_pair_scatter_rescales_and_tooltips_name_layers(corr_maps):
     big = scatter.handles["y_range"].end
     assert big > 10 * small and big >= maps["l2"][0, 1].max()  # the axes follow the data
     hover = [t for t in panel._heat.plot.state.tools if type(t).__name__ == "HoverTool"][0]
-    assert ("M layer", "@{A_layer}") in hover.tooltips  # the layer's name, not a number
+    assert ("M (A) layer", "@{A_layer}") in hover.tooltips  # the layer's name, not a number
     assert set(panel._heat_source().data["A_layer"]) == {"l1", "l2"}
 
 

@@ -481,12 +481,22 @@ def readable_table(
         last = col[-1] if isinstance(col, tuple) else col
         if out[col].dtype.kind == "f":
             out[col] = out[col].round(1 if str(last).startswith("percent") else 3)
-    na, nb = model_names(names) if names is not None else ("A", "B")
+    na, nb = model_names(names) if names is not None else ("", "")
+
+    for col in out.columns:
+        if str(col).endswith("_layer"):  # layer paths as layer names
+            out[col] = [layer_name(v) if isinstance(v, str) else v for v in out[col]]
 
     def heading(col: Any) -> Any:
         col = str(col)
-        if col in ("module_a", "module_b"):
-            return f"module of {na if col.endswith('a') else nb}"
+        if col in ("module_a", "module_b", "A_layer", "B_layer"):
+            a = col[-1] == "a" or col[0] == "A"
+            what = "module" if col.startswith("module") else "layer"
+            side = na if a else nb
+            return f"{side} {what}" if side else f"{what} ({'A' if a else 'B'})"
+        if m := re.fullmatch(r"(.+)\(([12])\)_(layer|n_dead)", col):  # CNN Explorer's names
+            side = f"{m.group(1)} ({'A' if m.group(2) == '1' else 'B'})"
+            return f"{side} layer" if m.group(3) == "layer" else f"constant maps of {side}"
         return statistic_name(col, threshold=threshold, measure=measure)
 
     return out.rename(columns=heading)
