@@ -441,7 +441,8 @@ def _bundle_titles(widget) -> list[str]:
 
 def test_browser_changes_reach_the_saved_widget_state(maps):
     """A change outside a notebook cell (a browser event, run by the kernel's event loop)
-    re-sends the figure whole once the events stop, ``delay`` seconds after the last."""
+    is stored whole in the widget's state (what a reloaded page asks the kernel for) once
+    the events stop, ``delay`` seconds after the last, without redrawing the browser."""
     import asyncio
 
     from cnnexplore_nb.widgets._base import _SYNC
@@ -471,6 +472,7 @@ def test_panel_exports_pass_the_figure_check_at_default_sizes(corr_maps, maps):
     from cnnexplore_nb.plots.check import check_figure
     from cnnexplore_nb.widgets import FigureControls
 
+    corr_maps = {f"conv_module{k[1]}": v for k, v in corr_maps.items()}  # l1 -> module 1
     other = {k: v[:, ::-1].copy() for k, v in corr_maps.items()}
     panels = {
         "within": CorrelationPanel(corr_maps, names=("CNN6", "CNN6"), compute=counted()[0]),
@@ -482,13 +484,13 @@ def test_panel_exports_pass_the_figure_check_at_default_sizes(corr_maps, maps):
             k=IntSlider(2, 0, 3),
         ),
     }
-    panels["within"].click_cell("l1", "l1")
+    panels["within"].click_cell("conv_module1", "conv_module1")
     for name, panel in panels.items():
         fig = plots.draw(plots.static_view(panel.figure()))
         report = check_figure(fig, name=name)
         assert report.problems == [], (name, [p.message for p in report.problems])
     fig = plots.draw(plots.static_view(panels["within"].figure()))
-    titles = [ax.get_title() for ax in fig.axes]
+    titles = [ax.get_title("left") + ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("(a) within CNN6") and titles[0].count("\n") <= 1, titles
     assert not any("partner" in t for t in titles), titles
     assert "(c) CNN6 (A) · map" in titles[2] and "(d) CNN6 (B) · map" in titles[3], titles
@@ -502,4 +504,4 @@ def test_panel_exports_pass_the_figure_check_at_default_sizes(corr_maps, maps):
         assert f"<td>{v:.1f}</td>" in shown, (v, shown)
     fig = plots.draw(plots.static_view(panels["page"].figure()))
     assert fig._suptitle.get_text() == "module 1 · image 0"
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["map 0", "map 1"]
+    assert [ax.get_title("left") + ax.get_title() for ax in fig.axes[:2]] == ["map 0", "map 1"]

@@ -136,29 +136,31 @@ def load_now(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class _CellSync:
-    """Re-send the whole figure of Bokeh widgets whose document changed, once a change ends.
+    """Keep the whole figure of Bokeh widgets current in their widget state.
 
     ``jupyter_bokeh`` forwards document changes as patches to the widget's *existing* views,
-    but its ``render_bundle`` (the widget state a view created later starts from, and what
-    the notebook saves) stays the one made when the widget was built. So:
+    but its ``render_bundle`` (the state a view created later starts from, e.g. after the
+    page is reloaded) stays the one made when the widget was built. So:
 
     * a view created later (the panel is displayed after ``panel.map_index = 5`` in the
       same cell, or a "Run All" outruns the browser) would show a stale figure, and
-    * after moving a slider in the browser, saving and reloading the page would show the
-      figure of the end of "Run All" beside controls showing the live values.
+    * after moving a slider in the browser, reloading the page would show the figure of
+      the end of "Run All" beside controls showing the live values.
 
-    Widgets patched while a cell runs therefore get a fresh render bundle when the cell
-    ends; widgets patched by a browser event (a slider, a heatmap click) get one when the
-    events stop for :attr:`delay` seconds (one re-send after a slider drag, not one per
-    step). The fresh bundle holds the browser's zoom too (range changes reach the kernel).
+    Widgets patched while a cell runs therefore get a fresh render bundle, sent to the
+    browser, when the cell ends. Widgets patched by a browser event (a slider, a heatmap
+    click) already show the change; their bundle is refreshed in the kernel only, when
+    the events stop for :attr:`delay` seconds (once after a slider drag, and no redraw in
+    the browser): a reloaded page asks the kernel for the widgets' state and gets it.
     """
 
-    #: seconds without new patches before a browser-driven change is re-sent whole
+    #: seconds without new patches before a browser-driven change is stored whole
     delay = 0.4
 
     def __init__(self) -> None:
         self.active = False
         self.dirty: weakref.WeakSet = weakref.WeakSet()
+        self.quiet: weakref.WeakSet = weakref.WeakSet()
         self.shell: Any = None
         self._timer: Any = None
 
@@ -178,36 +180,37 @@ class _CellSync:
 
     def _pre(self, *_: Any) -> None:
         self.active = True
-        self._cancel()
 
     def _post(self, *_: Any) -> None:
         self.active = False
-        self.flush()
+        changed, self.dirty = list(self.dirty), weakref.WeakSet()
+        for widget in changed:
+            widget.update_from_model(widget._model)
+            self.quiet.discard(widget)
 
     def patched(self, widget: Any) -> None:
-        """``widget`` sent a patch: re-send it whole after the cell or the browser event."""
-        self.dirty.add(widget)
+        """``widget`` sent a patch: store its whole figure after the cell or the events."""
         if self.active:
-            return  # the cell's end flushes
-        self._cancel()
+            self.dirty.add(widget)  # the cell's end re-sends it
+            return
+        self.quiet.add(widget)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop, so no front end (a script): flush() on demand
             return
         self._timer = loop.call_later(self.delay, self.flush)
 
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def flush(self) -> None:
-        """Re-send every patched widget's figure whole (its saved state is the live one)."""
+        """Store the whole figure of every widget patched by browser events in its state
+        (in the kernel; the browser's views already show it)."""
         self._timer = None
-        changed, self.dirty = list(self.dirty), weakref.WeakSet()
+        changed, self.quiet = list(self.quiet), weakref.WeakSet()
         for widget in changed:
-            if widget.comm is not None:  # closed widgets have no view to update
-                widget.update_from_model(widget._model)
+            if widget.comm is not None:  # closed widgets have no state to keep
+                widget.store_figure()
 
 
 _SYNC = _CellSync()
@@ -218,12 +221,28 @@ def _model_class() -> type:
     from jupyter_bokeh import BokehModel
 
     class SyncedBokehModel(BokehModel):
-        """A ``BokehModel`` remembering patches made while a cell runs (see ``_CellSync``)."""
+        """A ``BokehModel`` whose widget state follows its patches (see ``_CellSync``)."""
+
+        _quiet = False
 
         def _document_patched(self, event: Any) -> None:
             super()._document_patched(event)
             if event.setter is not self:  # not an echo of the browser's own change
                 _SYNC.patched(self)
+
+        def _should_send_property(self, key: str, value: Any) -> bool:
+            if self._quiet and key == "render_bundle":
+                return False
+            return super()._should_send_property(key, value)
+
+        def store_figure(self) -> None:
+            """The render bundle of the figure as it is now, kept in the kernel (not sent:
+            the browser's views have the patches; a view created later asks for it)."""
+            self._quiet = True
+            try:
+                self.render_bundle = self._model_to_traits(self._model)
+            finally:
+                self._quiet = False
 
     return SyncedBokehModel
 

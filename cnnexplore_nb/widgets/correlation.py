@@ -160,19 +160,18 @@ class CorrelationPanel(PanelBase):
         la = [(self._shown_a[p], p) for p in self.rows]
         lb = [(self._shown_b[p], p) for p in self.cols]
         na, nb = model_names(self._current.names)
-        self._la = ipw.Dropdown(
-            options=la, description=f"{na} layer", style={"description_width": "initial"}
-        )
-        self._lb = ipw.Dropdown(
-            options=lb, description=f"{nb} layer", style={"description_width": "initial"}
-        )
+        narrow = ipw.Layout(width="250px")  # with the map boxes: a column beside the heatmap
+        self._la = ipw.Dropdown(options=la, description=f"{na} layer", layout=narrow,
+                                style={"description_width": "initial"})  # fmt: skip
+        self._lb = ipw.Dropdown(options=lb, description=f"{nb} layer", layout=narrow,
+                                style={"description_width": "initial"})  # fmt: skip
         self._ma = ipw.BoundedIntText(
             value=0, min=0, max=self._n_maps("a", self.rows[0]) - 1, description="map",
-            layout=ipw.Layout(width="150px"),
+            layout=ipw.Layout(width="140px"),
         )  # fmt: skip
         self._mb = ipw.BoundedIntText(
             value=0, min=0, max=self._n_maps("b", self.cols[0]) - 1, description="map",
-            layout=ipw.Layout(width="150px"),
+            layout=ipw.Layout(width="140px"),
         )  # fmt: skip
         self.stats_html = ipw.HTML()
 
