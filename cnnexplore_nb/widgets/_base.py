@@ -80,6 +80,9 @@ def setup_notebook(*, figures: str | os.PathLike | None = None) -> None:
     (Matplotlib is loaded too, for :func:`~cnnexplore_nb.plots.export`) and uses Panel's
     ipywidgets bridge (``comms="ipywidgets"``), which works in JupyterLab and Voila alike.
 
+    Nothing is fetched online: Panel's stylesheets of a HoloViews figure shown in a cell
+    are inlined too (Panel links them to its CDN on that path).
+
     Safe with "Run All": the loader scripts of ``hv.extension`` / ``pn.extension`` defer
     loading BokehJS by 100 ms (``setTimeout(load_or_wait, 100)``), so a panel displayed by
     the next cell could build its ``jupyter_bokeh`` view before ``window.Bokeh`` exists
@@ -105,9 +108,24 @@ def setup_notebook(*, figures: str | os.PathLike | None = None) -> None:
         publish_display_data(
             data=load_now(out.data), metadata=out.metadata, transient=out.transient
         )
+    from panel.viewable import Viewable
+
+    if _inline_styles not in Viewable._preprocessing_hooks:  # Panel's hook list for roots
+        Viewable._preprocessing_hooks.append(_inline_styles)
     plots.ensure_backends()
     if figures is not None:
         set_figure_folder(figures)
+
+
+def _inline_styles(viewable: Any, root: Any, changed: Any = None, old_models: Any = None) -> None:
+    """Panel's CSS inline in a figure shown through its ipywidgets bridge (a HoloViews
+    object displayed in a cell): Panel links its stylesheets to its CDN there, which an
+    offline notebook cannot reach (Panel inlines them only on its own display path)."""
+    from bokeh.models import UIElement
+    from panel.io.notebook import patch_inline_stylesheets
+
+    for model in root.select({"type": UIElement}):
+        patch_inline_stylesheets(model)
 
 
 #: Panel's autoload template starts loading after a delay (a head start for older loaders).
