@@ -46,6 +46,7 @@ THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 import numpy as np
 import pandas as pd
 from IPython.display import display
+from holoviews import Layout
 
 from cnnexplore_nb import (
     correlation_tables,
@@ -63,13 +64,14 @@ from cnnexplore_nb.plots import (
     correlation_hist,
     correlation_image,
     export,
+    for_print,
     kernel_grid,
     layer_heatmap,
     map_grid,
     percent_bars,
     segmentation_figure,
 )
-from cnnexplore_nb.plots.names import layer_name
+from cnnexplore_nb.plots.names import layer_name, readable_table
 from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_findings import convention_table, retina_findings
 from cnnexplore_nb.studies.vessels import retina_input, trained_vessel_model
@@ -150,9 +152,7 @@ maps = extract_activations(model, x, layers, progress=False)
 # %%
 layer = settings["layer"]
 n_show = min(settings["n_show"], maps[layer].shape[1])
-grid = map_grid(
-    maps[layer][0], ids=range(n_show), ncols=8, title=f"{layer_name(layer)} · map {{id}}"
-)
+grid = map_grid(maps[layer][0], ids=range(n_show), ncols=8, heading=layer_name(layer))
 export(grid, FIG / f"maps_{layer}")
 grid
 
@@ -175,7 +175,7 @@ kgrid
 tables = correlation_tables(maps, names=("CNN6", "CNN6"), threshold=THRESHOLD, progress=False)
 written = save_tables(tables, TABLES)
 print(f"{len(tables.pairs):,} pairs; wrote", ", ".join(p.name for p in written))
-tables.explorer("stats").round(3)
+readable_table(tables.explorer("stats"), threshold=THRESHOLD, names=tables.names)
 
 # %%
 reloaded = load_tables(TABLES)
@@ -217,7 +217,9 @@ export(within, FIG / f"correlation_{layer}")
 within
 
 # %%
-summary = (layer_heatmap(tables, "percent") + percent_bars(tables, title="within a layer")).cols(2)
+summary = Layout(
+    for_print(layer_heatmap(tables, "percent"), percent_bars(tables, title="within a layer"))
+).cols(2)
 export(summary, FIG / "layer_pairs_summary")
 summary
 

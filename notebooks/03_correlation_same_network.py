@@ -49,7 +49,7 @@ from cnnexplore_nb.plots import (
     layer_heatmap,
     percent_bars,
 )
-from cnnexplore_nb.plots.names import layer_name
+from cnnexplore_nb.plots.names import layer_name, readable_table
 from cnnexplore_nb.plots.vessels import layer_map_rows
 from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_correlation import (
@@ -111,7 +111,9 @@ tables = {
                            save_dir=TABLES, stem=n).items()
 }  # fmt: skip
 summaries = {key: layer_pair_summary(t) for key, t in tables.items()}
-tables["cnn6", 0].explorer("stats").round(3)  # the thesis's stats table (maps with max |r| >= 0.8)
+# the thesis's stats table (maps with max |r| >= 0.8), headings in words
+readable_table(tables["cnn6", 0].explorer("stats"), threshold=THRESHOLD,
+               names=tables["cnn6", 0].names)
 
 # %% [markdown]
 # **CNN Explorer's conventions** (CNN6, image 0): the original correlated maps inside the
@@ -237,7 +239,7 @@ pd.concat(
         ]
         for name, (_, s) in aggregated.items()
     ]
-).round(3)
+).pipe(readable_table, threshold=THRESHOLD)
 
 # %%
 profiles = aggregated_profiles({k: s for k, (_, s) in aggregated.items()}, "percent")

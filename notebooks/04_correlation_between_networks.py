@@ -33,6 +33,7 @@ from IPython.display import display
 from cnnexplore_nb import create_model, seed_everything
 from cnnexplore_nb.notebook import artifacts_dir, figures_dir
 from cnnexplore_nb.plots import export, layer_heatmap
+from cnnexplore_nb.plots.names import readable_table
 from cnnexplore_nb.similarity import dilated_mask
 from cnnexplore_nb.studies.vessel_correlation import (
     aggregate_correlation,
@@ -158,7 +159,7 @@ agg_figs["mean_max_mean"] + agg_figs["percent_mean"]
 # %%
 pd.concat([s.assign(pair=f"{na} vs {nb}") for (na, nb), s in aggregated.items()])[
     ["pair", "module_a", "module_b", "mean_max_mean", "mean_max_std", "percent_mean", "percent_std"]
-].round(3)
+].pipe(readable_table, threshold=THRESHOLD)
 
 # %% [markdown]
 # ## Does the thesis finding appear?

@@ -174,7 +174,8 @@ gamma_shape = dict(zip(pairs["pair"], pairs["gamma_shape"]))
 PAIR = "14-1" if "14-1" in gamma_shape else pairs["pair"].iloc[-1]
 g_last = gamma_maps(record, PAIR, gamma_shape[PAIR][1:])
 n_show = min(8, len(g_last))
-print(f"pair {PAIR}: {pair_name(PAIR)}")
+# pairs are named "14 → 1" in titles and controls (source tap → target tap), in words here
+print(f"pair {pair_name(PAIR, short=True)}: {pair_name(PAIR)}")
 fig = map_grid(g_last, ids=list(range(n_show)), ncols=4, shared_scale=True, label="γ",
                title="channel {id}")  # fmt: skip
 export(fig, FIG / "gamma_maps")
@@ -185,14 +186,15 @@ fig
 def show_gamma(pair: str, channel: int, epoch: int):
     maps = gamma_maps(record, pair, gamma_shape[pair][1:], epoch)
     channel = min(channel, len(maps) - 1)
-    image = map_image(maps[channel], title=f"γ, {pair_name(pair, short=True)}, channel "
-                      f"{channel}, epoch {epoch}", label="γ")  # fmt: skip
+    image = map_image(maps[channel], title=f"γ · pair {pair_name(pair, short=True)} · channel "
+                      f"{channel} · epoch {epoch}", label="γ")  # fmt: skip
     return image.opts(colorbar=True, backend="bokeh").opts(colorbar=True, backend="matplotlib")
 
 
 FigureControls(
     show_gamma, stem="gamma_map",
-    pair=widgets.Dropdown(options=list(pairs["pair"]), value=PAIR, description="pair"),
+    pair=widgets.Dropdown(options=[(pair_name(p, short=True), p) for p in pairs["pair"]],
+                          value=PAIR, description="pair"),
     channel=widgets.IntSlider(0, 0, max(c for c, _, _ in gamma_shape.values()) - 1,
                               description="channel"),
     epoch=widgets.IntSlider(len(record["snapshots"]) - 1, 0, len(record["snapshots"]) - 1,
@@ -213,7 +215,7 @@ fig
 # %%
 w_pair = w[w["pair"] == PAIR].pivot(index="epoch", columns="channel", values="w")
 SHOW = 8  # channels drawn: those whose w moved most (a legend of 64 is unreadable)
-print(f"pair {PAIR}: {pair_name(PAIR)}; w of the channels that moved most")
+print(f"pair {pair_name(PAIR, short=True)}: {pair_name(PAIR)}; w of the channels that moved most")
 moved_most = (w_pair.iloc[-1] - w_pair.iloc[0]).abs().nlargest(SHOW).index.sort_values()
 title = f"w per channel, pair {pair_name(PAIR, short=True)}"
 if len(w_pair.columns) > SHOW:  # the legend names the channels drawn

@@ -2,6 +2,7 @@
 # One entry point for a fresh machine.
 #   bash scripts/run.sh notebooks   create .venv, install, run every notebook (embedded scale), export figures
 #   bash scripts/run.sh tests       create .venv, install, run the test suite (notebooks at smoke scale)
+#   bash scripts/run.sh strip-filter  only set up the git filter that strips notebook outputs
 # Environment knobs:
 #   CNNX_VENV        virtual environment folder (default .venv)
 #   PYTHON           interpreter used to create it (default python3)
@@ -50,6 +51,19 @@ setup() {
     python -m ipykernel install --sys-prefix --name python3 >/dev/null
     echo "$want" > "$stamp"
   fi
+  install_strip_filter
+}
+
+install_strip_filter() {
+  # notebooks are committed without outputs: .gitattributes sends *.ipynb through the
+  # "nbstripout" filter on `git add` (a notebook saved in JupyterLab keeps its outputs on
+  # disk; executed copies live in notebooks/executed/, git-ignored). Only in a git checkout.
+  git rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 0
+  local py
+  py=$(command -v python)
+  git config filter.nbstripout.clean "'$py' -m nbstripout --keep-id"
+  git config filter.nbstripout.smudge cat
+  git config diff.ipynb.textconv "'$py' -m nbstripout -t"
 }
 
 ensure_chromium() {
@@ -76,8 +90,11 @@ case "$task" in
     export CNNX_OFFLINE=1  # the tests never download; fetchers are tested against 127.0.0.1
     python -m pytest "$@"
     ;;
+  strip-filter)
+    install_strip_filter
+    ;;
   *)
-    echo "usage: bash scripts/run.sh notebooks|tests [args]" >&2
+    echo "usage: bash scripts/run.sh notebooks|tests|strip-filter [args]" >&2
     exit 2
     ;;
 esac

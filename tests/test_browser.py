@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.timeout(720)]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "browser_panel.ipynb"
 WIDGET_ERRORS = ("Error displaying widget", "Failed to load model class")
@@ -79,6 +79,10 @@ def _start_lab(workdir: Path, port: int, token: str) -> subprocess.Popen:
         JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"),
         JUPYTERLAB_SETTINGS_DIR=str(workdir / "settings"),
     )
+    # save the widget state with the notebook (what a reopened notebook starts from)
+    manager = workdir / "settings" / "@jupyter-widgets" / "jupyterlab-manager"
+    manager.mkdir(parents=True, exist_ok=True)
+    (manager / "plugin.jupyterlab-settings").write_text('{"saveState": true}')
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir / 'nb'}",
@@ -131,9 +135,27 @@ def _driver(profile: Path):
         "--window-size=1400,1000",
     ):
         opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # requests, see _offsite
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
     return driver
+
+
+def _offsite(driver) -> list[str]:
+    """URLs the page requested from anywhere but the local server (a CDN, ...) since the
+    last call (Chromium's performance log)."""
+    import json
+
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") != "Network.requestWillBeSent":
+            continue
+        url = message["params"]["request"]["url"]
+        local = url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:"))
+        if url.startswith(("http:", "https:", "ws:", "wss:", "//")) and not local:
+            urls.append(url)  # (chrome://, data: and blob: URLs are the browser's own)
+    return urls
 
 
 def _idle(driver) -> bool:
@@ -146,7 +168,7 @@ def _idle(driver) -> bool:
 def _assert_no_widget_error(driver) -> None:
     from selenium.webdriver.common.by import By
 
-    text = driver.find_element(By.TAG_NAME, "body").text
+    text = driver.execute_script("return document.body.innerText")
     shown = [e for e in (*WIDGET_ERRORS, *JS_ERRORS) if e.lower() in text.lower()]
     assert not shown, f"the page shows widget errors {shown}"
     # the error placeholder JupyterLab puts in place of a widget view that failed to build
@@ -186,12 +208,16 @@ return null;
 
 def _output_with(driver, text: str):
     """The output area whose text contains ``text`` (e.g. a panel's hint line)."""
-    from selenium.webdriver.common.by import By
+    return driver.execute_script(
+        "for (const e of document.querySelectorAll('.jp-OutputArea-output'))"
+        "  if (e.textContent.includes(arguments[0])) return e;"
+        "return null;",
+        text,
+    )
 
-    found = [
-        e for e in driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output") if text in e.text
-    ]
-    return found[0] if found else None
+
+def _text(driver, output) -> str:
+    return driver.execute_script("return arguments[0].textContent", output)
 
 
 def _selected(output) -> list[str]:
@@ -233,6 +259,208 @@ def _move_slider(driver, output, index: int, steps: int) -> str:
     return handle
 
 
+# what each output area draws: per output, the Bokeh figures (title, outline colour, colour
+# bar titles) and the heatmap labels (text, colour, whether a selection fades them)
+DRAWN = """
+const outs = Array.from(document.querySelectorAll('.jp-OutputArea-output'));
+const drawn = outs.map(() => []);
+for (const root of Bokeh.index) {
+  if (!root || !root.el || !root.el.isConnected) continue;
+  const i = outs.indexOf(root.el.closest('.jp-OutputArea-output'));
+  if (i < 0) continue;
+  const stack = [root];
+  const seen = new Set();
+  while (stack.length) {
+    const v = stack.pop();
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const m = v.model;
+    if (m.type === "Figure") {
+      const around = [...m.right, ...m.left, ...m.center, ...m.above, ...m.below];
+      const labels = [];
+      for (const r of m.renderers) {
+        if (!r.glyph || r.glyph.type !== "Text") continue;
+        const d = r.data_source.data;
+        const field = r.glyph.text_color.field;
+        for (let k = 0; k < d.text.length; k++) {
+          labels.push([String(d.text[k]), field ? String(d[field][k]) : String(r.glyph.text_color.value),
+                       r.nonselection_glyph == null]);
+        }
+      }
+      drawn[i].push({
+        title: m.title ? m.title.text : "",
+        outline: m.outline_line_color,
+        colorbars: around.filter((a) => a.type === "ColorBar").map((a) => a.title),
+        labels: labels,
+      });
+    }
+    for (const c of v.children()) stack.push(c);
+  }
+}
+return drawn;
+"""
+
+
+def _drawn(driver, output) -> list[dict]:
+    """The Bokeh figures drawn in ``output`` (see ``DRAWN``)."""
+    from selenium.webdriver.common.by import By
+
+    outputs = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
+    return driver.execute_script(DRAWN)[outputs.index(output)]
+
+
+def _map_title(driver) -> str:
+    """Title of the map browser's selected map, as drawn (its first figure)."""
+    try:
+        titles = [f["title"] for f in _drawn(driver, _outputs(driver)["browser"])]
+        return next(t for t in titles if t.endswith(" · image 0"))
+    except Exception:  # noqa: BLE001 - a view being replaced: try again
+        return ""
+
+
+def _readouts(output) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [e.text.strip() for e in output.find_elements(By.CSS_SELECTOR, ".widget-readout")]
+
+
+def _int_inputs(output) -> list[int]:
+    """Values of the integer boxes of ``output`` (the pair view's map numbers)."""
+    from selenium.webdriver.common.by import By
+
+    boxes = output.find_elements(By.CSS_SELECTOR, ".widget-inline-hbox input[type=number]")
+    return [int(e.get_attribute("value")) for e in boxes]
+
+
+def _outputs(driver) -> dict:
+    """The fixture's outputs by cell (re-found after a redraw or a reload)."""
+    cells = {"browser": 1, "panel": 2, "controls": 4, "teaching": 5}
+    found = driver.execute_script(
+        "const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');"
+        "return arguments[0].map((i) => cells[i] && cells[i].querySelector("
+        "'.jp-OutputArea-output'));",
+        list(cells.values()),
+    )
+    return dict(zip(cells, found))
+
+
+def _controls(driver) -> dict:
+    """What the controls of every panel say, read from the page."""
+    out = _outputs(driver)
+    readouts = _readouts(out["browser"])
+    layers = _selected(out["panel"])
+    maps = _int_inputs(out["panel"])
+    return {
+        "layer": _selected(out["browser"])[0],
+        "map": int(readouts[0]),
+        "threshold": float(_readouts(out["panel"])[0]),
+        "pair": (layers[2], maps[0], layers[3], maps[1]),
+        "wave": int(_readouts(out["controls"])[0]),
+        "W": int(_readouts(out["teaching"])[0]),
+    }
+
+
+def _expected_titles(state: dict) -> dict:
+    """The figure texts that ``state`` (from ``_controls``) must show."""
+    from cnnexplore_nb.plots.names import statistic_name
+
+    la, ma, lb, mb = state["pair"]
+    return {
+        "main": f"{state['layer']} · map {state['map']} · image 0",
+        "tile": f"map {state['map']}",
+        "colorbar": statistic_name("percent", threshold=state["threshold"], measure="pearson"),
+        "pair": (f"CNN (A) · map {ma}\n{la}", f"CNN (B) · map {mb}\n{lb}"),
+        "wave": f"wave {state['wave']}",
+    }
+
+
+def _check_drawn(driver, state: dict, when: str) -> None:
+    """What the page draws matches what its controls say (``when`` names the moment)."""
+    from cnnexplore_nb.plots import STYLE
+
+    want = _expected_titles(state)
+    out = _outputs(driver)
+    browser = _drawn(driver, out["browser"])
+    titles = [f["title"] for f in browser]
+    assert want["main"] in titles, (when, want["main"], titles)
+    framed = [f["title"] for f in browser if f["outline"] == STYLE["highlight_color"]]
+    assert framed == [want["tile"]], (when, "framed tiles", framed, want["tile"])
+    panel = _drawn(driver, out["panel"])
+    bars = [b for f in panel for b in f["colorbars"]]
+    assert bars == [want["colorbar"]], (when, bars, want["colorbar"])
+    titles = [f["title"] for f in panel]
+    for part in want["pair"]:
+        assert part in titles, (when, part, titles)
+    labels = [lab for f in panel for lab in f["labels"]]
+    assert labels and all(kept for _, _, kept in labels), (when, "a click fades the numbers")
+    shown = [f["title"] for f in _drawn(driver, out["controls"])]
+    assert shown == [want["wave"]], (when, shown, want["wave"])
+    teaching = _text(driver, out["teaching"])
+    assert f"⌊({state['W']} −" in teaching, (when, state["W"], teaching)
+
+
+def _saved_texts(path: Path) -> dict[str, list[str]]:
+    """Figure and colour-bar titles in the widget state saved in the notebook file."""
+    import json
+
+    nb = json.loads(path.read_text())
+    state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    found: dict[str, list[str]] = {"Title": [], "ColorBar": [], "HTML": []}
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if obj.get("name") == "Title":
+                found["Title"].append(obj.get("attributes", {}).get("text", ""))
+            if obj.get("name") == "ColorBar":
+                found["ColorBar"].append(obj.get("attributes", {}).get("title", ""))
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    for widget in state.values():
+        if widget["model_name"] == "BokehModel":
+            walk(json.loads(widget["state"]["render_bundle"]))
+        if widget["model_name"] == "HTMLModel":
+            found["HTML"].append(widget["state"].get("value", ""))
+    return found
+
+
+def _check_saved(path: Path, state: dict) -> None:
+    """The saved widget state holds the controls' live values (the figures' whole state is
+    kept by the kernel, which a reloaded page asks; see ``widgets._base._CellSync``)."""
+    saved = _saved_texts(path)
+    assert any(f"⌊({state['W']} −" in h for h in saved["HTML"]), state["W"]
+    assert saved["Title"] and saved["ColorBar"], saved  # the figures are saved too
+
+
+def _choose(output, index: int, text: str) -> None:
+    """Choose ``text`` in the ``index``-th dropdown of ``output``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(output.find_elements(By.TAG_NAME, "select")[index]).select_by_visible_text(text)
+
+
+def _open(driver, port: int, token: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"http://127.0.0.1:{port}/lab/tree/panel.ipynb?token={token}")
+    _wait(
+        lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"),
+        90,
+        "the notebook to open",
+    )
+
+
+def _settle(driver) -> None:
+    """The kernel is idle and the figures re-sent after the last browser change."""
+    _wait(lambda: _idle(driver), 60, "the kernel to be idle")
+    time.sleep(2.5)  # the panels re-send a changed figure 0.4 s after the last change
+    _wait(lambda: _idle(driver), 60, "the kernel to be idle")
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
@@ -240,7 +468,8 @@ def _move_slider(driver, output, index: int, steps: int) -> str:
     "(apt-get install -y chromium chromium-driver; .ci/run does this)",
 )
 def test_panels_live_in_jupyterlab(tmp_path):
-    """Run All, move both sliders, click a heatmap cell, export, save, reload, still live."""
+    """Run All; move the sliders, pick a layer, click heatmap cells, export; what is drawn
+    matches the controls live, in the saved notebook and after a reload, which stays live."""
     pytest.importorskip("selenium")
     from selenium.webdriver.common.by import By
 
@@ -254,20 +483,15 @@ def test_panels_live_in_jupyterlab(tmp_path):
         _wait(lambda: _server_up(port, token) or lab.poll() is not None, 60, "JupyterLab to start")
         assert lab.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
         driver = _driver(tmp_path / "profile")
-        driver.get(f"http://127.0.0.1:{port}/lab/tree/panel.ipynb?token={token}")
-        _wait(
-            lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"),
-            90,
-            "the notebook to open",
-        )
+        _open(driver, port, token)
         _wait(lambda: _idle(driver), 90, "the kernel to be idle")
         # "Run All", as researchers do: the panel cell runs right after the setup cell, so
         # the panel is drawn as soon as its output arrives (regression: it used to draw
         # before BokehJS had loaded and showed "Click to show javascript error")
         _menu(driver, "Run", "Run All Cells")
-        _wait(lambda: _output_with(driver, "click a heatmap cell"), 120, "the correlation panel")
+        _wait(lambda: _output_with(driver, "K_eff"), 120, "the last output")
         _wait(
-            lambda: _assert_no_widget_error(driver) or _figures_drawn(driver) >= 3,
+            lambda: _assert_no_widget_error(driver) or _figures_drawn(driver) >= 4,
             90,
             "the Bokeh figures to be drawn",
         )
@@ -275,73 +499,98 @@ def test_panels_live_in_jupyterlab(tmp_path):
         time.sleep(2)  # let BokehJS finish drawing the canvases
         _assert_no_widget_error(driver)
         driver.save_screenshot(str(shots / "cnnexplore_browser_before.png"))
+        _check_drawn(driver, _controls(driver), "after Run All")
 
-        # 1. the map slider redraws the map browser's figure
-        browser_out = _wait(lambda: _output_with(driver, "shared colour scale"), 30, "the browser")
-        plot_area = browser_out.find_elements(By.XPATH, ".//*[contains(@class,'bk-Figure')]")[0]
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot_area)
-        before = plot_area.screenshot_as_png
-        _move_slider(driver, browser_out, 0, 3)
-        _wait(lambda: plot_area.screenshot_as_png != before, 30, "the map to change")
-        readout = browser_out.find_elements(By.CSS_SELECTOR, ".widget-readout")
-        _wait(lambda: readout[0].text.strip() == "3", 10, "the map readout to show 3")
+        # 1. the map slider redraws the map browser's figure; the layer picker changes layer
+        _move_slider(driver, _outputs(driver)["browser"], 0, 3)
+        _wait(lambda: _map_title(driver) == "conv · map 3 · image 0", 30, "the map to change")
+        _wait(lambda: _readouts(_outputs(driver)["browser"])[0] == "3", 10, "the readout 3")
+        _settle(driver)
+        _choose(_outputs(driver)["browser"], 0, "deep")
+        _wait(lambda: _idle(driver), 30, "the kernel to change the layer")
+        _move_slider(driver, _outputs(driver)["browser"], 0, 1)
+        _wait(lambda: _readouts(_outputs(driver)["browser"])[0] == "4", 10, "the readout 4")
 
-        # 2. a click on a heatmap cell shows that layer pair's best maps in the pair view
-        panel_out = _output_with(driver, "click a heatmap cell")
+        # 2. a click on a heatmap cell shows that layer pair's best maps in the pair view,
+        # and the other cells' numbers stay readable
+        panel_out = _outputs(driver)["panel"]
         shown = _selected(panel_out)
         assert shown[2:4] == ["late", "late"], shown  # the pair view opens on (late, late)
         _click_cell(driver, "early", "early")
-        _wait(lambda: _selected(panel_out)[2:4] == ["early", "early"], 30, "the pair to change")
+        _wait(lambda: _selected(_outputs(driver)["panel"])[2:4] == ["early", "early"], 30,
+              "the pair to change")  # fmt: skip
         time.sleep(1)
         driver.save_screenshot(str(shots / "cnnexplore_browser_clicked.png"))
+        _settle(driver)
         # a second click on another cell works too (the selection was cleared)
         _click_cell(driver, "late", "early")
-        _wait(lambda: _selected(panel_out)[2:4] == ["early", "late"], 30, "the second click")
+        _wait(lambda: _selected(_outputs(driver)["panel"])[2:4] == ["early", "late"], 30,
+              "the second click")  # fmt: skip
 
         # 3. the threshold slider re-derives the statistics (no recomputation)
-        _move_slider(driver, panel_out, 0, 5)
-        _wait(lambda: "≥ 0.85" in panel_out.text, 30, "the statistics at threshold 0.85")
-        _wait(lambda: _idle(driver), 30, "the kernel to process the sliders")
+        _move_slider(driver, _outputs(driver)["panel"], 0, 5)
+        _wait(lambda: "≥ 0.85" in _text(driver, _output_with(driver, "click a heatmap")), 30,
+              "the threshold 0.85")  # fmt: skip
 
-        # 4. export: files in the notebook's figure folder, paths shown beside the button
+        # 4. a figure of one's own and a teaching widget
+        _move_slider(driver, _outputs(driver)["controls"], 0, 2)
+        _move_slider(driver, _outputs(driver)["teaching"], 0, 1)
+        _settle(driver)
+        state = _controls(driver)
+        assert (state["layer"], state["map"], state["threshold"]) == ("deep", 4, 0.85), state
+        assert (state["wave"], state["W"]) == (3, 33), state
+        _check_drawn(driver, state, "after the interactions")
+
+        # 5. export: files in the notebook's figure folder, paths shown beside the button
+        panel_out = _outputs(driver)["panel"]
         button = [b for b in panel_out.find_elements(By.TAG_NAME, "button") if "Export" in b.text]
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button[0])
         button[0].click()
         folder = tmp_path / "figures" / "panel"
-        _wait(lambda: "correlation.pdf" in panel_out.text, 60, "the export message")
+        _wait(lambda: "correlation.pdf" in _text(driver, _output_with(driver, "click a heatmap")),
+              60, "the export")  # fmt: skip
         assert {p.name for p in folder.iterdir()} >= {"correlation.png", "correlation.svg",
                                                        "correlation.pdf"}  # fmt: skip
-        assert str(folder / "correlation.png") in panel_out.text
+        assert str(folder / "correlation.png") in _text(driver, _outputs(driver)["panel"])
         driver.save_screenshot(str(shots / "cnnexplore_browser_exported.png"))
 
-        # 5. save, reload the page: the panels come back from the running kernel, still live
+        # 6. save: the notebook file holds the widget state
         _menu(driver, "File", "Save Notebook")
+        saved = tmp_path / "nb" / "panel.ipynb"
+        _wait(lambda: "widgets" in saved.read_text()[-200000:] and _idle(driver), 30, "the save")
         time.sleep(2)
+        _check_saved(saved, state)
+
+        # 7. reload the page: the panels come back from the running kernel, drawing what
+        # their controls say, and still live
         driver.refresh()
         _wait(
             lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"),
             90,
             "the notebook to open again",
         )
-        _wait(lambda: _output_with(driver, "click a heatmap cell"), 60, "the panel after reload")
+        _wait(lambda: _output_with(driver, "K_eff"), 60, "the outputs after reload")
         _wait(
-            lambda: _assert_no_widget_error(driver) or _figures_drawn(driver) >= 3,
+            lambda: _assert_no_widget_error(driver) or _figures_drawn(driver) >= 4,
             60,
             "the figures after reload",
         )
         time.sleep(2)
         _assert_no_widget_error(driver)
         driver.save_screenshot(str(shots / "cnnexplore_browser_reloaded.png"))
-        browser_out = _output_with(driver, "shared colour scale")
-        plot_area = browser_out.find_elements(By.XPATH, ".//*[contains(@class,'bk-Figure')]")[0]
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot_area)
-        before = plot_area.screenshot_as_png
-        _move_slider(driver, browser_out, 0, 2)
-        _wait(lambda: plot_area.screenshot_as_png != before, 30, "the map to change after reload")
-        panel_out = _output_with(driver, "click a heatmap cell")
+        assert _controls(driver) == state, (_controls(driver), state)
+        _check_drawn(driver, state, "after the reload")
+        _move_slider(driver, _outputs(driver)["browser"], 0, 1)
+        _wait(lambda: _map_title(driver) == "deep · map 5 · image 0", 30,
+              "the map to change after reload")  # fmt: skip
         _click_cell(driver, "late", "late")
-        _wait(lambda: _selected(panel_out)[2:4] == ["late", "late"], 30, "a click after reload")
+        _wait(lambda: _selected(_outputs(driver)["panel"])[2:4] == ["late", "late"], 30,
+              "a click after reload")  # fmt: skip
+        _settle(driver)
+        _check_drawn(driver, _controls(driver), "after interacting after the reload")
         _assert_no_widget_error(driver)
+        # 8. nothing was fetched from outside (BokehJS, Panel's CSS and JS are inline)
+        assert _offsite(driver) == []
     except Exception:
         if driver is not None:
             driver.save_screenshot(str(shots / "cnnexplore_browser_failure.png"))

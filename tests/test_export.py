@@ -150,3 +150,68 @@ def test_fonts_at_print_size(tmp_path):
         figure = draw(fig)
         sizes = {t.get_fontsize() for t in figure.findobj(matplotlib.text.Text) if t.get_text()}
     assert sizes and min(sizes) >= 6 and max(sizes) <= 9
+
+
+# -- notebooks are committed without outputs -------------------------------------------------
+def test_git_filter_strips_notebook_outputs(tmp_path):
+    """``scripts/run.sh strip-filter`` plus ``.gitattributes``: a notebook saved with outputs
+    (and JupyterLab's widget state) is staged without them; the file on disk keeps them."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    pytest.importorskip("nbstripout")
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    root = Path(__file__).resolve().parents[1]
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(root / "scripts" / "run.sh", repo / "scripts" / "run.sh")
+    shutil.copy(root / ".gitattributes", repo / ".gitattributes")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")  # fmt: skip
+
+    def run(*cmd):
+        return subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True, text=True)
+
+    run(git, "init", "-q")
+    run("bash", "scripts/run.sh", "strip-filter")
+    assert "nbstripout" in run(git, "config", "filter.nbstripout.clean").stdout
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print('hello')")
+    cell.outputs = [nbformat.v4.new_output("stream", text="hello\n")]
+    cell.execution_count = 3
+    nb.cells = [cell, nbformat.v4.new_markdown_cell("text")]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": 1}}}
+    nbformat.write(nb, repo / "n.ipynb")
+    run(git, "add", "n.ipynb")
+    staged = nbformat.reads(run(git, "show", ":n.ipynb").stdout, as_version=4)
+    assert staged.cells[0].source == "print('hello')"  # the code stays
+    assert staged.cells[0].outputs == [] and staged.cells[0].execution_count is None
+    assert "widgets" not in staged.metadata
+    on_disk = nbformat.read(repo / "n.ipynb", as_version=4)
+    assert on_disk.cells[0].outputs  # the working copy is not touched
+    # outside a git checkout the task does nothing (and does not fail)
+    plain = tmp_path / "plain"
+    shutil.copytree(repo / "scripts", plain / "scripts")
+    subprocess.run(["bash", "scripts/run.sh", "strip-filter"], cwd=plain, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def test_committed_notebooks_pass_the_filter_unchanged():
+    """The stored notebooks are already stripped (cell ids kept): installing the filter does
+    not show them as modified."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("nbstripout")
+    for nb in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        text = nb.read_text()
+        out = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id"], input=text,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        assert out.stdout == text, f"{nb.name} holds outputs or metadata the filter strips"

@@ -163,7 +163,7 @@ def test_layer_heatmap_cells_follow_layer_order():
     assert list(fig.y_range.factors) == [shown[x] for x in layers][::-1]
     assert list(fig.x_range.factors) == [shown[x] for x in layers[:2]]
     assert heat.vdims[0].label == "mean max |r| of maps ≥ 0.8"
-    assert [d.label for d in heat.kdims] == ["CNN6 partner layer", "CNN6 layer"]
+    assert [d.label for d in heat.kdims] == ["CNN6 (B) layer", "CNN6 (A) layer"]
     labels = overlay.Labels.I
     assert f"{stats['mean'].iloc[0]:.2f}" in list(labels.dimension_values("text"))
     with pytest.raises(ValueError, match="unknown stats column 'maen'; closest: 'mean'"):
@@ -187,8 +187,8 @@ def test_layer_heatmap_default_percent_fixed_range_and_tables():
                                 progress=False)  # fmt: skip
     heat = plots.layer_heatmap(tables).HeatMap.I  # names, threshold and measure of the tables
     assert heat.vdims[0].label == "% maps with max |cos| ≥ 0.7"
-    assert heat.kdims[1].label == "CNN6 layer"  # one network: its name, no (1) suffix
-    assert heat.kdims[0].label == "CNN6 partner layer"
+    assert heat.kdims[1].label == "CNN6 (A) layer"  # one network: its name and its side
+    assert heat.kdims[0].label == "CNN6 (B) layer"
     assert list(heat.dimension_values(0)) == ["module 1"]
 
 
@@ -339,3 +339,52 @@ def test_dense_series_keep_every_point_on_the_curve_but_thin_marks():
     np.testing.assert_allclose(
         b.iloc[:, 1].to_numpy(), np.interp(xs, curves[0].dframe().iloc[:, 0], means)
     )
+
+
+# -- heatmap numbers readable on every colour, never faded by a click --------------------------
+def test_heatmap_numbers_black_on_bright_white_on_dark_and_not_faded():
+    import holoviews as hv
+    import pandas as pd
+    from matplotlib import colormaps
+
+    stats = pd.DataFrame({"A_layer": ["a", "a", "b", "b"], "B_layer": ["a", "b", "a", "b"],
+                          "percent": [97.0, 50.0, 10.0, np.nan]})  # fmt: skip
+    overlay = plots.layer_heatmap(stats, "percent")
+    labels = overlay.Labels.I
+    colors = dict(zip(labels.dimension_values("text"), labels.dimension_values("color")))
+    viridis = colormaps["viridis"]  # the reference: luminance of the cell colour (0-100 %)
+    for text, value in (("97", 97.0), ("50", 50.0), ("10", 10.0)):
+        r, g, b, _ = viridis(value / 100)
+        want = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+        assert colors[text] == want, (text, colors[text], want)
+    assert colors["97"] == "black" and colors["10"] == "white"  # yellow, purple
+    plot = hv.renderer("bokeh").get_plot(overlay)
+    text = [r for r in plot.state.renderers if type(r.glyph).__name__ == "Text"]
+    assert text and all(r.nonselection_glyph is None for r in text)  # drawn as themselves
+    assert text[0].glyph.text_color.field == "text_color"  # one colour per cell
+
+
+def test_for_print_names_the_statistic_once_and_map_grid_heading(tmp_path):
+    import pandas as pd
+
+    from cnnexplore_nb.plots.check import check_figure
+
+    stats = pd.DataFrame({"A_layer": ["conv_module1", "conv_module2"] * 2,
+                          "B_layer": ["conv_module1"] * 2 + ["conv_module2"] * 2,
+                          "percent": [80.0, 20.0, 20.0, 60.0]})  # fmt: skip
+    heat = plots.layer_heatmap(stats, "percent", names=("CNN6", "CNN6"), threshold=0.8)
+    bars = plots.percent_bars(stats, title="within a layer", threshold=0.8)
+    ph, pb = plots.for_print(heat, bars, title="within CNN6")
+    fig = plots.draw(__import__("holoviews").Layout([ph, pb]).cols(2))
+    title = fig.axes[0].get_title("left") + fig.axes[0].get_title()
+    assert "% maps with max |r| ≥ 0.8" in title  # the heatmap's title names it
+    assert len(fig.axes) == 2  # no colour bar
+    bars_title = fig.axes[1].get_title("left") + fig.axes[1].get_title()
+    assert fig.axes[1].get_ylabel() == "% maps" and "max |r| ≥ 0.8" in bars_title
+    assert check_figure(fig).problems == []
+    grid = plots.map_grid(np.random.default_rng(0).random((8, 6, 6)), ncols=4,
+                          heading="module 2")  # fmt: skip
+    fig = plots.draw(grid)
+    assert fig._suptitle.get_text() == "module 2"
+    assert [ax.get_title("left") + ax.get_title() for ax in fig.axes][:2] == ["map 0", "map 1"]
+    assert check_figure(fig).problems == []

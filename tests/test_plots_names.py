@@ -132,9 +132,15 @@ def test_figures_use_the_overrides():
 def test_self_comparison_names_drop_the_explorer_suffixes():
     from cnnexplore_nb.plots.names import model_names
 
-    assert model_names(("CNN6(1)", "CNN6(2)")) == ("CNN6", "CNN6 partner")
+    assert model_names(("CNN6(1)", "CNN6(2)")) == ("CNN6 (A)", "CNN6 (B)")
+    assert model_names(("CNN6", "CNN6")) == ("CNN6 (A)", "CNN6 (B)")
     assert model_names(("CNN6", "CNN10")) == ("CNN6", "CNN10")
     assert model_names(("A(1)", "B(2)")) == ("A(1)", "B(2)")  # not one network with itself
+    from cnnexplore_nb.plots.names import comparison_name
+
+    assert comparison_name(("CNN6(1)", "CNN6(2)")) == "within CNN6"
+    assert comparison_name(("CNN6", "CNN6")) == "within CNN6"
+    assert comparison_name(("CNN6", "CNN10")) == "CNN6 vs CNN10"
 
 
 def test_builtin_names_stay_off_a_user_network_with_the_same_paths():

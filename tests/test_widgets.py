@@ -294,7 +294,7 @@ def test_pair_scatter_rescales_and_tooltips_name_layers(corr_maps):
     big = scatter.handles["y_range"].end
     assert big > 10 * small and big >= maps["l2"][0, 1].max()  # the axes follow the data
     hover = [t for t in panel._heat.plot.state.tools if type(t).__name__ == "HoverTool"][0]
-    assert ("M layer", "@{A_layer}") in hover.tooltips  # the layer's name, not a number
+    assert ("M (A) layer", "@{A_layer}") in hover.tooltips  # the layer's name, not a number
     assert set(panel._heat_source().data["A_layer"]) == {"l1", "l2"}
 
 
@@ -414,3 +414,96 @@ def test_figure_controls_bad_inputs_and_failing_function():
     with pytest.raises(ValueError, match="no channel 2"):
         panel.controls["channel"].value = 2
     assert "no channel 2" in html.unescape(panel.status.value)
+
+
+# -- what a saved notebook or a reloaded page starts from --------------------------------------
+def _bundle_titles(widget) -> list[str]:
+    """Figure titles in a Bokeh widget's render bundle (its saved state)."""
+    import json
+
+    from bokeh.core.json_encoder import serialize_json
+
+    found = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if obj.get("name") == "Title":
+                found.append(obj.get("attributes", {}).get("text", ""))
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(json.loads(serialize_json(widget.render_bundle)))
+    return found
+
+
+def test_browser_changes_reach_the_saved_widget_state(maps):
+    """A change outside a notebook cell (a browser event, run by the kernel's event loop)
+    is stored whole in the widget's state (what a reloaded page asks the kernel for) once
+    the events stop, ``delay`` seconds after the last, without redrawing the browser."""
+    import asyncio
+
+    from cnnexplore_nb.widgets._base import _SYNC
+
+    b = MapBrowser(maps, grid=0)
+    assert _bundle_titles(b._main.widget) == ["module 1 · map 0 · image 0"]
+    b._index.value = 3  # no event loop here (no front end): the bundle follows on demand
+    _SYNC.flush()
+    assert _bundle_titles(b._main.widget) == ["module 1 · map 3 · image 0"]
+
+    async def burst():
+        b._index.value = 4
+        b._index.value = 5  # a slider drag: one re-send after the last step
+        assert _bundle_titles(b._main.widget) == ["module 1 · map 3 · image 0"]
+        await asyncio.sleep(_SYNC.delay + 0.3)
+        return _bundle_titles(b._main.widget)
+
+    assert asyncio.run(burst()) == ["module 1 · map 5 · image 0"]
+
+
+def test_panel_exports_pass_the_figure_check_at_default_sizes(corr_maps, maps):
+    """``plots.check_figure`` finds nothing in the panels' exports (no wrapped or colliding
+    labels, no raw names), for a network with itself and for two networks."""
+    import holoviews as hv
+    from ipywidgets import IntSlider
+
+    from cnnexplore_nb.plots.check import check_figure
+    from cnnexplore_nb.widgets import FigureControls
+
+    corr_maps = {f"conv_module{k[1]}": v for k, v in corr_maps.items()}  # l1 -> module 1
+    other = {k: v[:, ::-1].copy() for k, v in corr_maps.items()}
+    panels = {
+        "within": CorrelationPanel(corr_maps, names=("CNN6", "CNN6"), compute=counted()[0]),
+        "between": CorrelationPanel(corr_maps, other, names=("CNN6", "CNN10")),
+        "page": MapBrowser(maps, grid=8, map_index=5),
+        "single": MapBrowser(maps, grid=0, map_index=5),
+        "controls": FigureControls(
+            lambda k: hv.Curve(np.arange(5.0) ** k, "step", "step to the power k").opts(
+                title=f"power {k}"
+            ),
+            k=IntSlider(2, 0, 3),
+        ),
+    }
+    panels["within"].click_cell("conv_module1", "conv_module1")
+    for name, panel in panels.items():
+        fig = plots.draw(plots.static_view(panel.figure()))
+        report = check_figure(fig, name=name)
+        assert report.problems == [], (name, [p.message for p in report.problems])
+    fig = plots.draw(plots.static_view(panels["within"].figure()))
+    titles = [ax.get_title("left") + ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("(a) within CNN6") and titles[0].count("\n") <= 1, titles
+    assert not any("partner" in t for t in titles), titles
+    assert "(c) CNN6 (A) · map" in titles[2] and "(d) CNN6 (B) · map" in titles[3], titles
+    # the pair view beside the heatmap: one row holds both
+    within = panels["within"]
+    row = next(c for c in within.widget.children if within._heat.widget in getattr(c, "children", ()))
+    assert within._pair.widget in row.children[1].children
+    # percentages to one decimal in the statistics table
+    shown = panels["within"].stats_html.value
+    for v in panels["within"].stats["percent"]:
+        assert f"<td>{v:.1f}</td>" in shown, (v, shown)
+    fig = plots.draw(plots.static_view(panels["page"].figure()))
+    assert fig._suptitle.get_text() == "module 1 · image 0"
+    assert [ax.get_title("left") + ax.get_title() for ax in fig.axes[:2]] == ["map 0", "map 1"]

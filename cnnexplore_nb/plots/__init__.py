@@ -17,6 +17,7 @@ from .check import FigureReport, Problem, check_figure, read_reports
 from .correlation import (
     correlation_hist,
     correlation_image,
+    for_print,
     layer_columns,
     layer_heatmap,
     percent_bars,
@@ -63,6 +64,7 @@ __all__ = [
     "ensure_backends",
     "errorbar_curves",
     "export",
+    "for_print",
     "grid_of",
     "kernel_grid",
     "layer_columns",

@@ -13,7 +13,7 @@ from typing import Any
 import holoviews as hv
 import numpy as np
 
-__all__ = ["STYLE", "as_array", "cell_labels", "ensure_backends", "styled"]
+__all__ = ["STYLE", "as_array", "cell_labels", "ensure_backends", "styled", "text_colors"]
 
 #: Fonts, sizes and colour maps shared by all figures (edit once, every figure follows).
 STYLE: dict[str, Any] = {
@@ -57,13 +57,54 @@ def styled(
     return obj
 
 
-def cell_labels(xs: Any, ys: Any, text: list[str], kdims: list, size: int = 8) -> hv.Labels:
-    """White value labels centred on heatmap cells (``size`` in points, Bokeh one larger)."""
-    labels = hv.Labels((np.ravel(xs), np.ravel(ys), text), kdims=kdims, vdims=["text"])
+def text_colors(values: Any, cmap: Any, clim: tuple[float, float]) -> list[str]:
+    """Black or white per value, whichever reads better on its colour in ``cmap`` over
+    ``clim`` (the luminance rule of the exported figures); black for NaN."""
+    from holoviews.plotting.util import process_cmap
+
+    palette = process_cmap(cmap, ncolors=256)
+    lo, hi = float(clim[0]), float(clim[1])
+    out = []
+    for v in np.ravel(np.asarray(values, dtype=float)):
+        if not np.isfinite(v):
+            out.append("black")
+            continue
+        k = int(np.clip((v - lo) / (hi - lo) if hi > lo else 0.0, 0.0, 1.0) * 255)
+        rgb = [int(palette[k][i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        lum = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+        out.append("black" if lum > 0.5 else "white")
+    return out
+
+
+def _keep_text_on_selection(plot: Any, element: Any) -> None:
+    """A click on a heatmap selects a cell; the other cells' numbers stay as they are (Bokeh
+    fades non-selected glyphs to 10 % by default)."""
+    renderer = plot.handles.get("glyph_renderer")
+    if renderer is not None and renderer.nonselection_glyph is not None:
+        renderer.nonselection_glyph = None  # None: drawn like the glyph itself
+
+
+def cell_labels(
+    xs: Any, ys: Any, text: list[str], kdims: list, size: int = 8, colors: Any = None
+) -> hv.Labels:
+    """Value labels centred on heatmap cells (``size`` in points, Bokeh one larger).
+
+    ``colors`` gives each label's colour (e.g. :func:`text_colors` of the cell values);
+    default white. A selection (a click) never fades the labels.
+    """
+    n = len(np.ravel(xs))
+    colors = ["white"] * n if colors is None else [str(c) for c in colors]
+    labels = hv.Labels(
+        (np.ravel(xs), np.ravel(ys), text, colors), kdims=kdims, vdims=["text", "color"]
+    )
     return styled(
         labels,
         {},
-        bokeh={"text_font_size": f"{size + 1}pt", "text_color": "white"},
+        bokeh={
+            "text_font_size": f"{size + 1}pt",
+            "text_color": "color",
+            "hooks": [_keep_text_on_selection],
+        },
         mpl={"size": size, "color": "white"},
     )
 

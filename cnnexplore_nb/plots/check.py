@@ -95,9 +95,11 @@ def _texts(fig: Any) -> list[tuple[Any, Any, str]]:
         if text is not None and text.get_visible() and text.get_text().strip():
             found.append((text, ax, role))
 
+    title = getattr(fig, "_suptitle", None)
     for t in fig.texts:
-        add(t, None, "figure text")
-    if getattr(fig, "_suptitle", None) is not None:
+        if t is not title:  # Matplotlib keeps the suptitle among the figure's texts too
+            add(t, None, "figure text")
+    if title is not None:
         add(fig._suptitle, None, "figure title")
     for leg in fig.legends:
         for t in leg.get_texts():

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_choice, check_positive_int
-from ._style import STYLE, as_array, cell_labels, fonts, styled
+from ._style import STYLE, as_array, cell_labels, fonts, styled, text_colors
 from .names import display_name, layer_names, measure_symbol, model_names, statistic_name
 
 __all__ = [
     "correlation_hist",
     "correlation_image",
+    "for_print",
     "layer_columns",
     "layer_heatmap",
     "percent_bars",
@@ -263,7 +264,8 @@ def layer_heatmap(
     fmt = "{:.0f}" if base in ("count", "n_maps", "percent") else "{:.2f}"
     text = [(x, y, fmt.format(v) if np.isfinite(v) else "") for x, y, v in cells]
     xs, ys, ts = zip(*text) if text else ((), (), ())
-    return heat * cell_labels(list(xs), list(ys), list(ts), [dim_b, dim_a], size=7)
+    colors = text_colors([v for _, _, v in cells], STYLE["cmap"], clim)
+    return heat * cell_labels(list(xs), list(ys), list(ts), [dim_b, dim_a], size=7, colors=colors)
 
 
 def percent_bars(
@@ -319,6 +321,42 @@ def percent_bars(
         bokeh={"frame_width": w, "frame_height": h, "tools": ["hover"], "xrotation": 45},
         mpl={"fig_inches": STYLE["plot_inches"]},
     )
+
+
+def for_print(heat: Any, bars: Any, *, title: str = "") -> tuple[Any, Any]:
+    """A heatmap and a bar chart of the same statistic set side by side for print.
+
+    The heatmap's cells print their values, so it names its statistic in its title (under
+    ``title``) instead of a colour bar; the bars' axis is "% maps" with the threshold in
+    their title. Two identical long labels (the colour bar's and the bars' axis) would
+    each wrap and crowd the gap between the panels.
+
+    Parameters
+    ----------
+    heat : hv.Overlay or hv.HeatMap
+        From :func:`layer_heatmap`.
+    bars : hv.Bars
+        From :func:`percent_bars`.
+    title : str
+        First line of the heatmap's title (e.g. "within CNN6"); default its own title.
+
+    Returns
+    -------
+    (heatmap, bars)
+    """
+
+    def retitle(el: Any) -> Any:
+        own = title or el.opts.get("plot", backend="matplotlib").kwargs.get("title", "")
+        label = el.vdims[0].pprint_label
+        return styled(el, {"colorbar": False, "title": f"{own}\n{label}" if own else label})
+
+    heat = heat.map(retitle, hv.HeatMap)
+    label = bars.vdims[0].pprint_label
+    head = bars.opts.get("plot", backend="matplotlib").kwargs.get("title", "")
+    if label.startswith("% maps with "):
+        tail = label[len("% maps with ") :]
+        bars = styled(bars, {"ylabel": "% maps", "title": f"{head}\n{tail}" if head else tail})
+    return heat, bars
 
 
 def correlation_hist(

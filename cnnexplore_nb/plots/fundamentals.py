@@ -10,7 +10,7 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
-from ._style import STYLE, as_array, cell_labels, fonts, styled
+from ._style import STYLE, as_array, cell_labels, fonts, styled, text_colors
 from .general import _need_columns, series_elements
 from .maps import _grid_layout
 from .names import display_name, layer_names, series_label
@@ -43,7 +43,10 @@ def value_grid(
     )
     xs, ys = np.meshgrid(np.arange(w) + 0.5, h - 0.5 - np.arange(h))
     text = [fmt.format(v) for v in arr.ravel()]
-    return img * cell_labels(xs, ys, text, ["x", "y"], size=8)
+    finite = arr[np.isfinite(arr)]
+    clim = (float(finite.min(initial=0.0)), float(finite.max(initial=1.0)))
+    colors = text_colors(arr.ravel(), cmap or STYLE["cmap"], clim)
+    return img * cell_labels(xs, ys, text, ["x", "y"], size=8, colors=colors)
 
 
 def line_curves(
@@ -176,7 +179,10 @@ def matrix_heatmap(
     )
     jj, ii = np.meshgrid(np.arange(nx), np.arange(ny))
     text = [f"{v:.2f}" if np.isfinite(v) else "" for v in grid.ravel()]
-    return heat * cell_labels(jj, ii, text, [kx, ky], size=7)
+    finite = grid[np.isfinite(grid)]
+    lim = clim if clim is not None else (finite.min(initial=0.0), finite.max(initial=1.0))
+    colors = text_colors(grid.ravel(), STYLE["cmap"], lim)
+    return heat * cell_labels(jj, ii, text, [kx, ky], size=7, colors=colors)
 
 
 def grid_of(panels: Sequence[Any], ncols: int) -> hv.Layout:

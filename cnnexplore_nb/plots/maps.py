@@ -114,6 +114,7 @@ def map_grid(
     title: str = "map {id}",
     label: str = "activation",
     colorbar: bool | None = None,
+    heading: str = "",
 ) -> hv.Layout:
     """A grid of activation maps titled with their ids.
 
@@ -136,6 +137,9 @@ def map_grid(
     colorbar : bool, optional
         A colour bar (labelled ``label``) in the exported figure: one for the whole grid with
         ``shared_scale``; default with ``shared_scale`` (a shared range is meant to be read).
+    heading : str
+        One heading above the whole grid, e.g. the layer (``"module 2"``), so that the tiles
+        keep short titles ("map 5") instead of repeating it.
 
     Returns
     -------
@@ -157,7 +161,10 @@ def map_grid(
     ]  # fmt: skip
     if shared_scale if colorbar is None else colorbar:
         panels = [p.opts(colorbar=True, backend="matplotlib") for p in panels]
-    return _grid_layout(panels, ncols)
+    layout = _grid_layout(panels, ncols)
+    if heading:
+        layout = styled(layout, {"title": str(heading)})
+    return layout
 
 
 def kernel_grid(
@@ -246,6 +253,7 @@ def map_pair(
     measure: str = "pearson",
     same: bool = False,
     pixels: tuple[Any, Any] | None = None,
+    size: int | None = None,
 ) -> hv.Layout:
     """Two maps side by side and the scatter of their pixel values, with the similarity in
     the title.
@@ -255,7 +263,9 @@ def map_pair(
     a, b : array or Tensor of shape (H, W)
         The two maps (same shape unless ``pixels`` is given).
     names : (str, str)
-        Panel titles, e.g. ``("module 2 · map 5", "module 6 · map 17")``.
+        Panel titles, e.g. ``("module 2 · map 5", "module 6 · map 17")``; a title may
+        hold two lines (``"CNN6 (A) · map 5\nmodule 2"``), the first names the scatter's
+        axis.
     r : float, optional
         Similarity to print; the Pearson r of the pixels if omitted (NaN for a constant map:
         the title says "undefined").
@@ -269,6 +279,8 @@ def map_pair(
         The samples of the scatter when they are not the two maps' pixels: the values of
         both maps at the same pixels of every image, on a common grid (any shapes holding
         the same number of values). The scatter's title then says how many it shows.
+    size : int, optional
+        Side of each panel in the notebook, in pixels (default ``STYLE["panel_px"]``).
 
     Notes
     -----
@@ -305,9 +317,11 @@ def map_pair(
     if pixels is not None:
         shown = f"{fa.size:,} of {total:,}" if fa.size < total else f"{total:,}"
         head = f"{head} · {shown} px"
-    left = map_image(xa, title=names[0])
-    right = map_image(xb, title=names[1])
-    la, lb = str(names[0]), str(names[1])
+    px = size or STYLE["panel_px"]
+    left = map_image(xa, title=names[0], size=px)
+    right = map_image(xb, title=names[1], size=px)
+    # the scatter's axes are named by the titles' first lines (a title may hold two)
+    la, lb = str(names[0]).split("\n")[0], str(names[1]).split("\n")[0]
     if la == lb:
         la, lb = f"{la} (A)", f"{lb} (B)"
     scatter = hv.Scatter(
@@ -317,8 +331,8 @@ def map_pair(
         scatter,
         {"title": head, "framewise": True, **fonts()},
         bokeh={
-            "frame_width": STYLE["panel_px"],
-            "frame_height": STYLE["panel_px"],
+            "frame_width": px,
+            "frame_height": px,
             "size": 3,
             "alpha": 0.4,
             "tools": ["hover"],

@@ -34,6 +34,7 @@ __all__ = [
     "KINDS",
     "NAMES",
     "DisplayNames",
+    "comparison_name",
     "display_name",
     "display_names",
     "layer_name",
@@ -41,8 +42,10 @@ __all__ = [
     "measure_symbol",
     "method_name",
     "metric_name",
+    "model_names",
     "pair_name",
     "pair_title",
+    "readable_table",
     "series_label",
     "statistic_name",
     "weight_name",
@@ -220,14 +223,24 @@ def model_names(names: Sequence[str] | None) -> tuple[str, str]:
     """Display names of the two sides of a comparison.
 
     A network compared with itself is stored as ``("CNN6(1)", "CNN6(2)")`` (CNN Explorer's
-    column prefixes); shown, both sides are "CNN6", the second one as the partner:
-    ``("CNN6", "CNN6 partner")``.
+    column prefixes), or given as two equal names; shown, the sides are ``("CNN6 (A)",
+    "CNN6 (B)")``.
     """
     na, nb = (str(n) for n in (names or ("A", "B")))
     m_a, m_b = re.fullmatch(r"(.*)\(1\)", na), re.fullmatch(r"(.*)\(2\)", nb)
     if m_a and m_b and m_a.group(1) == m_b.group(1):
-        return m_a.group(1), f"{m_b.group(1)} partner"
+        na = nb = m_a.group(1)
+    if na == nb:
+        return f"{na} (A)", f"{nb} (B)"
     return na, nb
+
+
+def comparison_name(names: Sequence[str] | None) -> str:
+    """A comparison in a title: "within CNN6" for a network with itself, else "A vs B"."""
+    na, nb = model_names(names)
+    if na.endswith(" (A)") and nb.endswith(" (B)") and na[:-4] == nb[:-4]:
+        return f"within {na[:-4]}"
+    return f"{na} vs {nb}"
 
 
 def layer_name(path: str) -> str:
@@ -444,3 +457,54 @@ def series_label(column: str | None, value: Any) -> str:
     if col in ("metric", "measure"):
         return metric_name(text) if col == "metric" else measure_name(text)
     return display_name(text)
+
+
+def readable_table(
+    df: Any,
+    *,
+    threshold: float | None = None,
+    measure: str | None = "pearson",
+    names: Sequence[str] | None = None,
+) -> Any:
+    """A statistics table for display: headings in words, percentages to 1 decimal, other
+    fractional numbers to 3 (``mean_max_mean`` -> "mean max |r|, mean over images").
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns named as the tables name them (``percent``, ``mean_max_mean``, ``module_a``,
+        ``CNN6(1)_layer``...); a two-level column index is renamed level by level.
+    threshold, measure
+        Name the statistics (:func:`statistic_name`).
+    names : (str, str), optional
+        The two networks, naming ``module_a`` / ``module_b`` (default "A" and "B").
+
+    Returns
+    -------
+    DataFrame
+        A renamed, rounded copy (integers and text unchanged).
+    """
+    out = df.copy()
+    for col in out.columns:
+        last = col[-1] if isinstance(col, tuple) else col
+        if out[col].dtype.kind == "f":
+            out[col] = out[col].round(1 if str(last).startswith("percent") else 3)
+    na, nb = model_names(names) if names is not None else ("", "")
+
+    for col in out.columns:
+        if str(col).endswith("_layer"):  # layer paths as layer names
+            out[col] = [layer_name(v) if isinstance(v, str) else v for v in out[col]]
+
+    def heading(col: Any) -> Any:
+        col = str(col)
+        if col in ("module_a", "module_b", "A_layer", "B_layer"):
+            a = col[-1] == "a" or col[0] == "A"
+            what = "module" if col.startswith("module") else "layer"
+            side = na if a else nb
+            return f"{side} {what}" if side else f"{what} ({'A' if a else 'B'})"
+        if m := re.fullmatch(r"(.+)\(([12])\)_(layer|n_dead)", col):  # CNN Explorer's names
+            side = f"{m.group(1)} ({'A' if m.group(2) == '1' else 'B'})"
+            return f"{side} layer" if m.group(3) == "layer" else f"constant maps of {side}"
+        return statistic_name(col, threshold=threshold, measure=measure)
+
+    return out.rename(columns=heading)

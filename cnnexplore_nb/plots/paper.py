@@ -88,6 +88,13 @@ def _width_ratios(plans: list[_Plan], ncols: int) -> list[float]:
     return [max(v, 2.5) / top for v in widths]
 
 
+def _heading(obj: Any) -> str:
+    """The figure's heading: the ``title`` option of a Layout (e.g. ``map_grid(heading=)``)."""
+    if not isinstance(obj, (hv.Layout, hv.NdLayout)):
+        return ""
+    return str(hv.Store.lookup_options("matplotlib", obj, "plot").kwargs.get("title") or "")
+
+
 def _split(obj: Any) -> tuple[list[Any], int, bool]:
     """Panels, columns, and whether the layout asks for panel letters."""
     if isinstance(obj, hv.AdjointLayout):
@@ -353,7 +360,9 @@ def draw(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    panels, ncols, want_letters = _split(static_view(obj))
+    view = static_view(obj)
+    heading = _heading(view)
+    panels, ncols, want_letters = _split(view)
     plans = [_plan(p) for p in panels]
     if letters is None:
         letters = want_letters and not all(p.axes_off for p in plans)
@@ -421,6 +430,9 @@ def draw(
             axes.append(ax)
             kept.append(plan)
         plans = kept
+        if heading:  # one heading for the whole figure (e.g. the layer of a map grid)
+            fig.suptitle(wrap(heading, w * 0.95, PAPER["fontsize"]["title"]),
+                         fontsize=PAPER["fontsize"]["title"])  # fmt: skip
         _share_labels(axes, ncols)
         _colorbars(fig, axes, drawn, plans, share_colors)
         _legends(fig, axes, drawn, plans, shared_legend, w)

@@ -8,6 +8,7 @@ patches to the browser (no figure rebuild, zoom is kept).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 import os
@@ -79,6 +80,9 @@ def setup_notebook(*, figures: str | os.PathLike | None = None) -> None:
     (Matplotlib is loaded too, for :func:`~cnnexplore_nb.plots.export`) and uses Panel's
     ipywidgets bridge (``comms="ipywidgets"``), which works in JupyterLab and Voila alike.
 
+    Nothing is fetched online: Panel's stylesheets of a HoloViews figure shown in a cell
+    are inlined too (Panel links them to its CDN on that path).
+
     Safe with "Run All": the loader scripts of ``hv.extension`` / ``pn.extension`` defer
     loading BokehJS by 100 ms (``setTimeout(load_or_wait, 100)``), so a panel displayed by
     the next cell could build its ``jupyter_bokeh`` view before ``window.Bokeh`` exists
@@ -104,9 +108,24 @@ def setup_notebook(*, figures: str | os.PathLike | None = None) -> None:
         publish_display_data(
             data=load_now(out.data), metadata=out.metadata, transient=out.transient
         )
+    from panel.viewable import Viewable
+
+    if _inline_styles not in Viewable._preprocessing_hooks:  # Panel's hook list for roots
+        Viewable._preprocessing_hooks.append(_inline_styles)
     plots.ensure_backends()
     if figures is not None:
         set_figure_folder(figures)
+
+
+def _inline_styles(viewable: Any, root: Any, changed: Any = None, old_models: Any = None) -> None:
+    """Panel's CSS inline in a figure shown through its ipywidgets bridge (a HoloViews
+    object displayed in a cell): Panel links its stylesheets to its CDN there, which an
+    offline notebook cannot reach (Panel inlines them only on its own display path)."""
+    from bokeh.models import UIElement
+    from panel.io.notebook import patch_inline_stylesheets
+
+    for model in root.select({"type": UIElement}):
+        patch_inline_stylesheets(model)
 
 
 #: Panel's autoload template starts loading after a delay (a head start for older loaders).
@@ -135,20 +154,33 @@ def load_now(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class _CellSync:
-    """Re-send the whole figure of Bokeh widgets that a notebook cell changed.
+    """Keep the whole figure of Bokeh widgets current in their widget state.
 
-    ``jupyter_bokeh`` forwards document changes as patches to the widget's *existing* views;
-    a view created later (the panel is displayed after ``panel.map_index = 5`` in the same
-    cell, or a "Run All" outruns the browser) starts from the bundle made when the widget
-    was built and shows a stale figure. So widgets patched while a cell runs get a fresh
-    render bundle when the cell ends (also what the saved widget state holds). Slider moves
-    in the browser run outside cells and keep the cheap patch path.
+    ``jupyter_bokeh`` forwards document changes as patches to the widget's *existing* views,
+    but its ``render_bundle`` (the state a view created later starts from, e.g. after the
+    page is reloaded) stays the one made when the widget was built. So:
+
+    * a view created later (the panel is displayed after ``panel.map_index = 5`` in the
+      same cell, or a "Run All" outruns the browser) would show a stale figure, and
+    * after moving a slider in the browser, reloading the page would show the figure of
+      the end of "Run All" beside controls showing the live values.
+
+    Widgets patched while a cell runs therefore get a fresh render bundle, sent to the
+    browser, when the cell ends. Widgets patched by a browser event (a slider, a heatmap
+    click) already show the change; their bundle is refreshed in the kernel only, when
+    the events stop for :attr:`delay` seconds (once after a slider drag, and no redraw in
+    the browser): a reloaded page asks the kernel for the widgets' state and gets it.
     """
+
+    #: seconds without new patches before a browser-driven change is stored whole
+    delay = 0.4
 
     def __init__(self) -> None:
         self.active = False
         self.dirty: weakref.WeakSet = weakref.WeakSet()
+        self.quiet: weakref.WeakSet = weakref.WeakSet()
         self.shell: Any = None
+        self._timer: Any = None
 
     def watch(self) -> None:
         """Follow cell executions of the running IPython shell (once per shell)."""
@@ -172,6 +204,31 @@ class _CellSync:
         changed, self.dirty = list(self.dirty), weakref.WeakSet()
         for widget in changed:
             widget.update_from_model(widget._model)
+            self.quiet.discard(widget)
+
+    def patched(self, widget: Any) -> None:
+        """``widget`` sent a patch: store its whole figure after the cell or the events."""
+        if self.active:
+            self.dirty.add(widget)  # the cell's end re-sends it
+            return
+        self.quiet.add(widget)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop, so no front end (a script): flush() on demand
+            return
+        self._timer = loop.call_later(self.delay, self.flush)
+
+    def flush(self) -> None:
+        """Store the whole figure of every widget patched by browser events in its state
+        (in the kernel; the browser's views already show it)."""
+        self._timer = None
+        changed, self.quiet = list(self.quiet), weakref.WeakSet()
+        for widget in changed:
+            if widget.comm is not None:  # closed widgets have no state to keep
+                widget.store_figure()
 
 
 _SYNC = _CellSync()
@@ -182,12 +239,28 @@ def _model_class() -> type:
     from jupyter_bokeh import BokehModel
 
     class SyncedBokehModel(BokehModel):
-        """A ``BokehModel`` remembering patches made while a cell runs (see ``_CellSync``)."""
+        """A ``BokehModel`` whose widget state follows its patches (see ``_CellSync``)."""
+
+        _quiet = False
 
         def _document_patched(self, event: Any) -> None:
             super()._document_patched(event)
-            if _SYNC.active:
-                _SYNC.dirty.add(self)
+            if event.setter is not self:  # not an echo of the browser's own change
+                _SYNC.patched(self)
+
+        def _should_send_property(self, key: str, value: Any) -> bool:
+            if self._quiet and key == "render_bundle":
+                return False
+            return super()._should_send_property(key, value)
+
+        def store_figure(self) -> None:
+            """The render bundle of the figure as it is now, kept in the kernel (not sent:
+            the browser's views have the patches; a view created later asks for it)."""
+            self._quiet = True
+            try:
+                self.render_bundle = self._model_to_traits(self._model)
+            finally:
+                self._quiet = False
 
     return SyncedBokehModel
 

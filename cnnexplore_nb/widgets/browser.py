@@ -380,14 +380,12 @@ class MapBrowser(PanelBase):
 
     def figure(self) -> hv.Layout:
         """Static figure of the current view: the page of maps (or the selected map alone),
-        the selected map framed. Tiles of a page are titled "map 5" (a narrow tile wrapped a
-        longer title); the selected map alone names its layer and image."""
+        the selected map framed. Tiles of a page are titled "map 5" under one heading naming
+        the layer and image (a narrow tile wrapped a longer title); the selected map alone
+        names them in its title."""
         arr = self._view(self.layer)[self.image]
         ids = self._page_ids() if self.grid > 1 else [self.map_index]
-        title = (
-            "map {id}" if len(ids) > 1
-            else f"{layer_name(self.layer)} · map {{id}} · image {self.image}"
-        )  # fmt: skip
+        where = f"{layer_name(self.layer)} · image {self.image}"
         return plots.map_grid(
             arr,
             ids=ids,
@@ -395,5 +393,6 @@ class MapBrowser(PanelBase):
             shared_scale=self.shared_scale,
             highlight=[self.map_index] if len(ids) > 1 else (),
             cmap=self.cmap,
-            title=title,
+            title="map {id}" if len(ids) > 1 else f"{where} · map {{id}}",
+            heading=where if len(ids) > 1 else "",
         )

@@ -26,7 +26,9 @@ from holoviews.streams import Stream
 
 from .. import plots
 from .._checks import check_fraction, unknown_name_message
+from ..plots.correlation import for_print
 from ..plots.names import (
+    comparison_name,
     display_name,
     layer_names,
     measure_name,
@@ -44,6 +46,7 @@ _View = Stream.define("CorrelationView", threshold=0.8, measure="pearson", value
 _Pair = Stream.define("MapPair", layer_a="", map_a=0, layer_b="", map_b=0)
 
 _MEASURES = ("pearson", "cosine")
+_PAIR_PX = 150  # the pair view's panels: two columns of them fit beside the heatmap
 _HEAT_VALUES = ("percent", "mean", "median", "count")
 
 
@@ -157,19 +160,18 @@ class CorrelationPanel(PanelBase):
         la = [(self._shown_a[p], p) for p in self.rows]
         lb = [(self._shown_b[p], p) for p in self.cols]
         na, nb = model_names(self._current.names)
-        self._la = ipw.Dropdown(
-            options=la, description=f"{na} layer", style={"description_width": "initial"}
-        )
-        self._lb = ipw.Dropdown(
-            options=lb, description=f"{nb} layer", style={"description_width": "initial"}
-        )
+        narrow = ipw.Layout(width="250px")  # with the map boxes: a column beside the heatmap
+        self._la = ipw.Dropdown(options=la, description=f"{na} layer", layout=narrow,
+                                style={"description_width": "initial"})  # fmt: skip
+        self._lb = ipw.Dropdown(options=lb, description=f"{nb} layer", layout=narrow,
+                                style={"description_width": "initial"})  # fmt: skip
         self._ma = ipw.BoundedIntText(
             value=0, min=0, max=self._n_maps("a", self.rows[0]) - 1, description="map",
-            layout=ipw.Layout(width="150px"),
+            layout=ipw.Layout(width="140px"),
         )  # fmt: skip
         self._mb = ipw.BoundedIntText(
             value=0, min=0, max=self._n_maps("b", self.cols[0]) - 1, description="map",
-            layout=ipw.Layout(width="150px"),
+            layout=ipw.Layout(width="140px"),
         )  # fmt: skip
         self.stats_html = ipw.HTML()
 
@@ -205,26 +207,25 @@ class CorrelationPanel(PanelBase):
             w.observe(self._on_pair_control, names="value")
 
     def _layout(self) -> ipw.VBox:
-        pair_row = (
-            [self._pair.widget]
-            if self._pair is not None
-            else [ipw.HTML("<i>pass maps_a to see map pairs</i>")]
-        )
-        hint = ipw.HTML(
-            "<i>click a heatmap cell to see that layer pair's most similar maps</i>"
-            if self._pair is not None
-            else ""
-        )
+        """Controls; the heatmap with the pair view beside it (a click's effect in sight);
+        the bars and the statistics; the export box."""
+        if self._pair is not None:
+            pair = ipw.VBox(
+                [ipw.HBox([self._la, self._ma]), ipw.HBox([self._lb, self._mb]),
+                 self._pair.widget]
+            )  # fmt: skip
+            hint = "<i>click a heatmap cell to see that layer pair's most similar maps</i>"
+        else:
+            pair, hint = ipw.HTML("<i>pass maps_a to see map pairs</i>"), ""
         return ipw.VBox(
             [
                 ipw.HBox([self._measure, self._threshold, self._value]),
                 *([self.grid.widget] if len(self.grid.sizes) > 1 else []),
                 self.status,
-                ipw.HBox([self._heat.widget, self._bars.widget]),
-                hint,
+                ipw.HTML(hint),
+                ipw.HBox([self._heat.widget, pair], layout=ipw.Layout(flex_flow="row wrap")),
+                ipw.HBox([self._bars.widget]),
                 self.stats_html,
-                ipw.HBox([self._la, self._ma, self._lb, self._mb]),
-                *pair_row,
                 self.export_box.widget,
             ]
         )
@@ -335,10 +336,10 @@ class CorrelationPanel(PanelBase):
 
     # -- drawing (plots only) --------------------------------------------------------------
     def _draw_heatmap(self, threshold: float, measure: str, value: str) -> hv.Overlay:
-        na, nb = model_names(self._current.names)
         return plots.layer_heatmap(
             self._current, value, rows=self.rows, cols=self.cols,
-            title=f"{na} vs {nb} · {measure_name(measure)}{self.grid.title()}",
+            title=f"{comparison_name(self._current.names)} · {measure_name(measure)}"
+                  f"{self.grid.title()}",
         )  # fmt: skip
 
     def _draw_bars(self, threshold: float, measure: str, value: str) -> hv.Bars:
@@ -359,11 +360,12 @@ class CorrelationPanel(PanelBase):
         na, nb = model_names(self._current.names)
         return plots.map_pair(
             a, b, r=r, measure=self._current.measure, same=same,
-            names=(f"{na} {self._shown_a[layer_a]} · map {map_a}",
-                   f"{nb} {self._shown_b[layer_b]} · map {map_b}"),
+            names=(f"{na} · map {map_a}\n{self._shown_a[layer_a]}",
+                   f"{nb} · map {map_b}\n{self._shown_b[layer_b]}"),
             pixels=self.grid.pixels(self.maps_a[layer_a][:, map_a : map_a + 1],
                                     self.maps_b[layer_b][:, map_b : map_b + 1]),
-        )  # fmt: skip
+            size=_PAIR_PX,
+        ).cols(2)  # fmt: skip
 
     def _update_stats_html(self) -> None:
         t = self._current
@@ -380,8 +382,15 @@ class CorrelationPanel(PanelBase):
                     if col.endswith("_n_dead")
                     else statistic_name(col, threshold=round(t.threshold, 2), measure=t.measure)
                 )  # fmt: skip
+        # percentages to 1 decimal, similarities to 3, counts as integers
+        digits = {c: 1 if c.startswith("percent") else 3 for c in stats.columns}
+        formatters = {
+            heads[c]: (lambda v, d=digits[c]: "" if pd.isna(v) else f"{v:.{d}f}")
+            for c in stats.columns
+            if stats[c].dtype.kind == "f"
+        }
         self.stats_html.value = stats.rename(columns=heads).to_html(
-            index=False, float_format=lambda v: f"{v:.3f}", classes="cnnexplore-stats"
+            index=False, formatters=formatters, classes="cnnexplore-stats"
         )
 
     # -- events ----------------------------------------------------------------------------
@@ -549,9 +558,13 @@ class CorrelationPanel(PanelBase):
         return self.pair
 
     def figure(self) -> hv.Layout:
-        """Static figure of the current view: heatmap, bars (and the map pair)."""
+        """Static figure of the current view: heatmap, bars (and the map pair), set for
+        print with :func:`~cnnexplore_nb.plots.for_print` (the heatmap's title names the
+        statistic, no colour bar beside the bars' axis)."""
         v = self.view_stream.contents
-        parts = [self._draw_heatmap(**v), self._draw_bars(**v)]
+        t = self._current
+        title = f"{comparison_name(t.names)}{self.grid.title()}"
+        parts = list(for_print(self._draw_heatmap(**v), self._draw_bars(**v), title=title))
         if self.maps_a is None:
             return hv.Layout(parts).cols(2)
         parts += [hv.Empty(), *self._draw_pair(**self.pair_stream.contents)]
