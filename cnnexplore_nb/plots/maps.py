@@ -264,7 +264,7 @@ def map_pair(
         The two maps (same shape unless ``pixels`` is given).
     names : (str, str)
         Panel titles, e.g. ``("module 2 · map 5", "module 6 · map 17")``; a title may
-        hold two lines (``"CNN6 (A) · map 5\nmodule 2"``), the first names the scatter's
+        hold two lines (``"CNN6 (A) · map 5\\nmodule 2"``), the first names the scatter's
         axis.
     r : float, optional
         Similarity to print; the Pearson r of the pixels if omitted (NaN for a constant map:
