@@ -135,7 +135,8 @@ def _driver(profile: Path):
         "--window-size=1400,1000",
     ):
         opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # requests, see _offsite
+    # requests (see _offsite) and the console (shown when the test fails)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
     return driver
@@ -594,6 +595,9 @@ def test_panels_live_in_jupyterlab(tmp_path):
     except Exception:
         if driver is not None:
             driver.save_screenshot(str(shots / "cnnexplore_browser_failure.png"))
+            for entry in driver.get_log("browser"):
+                if entry.get("level") in ("SEVERE", "WARNING"):
+                    print("console:", entry.get("message", "")[:600])
         raise
     finally:
         if driver is not None:
