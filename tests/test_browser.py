@@ -481,7 +481,7 @@ def test_panels_live_in_jupyterlab(tmp_path):
     driver = None
     shots = Path(os.environ.get("CNNEXPLORE_SCREENSHOTS", tempfile.gettempdir()))
     try:
-        _wait(lambda: _server_up(port, token) or lab.poll() is not None, 60, "JupyterLab to start")
+        _wait(lambda: _server_up(port, token) or lab.poll() is not None, 180, "JupyterLab to start")
         assert lab.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
         driver = _driver(tmp_path / "profile")
         _open(driver, port, token)
