@@ -61,9 +61,14 @@ def _free_port() -> int:
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
+    from selenium.common.exceptions import WebDriverException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except WebDriverException:  # a busy page (script timeout) or a view being replaced
+            value = None
         if value:
             return value
         time.sleep(interval)
@@ -139,6 +144,7 @@ def _driver(profile: Path):
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
+    driver.set_script_timeout(120)  # a loaded machine runs the page's scripts slowly
     return driver
 
 
