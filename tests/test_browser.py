@@ -61,9 +61,14 @@ def _free_port() -> int:
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
+    from selenium.common.exceptions import WebDriverException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except WebDriverException:  # a busy page (script timeout) or a view being replaced
+            value = None
         if value:
             return value
         time.sleep(interval)
@@ -135,9 +140,11 @@ def _driver(profile: Path):
         "--window-size=1400,1000",
     ):
         opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # requests, see _offsite
+    # requests (see _offsite) and the console (shown when the test fails)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
+    driver.set_script_timeout(120)  # a loaded machine runs the page's scripts slowly
     return driver
 
 
@@ -480,7 +487,7 @@ def test_panels_live_in_jupyterlab(tmp_path):
     driver = None
     shots = Path(os.environ.get("CNNEXPLORE_SCREENSHOTS", tempfile.gettempdir()))
     try:
-        _wait(lambda: _server_up(port, token) or lab.poll() is not None, 60, "JupyterLab to start")
+        _wait(lambda: _server_up(port, token) or lab.poll() is not None, 180, "JupyterLab to start")
         assert lab.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
         driver = _driver(tmp_path / "profile")
         _open(driver, port, token)
@@ -594,6 +601,9 @@ def test_panels_live_in_jupyterlab(tmp_path):
     except Exception:
         if driver is not None:
             driver.save_screenshot(str(shots / "cnnexplore_browser_failure.png"))
+            for entry in driver.get_log("browser"):
+                if entry.get("level") in ("SEVERE", "WARNING"):
+                    print("console:", entry.get("message", "")[:600])
         raise
     finally:
         if driver is not None:

@@ -139,7 +139,8 @@ def correlation_image(
     bounds = (-0.5, -0.5, nx * fx - 0.5, ny * fy - 0.5)
     sym = measure_symbol(measure)
     vdim = hv.Dimension("r" if signed else "|r|", label=sym if signed else f"|{sym}|")
-    na, nb = (display_name(n, "layer") for n in model_names(names))
+    # layer paths to their names first ("conv_module1" -> "module 1"), then the sides
+    na, nb = model_names([display_name(str(n), "layer") for n in (names or ("A", "B"))])
     ya, xb = f"map of {na}", f"map of {nb}"
     if ya == xb:
         ya, xb = f"{na} map i", f"{nb} map j"
