@@ -212,7 +212,8 @@ curves
 # %% [markdown]
 # ## Conclusion
 # The thesis trained CNN1, CNN6 and CNN10 on real microscopy images for 250 epochs on a GPU;
-# here they train on synthetic vessels at the scale chosen above. The verdict below compares
+# here they train on synthetic vessels (embedded) or VessMAP (cpu, full) at the scale chosen
+# above, selected on validation and scored on the test images. The verdict below compares
 # this run with the thesis's Table 4; the per-image table (Table 5) and the qualitative
 # figure show where the shallow network fails (thin, isolated vessels and spurious
 # fragments).
