@@ -23,7 +23,7 @@ def test_value_grid_cells_and_labels():
     # row 0 on top: the cell at (x, y) = (0.5, 1.5) is a[0, 0], (2.5, 0.5) is a[1, 2]
     assert img[0.5, 1.5] == 1.0 and img[2.5, 0.5] == 6.0 and img[1.5, 1.5] == 2.0
     # every value printed at its cell centre (row 0 near the top, y = h - 0.5)
-    got = {(float(x), float(y)): t for x, y, t in labels.data.itertuples(index=False)}
+    got = {(float(x), float(y)): t for x, y, t, *_ in labels.data.itertuples(index=False)}
     assert got[(0.5, 1.5)] == "1" and got[(2.5, 0.5)] == "6" and len(got) == 6
     assert img.opts.get("plot", backend="bokeh").kwargs["title"] == "t"
     assert len(grid_of([fig, fig], 2)) == 2
