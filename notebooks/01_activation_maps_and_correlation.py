@@ -45,8 +45,8 @@ THRESHOLD = 0.8  # max |r| at or above this counts as "well correlated" (thesis)
 # %%
 import numpy as np
 import pandas as pd
-from IPython.display import display
 from holoviews import Layout
+from IPython.display import display
 
 from cnnexplore_nb import (
     correlation_tables,

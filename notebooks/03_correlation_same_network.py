@@ -112,8 +112,9 @@ tables = {
 }  # fmt: skip
 summaries = {key: layer_pair_summary(t) for key, t in tables.items()}
 # the thesis's stats table (maps with max |r| >= 0.8), headings in words
-readable_table(tables["cnn6", 0].explorer("stats"), threshold=THRESHOLD,
-               names=tables["cnn6", 0].names)
+readable_table(
+    tables["cnn6", 0].explorer("stats"), threshold=THRESHOLD, names=tables["cnn6", 0].names
+)
 
 # %% [markdown]
 # **CNN Explorer's conventions** (CNN6, image 0): the original correlated maps inside the
@@ -223,7 +224,7 @@ agg_heat = hv.Layout(
         layer_heatmap(s, "mean_max_mean", title=name, names=(name, name))
         for name, (_, s) in aggregated.items()
     ]
-).cols(2)
+).cols(1)  # one column: side by side at a page's width the first y label is clipped
 export(agg_heat, FIG / "heatmaps_mean_max_aggregated", title=f"mean over {n_agg} images")
 agg_heat
 

@@ -498,7 +498,9 @@ def test_panel_exports_pass_the_figure_check_at_default_sizes(corr_maps, maps):
     assert "(c) CNN6 (A) · map" in titles[2] and "(d) CNN6 (B) · map" in titles[3], titles
     # the pair view beside the heatmap: one row holds both
     within = panels["within"]
-    row = next(c for c in within.widget.children if within._heat.widget in getattr(c, "children", ()))
+    row = next(
+        c for c in within.widget.children if within._heat.widget in getattr(c, "children", ())
+    )
     assert within._pair.widget in row.children[1].children
     # percentages to one decimal in the statistics table
     shown = panels["within"].stats_html.value
