@@ -87,22 +87,8 @@ def _folder(settings: Mapping[str, Any], data_dir: Path) -> dict[str, Any]:
     has_test = (data_dir / "test" / "images").is_dir() and (data_dir / "test" / "masks").is_dir()
     pool = VesselFolder(data_dir / "test") if has_test else val
     # three images of different density: lowest, median and highest vessel fraction
-    test = Subset(pool, _density_pick(pool))
-    x, _ = stack_images(test)
-    agg = Subset(pool, list(range(min(len(pool), int(settings["n_aggregate"])))))
-    ex_x, ex_m = stack_images(folder, range(min(4, len(folder))))
-    return {
-        "source": "folder",
-        "train": Subset(folder, tr.tolist()),
-        "val": val,
-        "test": test,
-        "aggregate": agg,
-        "test_all": pool,
-        "test_display": x[:, 0].numpy(),
-        "examples": (ex_x[:, 0].numpy(), ex_m),
-        "train_idx": tr,
-        "val_idx": va,
-    }
+    examples = stack_images(folder, range(min(4, len(folder))))
+    return _bundle("folder", Subset(folder, tr.tolist()), val, pool, examples, tr, va, settings)
 
 
 def _random_crop(size: int | None, dihedral: bool = False):
@@ -162,21 +148,28 @@ def _vessmap(settings: Mapping[str, Any], root: Path | None) -> dict[str, Any]:
         train = _Repeated(train, int(settings["repeats"]))
     plain_train = vessmap("train", root=root)
     val, pool = vessmap("val", root=root), vessmap("test", root=root)
+    examples = stack_images(plain_train, range(4))
+    tr, va = np.arange(len(plain_train)), np.arange(len(val))
+    return _bundle("vessmap", train, val, pool, examples, tr, va, settings)
+
+
+def _bundle(source, train, val, pool, examples, train_idx, val_idx, settings) -> dict:
+    """The data dict of a real-image source: the test pool, its density-picked display
+    images, the aggregation subset and four example images with their masks."""
     test = Subset(pool, _density_pick(pool))
     x, _ = stack_images(test)
-    ex_x, ex_m = stack_images(plain_train, range(4))
-    agg = Subset(pool, list(range(min(len(pool), int(settings["n_aggregate"])))))
+    ex_x, ex_m = examples
     return {
-        "source": "vessmap",
+        "source": source,
         "train": train,
         "val": val,
         "test": test,
-        "aggregate": agg,
+        "aggregate": Subset(pool, list(range(min(len(pool), int(settings["n_aggregate"]))))),
         "test_all": pool,
         "test_display": x[:, 0].numpy(),
         "examples": (ex_x[:, 0].numpy(), ex_m),
-        "train_idx": np.arange(len(plain_train)),
-        "val_idx": np.arange(len(val)),
+        "train_idx": train_idx,
+        "val_idx": val_idx,
     }
 
 
