@@ -381,8 +381,25 @@ def _expected_titles(state: dict) -> dict:
     }
 
 
-def _check_drawn(driver, state: dict, when: str) -> None:
-    """What the page draws matches what its controls say (``when`` names the moment)."""
+def _check_drawn(driver, state, when: str, timeout: float = 60) -> None:
+    """What the page draws comes to match what its controls say (``when`` names the
+    moment; ``state`` is the controls' dict, or a callable reading them). A loaded machine
+    may take seconds to draw a re-sent figure: the check is repeated until ``timeout``,
+    then its last failure is raised."""
+    from selenium.common.exceptions import WebDriverException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _check_drawn_once(driver, state() if callable(state) else state, when)
+        except (AssertionError, WebDriverException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _check_drawn_once(driver, state: dict, when: str) -> None:
+    """What the page draws matches what its controls say, now."""
     from cnnexplore_nb.plots import STYLE
 
     want = _expected_titles(state)
@@ -506,7 +523,7 @@ def test_panels_live_in_jupyterlab(tmp_path):
         time.sleep(2)  # let BokehJS finish drawing the canvases
         _assert_no_widget_error(driver)
         driver.save_screenshot(str(shots / "cnnexplore_browser_before.png"))
-        _check_drawn(driver, _controls(driver), "after Run All")
+        _check_drawn(driver, lambda: _controls(driver), "after Run All")
 
         # 1. the map slider redraws the map browser's figure; the layer picker changes layer
         _move_slider(driver, _outputs(driver)["browser"], 0, 3)
@@ -594,7 +611,7 @@ def test_panels_live_in_jupyterlab(tmp_path):
         _wait(lambda: _selected(_outputs(driver)["panel"])[2:4] == ["late", "late"], 30,
               "a click after reload")  # fmt: skip
         _settle(driver)
-        _check_drawn(driver, _controls(driver), "after interacting after the reload")
+        _check_drawn(driver, lambda: _controls(driver), "after interacting after the reload")
         _assert_no_widget_error(driver)
         # 8. nothing was fetched from outside (BokehJS, Panel's CSS and JS are inline)
         assert _offsite(driver) == []
