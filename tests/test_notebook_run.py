@@ -57,6 +57,15 @@ def _notebook(path: Path, params: str, body: str) -> None:
     nbformat.write(nb, path)
 
 
+# a bare hv.Curve's axes are labelled "x" and "y": the review must name the figure
+_EXPORT = (
+    "import holoviews as hv\n"
+    "from cnnexplore_nb.notebook import figures_dir\n"
+    "from cnnexplore_nb.plots import export\n"
+    "export(hv.Curve([1, 2, 3]), figures_dir('01_b') / 'bare_curve', 'png')"
+)
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
@@ -64,9 +73,11 @@ def project(tmp_path, monkeypatch):
     _notebook(tmp_path / "notebooks/00_a.ipynb",
               'SCALE = "embedded"\nSEED: int = 0\nDATA_DIR = None', body)  # fmt: skip
     _notebook(tmp_path / "notebooks/01_b.ipynb", 'SCALE = "embedded"',
-              "print(f'SCALE={SCALE}', 'SEED' in globals())")  # fmt: skip
+              "print(f'SCALE={SCALE}', 'SEED' in globals())\n" + _EXPORT)  # fmt: skip
     monkeypatch.setenv("CNNX_ROOT", str(tmp_path))
     monkeypatch.delenv("DATA_DIR", raising=False)
+    monkeypatch.setenv("CNNX_FIGURE_CHECK", "")  # restored after the test, whatever it was
+    monkeypatch.delenv("CNNX_FIGURE_CHECK")  # the runner turns the review on itself
     return tmp_path
 
 
@@ -105,3 +116,26 @@ def test_parameters_and_data_dir_reach_the_notebooks_that_have_them(project, mon
         kernel = float(line.split("kernel ")[1].split(")")[0])
         assert wall > 0 and cpu >= kernel > 0 and "load " in line  # the kernel is counted
     assert "2 notebooks: wall" in printed
+    assert "00_a.ipynb: 0 exported figure(s) checked, all clean" in printed
+    _, review = printed.split("01_b.ipynb: 1 exported figure(s) checked, ")
+    problems = [x.strip() for x in review.splitlines()[1:] if x.startswith("    ")]
+    assert review.startswith(f"{len(problems)} problem(s):") and problems, review
+    assert all(x.startswith("bare_curve: [") for x in problems)
+    assert any(x.startswith("bare_curve: [raw-name]") for x in problems)
+
+
+def test_figure_review_reads_the_reports_of_this_run_only(tmp_path):
+    import os
+
+    from cnnexplore_nb.plots.check import FigureReport, Problem, write_report
+
+    write_report(FigureReport("old", 3.5, 2.0, 3, [Problem("overlap", "a overlaps b")]),
+                 tmp_path / "old.layout.json")  # fmt: skip
+    os.utime(tmp_path / "old.layout.json", (1_000, 1_000))
+    write_report(FigureReport("good", 3.5, 2.0, 3), tmp_path / "good.layout.json")
+    (tmp_path / "sub").mkdir()
+    write_report(FigureReport("bad", 9.0, 2.0, 3, [Problem("width", "figure is 9.00 in wide")]),
+                 tmp_path / "sub" / "bad.layout.json")  # fmt: skip
+    n, problems = runner.figure_review(tmp_path, since=2_000)
+    assert n == 2 and problems == ["bad: [width] figure is 9.00 in wide"]
+    assert runner.figure_review(tmp_path)[0] == 3

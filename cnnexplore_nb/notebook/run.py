@@ -19,6 +19,12 @@ Parameters: ``-p NAME=VALUE`` (repeatable) sets a value of the notebooks' parame
 ``DATA_DIR`` sets ``DATA_DIR`` (a relative path is taken from the current folder), in every
 notebook whose parameters cell has that name. Per notebook the runner prints its wall time,
 its CPU time (this process and its children: the kernel) and the load average.
+
+Every exported figure is reviewed as printed (:func:`cnnexplore_nb.plots.check_figure`:
+overlapping or clipped labels, raw identifiers, widths): the runner sets
+``CNNX_FIGURE_CHECK=1`` unless it is set, and after each notebook prints how many of the
+figures it exported are clean and every problem of the others (``CNNX_FIGURE_CHECK=0``
+turns the review off).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from .scales import SCALES, project_root
 
 __all__ = [
     "executed_dir",
+    "figure_review",
     "list_notebooks",
     "make_viewable",
     "notebook_parameters",
@@ -108,6 +115,17 @@ def _cpu_seconds() -> tuple[float, float]:
     """CPU seconds (user + system) of this process and of its finished children."""
     t = os.times()
     return t.user + t.system, t.children_user + t.children_system
+
+
+def figure_review(folder: str | os.PathLike, since: float = 0.0) -> tuple[int, list[str]]:
+    """``(figures checked, problem lines)`` of the figure reports under ``folder`` written at
+    or after ``since`` (a ``time.time()``): what one notebook's run exported."""
+    from ..plots.check import read_reports
+
+    folder = Path(folder)
+    fresh = {p.name for p in folder.rglob("*.layout.json") if p.stat().st_mtime >= since}
+    reports = [r for r in read_reports(folder) if f"{r.name}.layout.json" in fresh]
+    return len(reports), [line for r in reports if not r.ok for line in r.summary().splitlines()]
 
 
 def list_notebooks(root: str | os.PathLike | None = None) -> list[Path]:
@@ -271,10 +289,13 @@ def run_notebooks(
             f"they have {known}"
         )
     out_dir = Path(output_dir) if output_dir is not None else executed_dir()
+    os.environ.setdefault("CNNX_FIGURE_CHECK", "1")  # the kernels inherit it
+    review = os.environ["CNNX_FIGURE_CHECK"].strip().lower() not in ("", "0", "false", "no")
     timings = []
     cpu_total = 0.0
     for nb in notebooks:
         t0, (own0, kids0) = time.perf_counter(), _cpu_seconds()
+        started = time.time() - 1.0  # file times may be rounded down
         given = {k: v for k, v in params.items() if k in declared[nb.stem]}
         shown = "".join(f", {k}={v!r}" for k, v in given.items())
         print(f"[run_notebooks] {nb.name} (scale={scale}{shown}) ...", flush=True)
@@ -292,6 +313,14 @@ def run_notebooks(
             f"{own1 - own0:.1f} + kernel {kids1 - kids0:.1f}), load {load} (1/5/15 min)",
             flush=True,
         )
+        if review:
+            from .scales import figures_dir
+
+            n, problems = figure_review(figures_dir(nb.stem), since=started)
+            verdict = "all clean" if not problems else f"{len(problems)} problem(s):"
+            print(f"[run_notebooks] {nb.name}: {n} exported figure(s) checked, {verdict}")
+            for line in problems:
+                print(f"    {line}")
     total = sum(t for _, t in timings)
     print(
         f"[run_notebooks] {len(timings)} notebooks: wall {total:.1f} s ({total / 60:.1f} min), "
