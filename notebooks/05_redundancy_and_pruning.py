@@ -56,6 +56,7 @@ from cnnexplore_nb.studies.pruning import (
     pruning_comparison,
     pruning_curves,
     pruning_findings,
+    readable_pruning,
     selection_table,
 )
 from cnnexplore_nb.studies.vessel_correlation import layer_maps, layer_pair_summary
@@ -112,7 +113,7 @@ pd.Series(S, dtype=object).to_frame(f"setting ({SCALE})")
 tables = correlation_tables(maps, names=("CNN6", "CNN6"), threshold=T, progress=False)
 chosen = {layer: choose_redundant(tables, layer, T) for layer in LAYERS}
 selection = selection_table(chosen, maps, tables.zero_flags_a)
-selection
+readable_pruning(selection)
 
 # %% [markdown]
 # ## 2 · Mean ablation and physical removal
@@ -133,7 +134,7 @@ print(
     f"max |ablated - pruned| logits: {agreement['inside']:.2e} inside a "
     f"{agreement['border_px']}-pixel border, {agreement['overall']:.2e} overall"
 )
-report.round(3)
+readable_pruning(report)
 
 
 # %% [markdown]
@@ -147,7 +148,7 @@ report.round(3)
 
 # %%
 comparison = pruning_comparison(study, maps, T, fine_tune_epochs=S["fine_tune_epochs"])
-comparison.round(4)
+readable_pruning(comparison, decimals=4)
 
 # %% [markdown]
 # ## 4 · Threshold → maps removed → IoU after pruning (no fine-tuning)
@@ -184,7 +185,7 @@ threshold_explorer(study, S["thresholds"], value=T if T in S["thresholds"] else 
 
 # %%
 verdicts = criterion_verdicts(curves)
-verdicts
+readable_pruning(verdicts)
 
 # %% [markdown]
 # ## 6 · Beyond the thesis: all maps in 2-D, and CKA between two networks

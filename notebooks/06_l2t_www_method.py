@@ -72,7 +72,12 @@ from cnnexplore_nb.studies.transfer_analysis import (
     pairs_table,
 )
 from cnnexplore_nb.studies.transfer_gamma import gamma_scale
-from cnnexplore_nb.studies.transfer_report import compare_table, source_summary
+from cnnexplore_nb.studies.transfer_report import (
+    compare_table,
+    meta_init_display,
+    pairs_display,
+    source_summary,
+)
 from cnnexplore_nb.transfer import build_step
 from cnnexplore_nb.widgets import FigureControls, setup_notebook
 
@@ -107,7 +112,7 @@ target = create_model(
     "vgg9_bn", width=settings["target_width"], num_classes=data["train"].num_classes
 )
 pairs = pairs_table(source, target, x)
-pairs
+pairs_display(pairs, source, target)
 
 # %% [markdown]
 # ## The three meta-networks at initialisation
@@ -119,10 +124,10 @@ pairs
 
 # %%
 step = build_step("l2t_www", source, target, example=x)
-init = meta_init_table(step, x, pairs["pair"]).round(3)
+init = meta_init_table(step, x, pairs["pair"])
 print(f"γ = 1 at init: {bool(np.allclose(init['max |γ − 1|'], 0, atol=1e-6))}; "
       f"w = 1/C at init: {bool(np.allclose(init['max |w − 1/C|'], 0, atol=1e-6))}")  # fmt: skip
-init
+meta_init_display(init)
 
 # %% [markdown]
 # ## One training run, and the "which" network read two ways
@@ -175,7 +180,7 @@ PAIR = "14-1" if "14-1" in gamma_shape else pairs["pair"].iloc[-1]
 g_last = gamma_maps(record, PAIR, gamma_shape[PAIR][1:])
 n_show = min(8, len(g_last))
 # pairs are named "14 → 1" in titles and controls (source tap → target tap), in words here
-print(f"pair {pair_name(PAIR, short=True)}: {pair_name(PAIR)}")
+print(f"pair {pair_name(PAIR, short=True)}: {pair_name(PAIR, source=source, target=target)}")
 fig = map_grid(g_last, ids=list(range(n_show)), ncols=4, shared_scale=True, label="γ",
                title="channel {id}")  # fmt: skip
 export(fig, FIG / "gamma_maps")
@@ -215,7 +220,10 @@ fig
 # %%
 w_pair = w[w["pair"] == PAIR].pivot(index="epoch", columns="channel", values="w")
 SHOW = 8  # channels drawn: those whose w moved most (a legend of 64 is unreadable)
-print(f"pair {pair_name(PAIR, short=True)}: {pair_name(PAIR)}; w of the channels that moved most")
+print(
+    f"pair {pair_name(PAIR, short=True)}: {pair_name(PAIR, source=source, target=target)}; "
+    "w of the channels that moved most"
+)
 moved_most = (w_pair.iloc[-1] - w_pair.iloc[0]).abs().nlargest(SHOW).index.sort_values()
 title = f"w per channel, pair {pair_name(PAIR, short=True)}"
 if len(w_pair.columns) > SHOW:  # the legend names the channels drawn
@@ -235,7 +243,7 @@ moved = meta_movement(record)
 print("γ left 1 during training" if moved["max |γ − 1| at the end"] > 1e-3
       else "γ stayed at 1: the meta-networks did not move in this run")  # fmt: skip
 print(f"notebook: {time.perf_counter() - T0:.0f} s")
-moved.round(3).to_frame()
+moved.round(3).to_frame("value")
 
 # %% [markdown]
 # ## Conclusion

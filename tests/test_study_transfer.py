@@ -177,6 +177,28 @@ def test_pairs_table_shapes():
     assert table.set_index("pair").loc["9-4", "target_shape"] == (64, 2, 2)
 
 
+def test_pairs_and_meta_init_tables_for_display():
+    from cnnexplore_nb.studies.transfer_report import meta_init_display, pairs_display
+    from cnnexplore_nb.transfer import build_step
+
+    src = create_model("resnet32", width=0.25, num_classes=5)
+    tgt = create_model("vgg9_bn", width=0.125, num_classes=5)
+    x = torch.randn(2, 3, 32, 32)
+    table = sta.pairs_table(src, tgt, x)
+    shown = pairs_display(table, src, tgt).set_index("pair")
+    row = shown.loc["14 → 0"]
+    assert row["source → target"] == "source stage 3 block 5 → target conv 1"
+    assert row["source layer"] == "stage 3 block 5" and row["target layer"] == "conv 1"
+    assert row["source maps (C × H × W)"] == "16 × 8 × 8"
+    assert row["target maps (C × H × W)"] == "8 × 32 × 32"
+    assert row["regressor"] == "1×1 conv 8 → 16" and row["γ (C_s × H_t × W_t)"] == "16 × 32 × 32"
+    init = sta.meta_init_table(build_step("l2t_www", src, tgt, example=x), x, table["pair"])
+    shown = meta_init_display(init)
+    assert shown["pair"].iloc[0] == "4 → 0" and shown["f (what)"].iloc[0] == "4 × 4"
+    assert (shown["max |γ − 1|"] == init["max |γ − 1|"].round(3)).all()
+    assert str(shown["λ (mean)"].iloc[0]) == str(round(float(init["λ (mean)"].iloc[0]), 3))
+
+
 def _runs(values: dict) -> pd.DataFrame:
     rows = [
         {"dataset": "digits", "n": n, "method": m, "seed": s, "test_acc": v, "status": "ok"}

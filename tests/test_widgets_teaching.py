@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,3 +46,30 @@ def test_threshold_slider_calls_study_at():
     assert "<table" in ui.children[-1].value
     with pytest.raises(ValueError, match="one of the thresholds"):
         threshold_explorer(study, [0.5], value=0.6)
+
+
+def test_threshold_table_is_shown_in_words_and_rounded():
+    """What the slider shows: headings in words, counts as integers, scores to 3 decimals
+    (the DataFrame in ``.result`` keeps the raw columns)."""
+
+    class Study:
+        def at(self, t):
+            return pd.DataFrame({
+                "threshold": [t, t], "criterion": ["correlation", "l1"],
+                "removed": [12.0, 12.0], "removed_conv_module2": [5, 5],
+                "params": [30_000.0, 30_000.0], "iou_pruned": [0.7512345, 0.60001],
+                "iou_finetuned": [np.nan, np.nan], "iou_before": [0.78, 0.78],
+                "iou_change": [-0.0287655, -0.17999],
+            })  # fmt: skip
+
+    ui = threshold_explorer(Study(), [0.8])
+    page = ui.children[-1].value
+    headings = [html.unescape(h) for h in re.findall(r"<th[^>]*>(.*?)</th>", page)]
+    assert headings == [
+        "|r| threshold", "selection", "maps removed", "maps removed, module 2", "parameters",
+        "IoU after pruning", "IoU fine-tuned", "IoU before", "IoU change",
+    ]  # fmt: skip
+    cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", page)]
+    assert cells[:9] == ["0.8", "correlation", "12", "5", "30000", "0.751", "–", "0.78", "-0.029"]
+    assert cells[9:] == ["0.8", "L1 norm", "12", "5", "30000", "0.600", "–", "0.78", "-0.180"]
+    assert list(ui.result.columns)[:3] == ["threshold", "criterion", "removed"]

@@ -32,11 +32,67 @@ __all__ = [
     "pruning_comparison",
     "pruning_curves",
     "pruning_findings",
+    "readable_pruning",
     "selection_table",
 ]
 
 ACTIONS = ("mean-fold", "merge")
 SELECTIONS = {"correlation": "correlation", "l1": "L1"}
+
+
+_STAGES = {"pruned": "after pruning", "finetuned": "fine-tuned", "before": "before",
+           "change": "change"}  # fmt: skip
+_QUANTITIES = {"params": "parameters", "macs": "multiply-adds", "flops": "FLOPs",
+               "time_ms": "time (ms)"}  # fmt: skip
+_HEADINGS = {"threshold": "|r| threshold", "criterion": "selection", "selection": "selection",
+             "removed": "maps removed", "params": "parameters", "variant": "network",
+             "action": "action", "fine_tuned": "fine-tuned", "quantity": "quantity",
+             "ratio": "before / after", "maps": "maps", "dead": "constant maps",
+             "layer": "layer", "thresholds": "thresholds", "verdict": "verdict",
+             "correlation_better": "correlation better", "l1_better": "L1 better"}  # fmt: skip
+
+
+def readable_pruning(df: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """A pruning table for display: headings in words, layers and selections by their names,
+    numbers rounded (counts stay integers).
+
+    Takes the rows of :meth:`~cnnexplore_nb.prune.PruningStudy.at` / ``curve``,
+    :func:`pruning_comparison`, :func:`~cnnexplore_nb.prune.prune_report`,
+    :func:`selection_table` and :func:`criterion_verdicts`: ``removed_conv_module2`` ->
+    "maps removed, module 2", ``iou_pruned`` -> "IoU after pruning", ``l1`` -> "L1 norm".
+    """
+    from ..plots.names import layer_name, method_name, metric_name
+
+    out = df.copy()
+    for col in ("criterion", "selection", "action"):
+        if col in out:
+            out[col] = [method_name(v) if isinstance(v, str) and v else v for v in out[col]]
+    if "layer" in out:
+        out["layer"] = [layer_name(v) if isinstance(v, str) else v for v in out["layer"]]
+    if "quantity" in out:
+        out["quantity"] = [_QUANTITIES.get(v, v) for v in out["quantity"]]
+    for col in out.columns:
+        kind = out[col].dtype.kind
+        if kind == "f":
+            whole = out[col].dropna()
+            counts = col in ("params", "removed") or str(col).startswith("removed_")
+            if counts and len(whole) and (whole == whole.round()).all():
+                out[col] = out[col].astype("Int64")
+            else:
+                out[col] = out[col].round(decimals)
+
+    def heading(col: Any) -> str:
+        key = str(col)
+        if key in _HEADINGS:
+            return _HEADINGS[key]
+        if key.startswith("removed_"):
+            return f"maps removed, {layer_name(key[len('removed_') :])}"
+        metric, _, stage = key.rpartition("_")
+        if metric and stage in _STAGES:
+            return f"{metric_name(metric)} {_STAGES[stage]}"
+        return metric_name(key)
+
+    return out.rename(columns=heading)
 
 
 def selection_table(

@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["HEADINGS", "compare_table", "lpt_hours", "readable", "source_summary", "sweep_cost"]
+__all__ = [
+    "HEADINGS",
+    "compare_table",
+    "lpt_hours",
+    "meta_init_display",
+    "pairs_display",
+    "readable",
+    "source_summary",
+    "sweep_cost",
+]
 
 #: Column headings of the verdict tables as the notebooks print them.
 HEADINGS = {
@@ -94,6 +103,45 @@ def compare_table(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         if col in df:
             out[col] = df[col].round(2)
     out.index.name = "run"
+    return out
+
+
+def _shape(value: Any) -> str:
+    """``(64, 8, 8)`` -> "64 × 8 × 8" (anything else unchanged, as text)."""
+    if isinstance(value, (tuple, list)):
+        return " × ".join(str(int(v)) for v in value)
+    return str(value)
+
+
+def pairs_display(pairs: pd.DataFrame, source: Any = None, target: Any = None) -> pd.DataFrame:
+    """:func:`~cnnexplore_nb.studies.transfer_analysis.pairs_table` for display: pairs as
+    "4 → 0" (source tap → target tap) and in words, layers by their names, shapes as
+    "C × H × W"."""
+    from ..plots.names import layer_name, pair_name
+
+    out = pd.DataFrame(index=pd.RangeIndex(len(pairs)))
+    out["pair"] = [pair_name(p, short=True) for p in pairs["pair"]]
+    out["source → target"] = [pair_name(p, source=source, target=target) for p in pairs["pair"]]
+    for side in ("source", "target"):
+        out[f"{side} layer"] = [layer_name(str(m)) for m in pairs[f"{side}_module"]]
+        out[f"{side} maps (C × H × W)"] = [_shape(v) for v in pairs[f"{side}_shape"]]
+    out["regressor"] = [str(r).replace("1x1", "1×1").replace("->", "→") for r in pairs["regressor"]]
+    out["γ (C_s × H_t × W_t)"] = [_shape(v) for v in pairs["gamma_shape"]]
+    return out
+
+
+def meta_init_display(init: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """:func:`~cnnexplore_nb.studies.transfer_analysis.meta_init_table` for display: pairs
+    as "4 → 0", weight shapes as "64 × 64", numbers rounded."""
+    from ..plots.names import pair_name
+
+    out = init.copy()
+    out["pair"] = [pair_name(p, short=True) for p in out["pair"]]
+    for col in out.columns:
+        if out[col].dtype.kind == "f":
+            out[col] = out[col].round(decimals)
+        elif out[col].map(lambda v: isinstance(v, tuple)).all():
+            out[col] = [_shape(v) for v in out[col]]
     return out
 
 

@@ -83,11 +83,13 @@ def threshold_explorer(
     start = options[len(options) // 2] if value is None else float(value)
     if start not in options:
         raise ValueError(f"value must be one of the thresholds {options}, got {value!r}")
+    from ..studies.pruning import readable_pruning
+
     html = widgets.HTML()
 
     def show(threshold: float) -> pd.DataFrame:
         df = study.at(threshold)
-        html.value = df.to_html(index=False, float_format=lambda v: f"{v:.3f}")
+        html.value = readable_pruning(df).to_html(index=False, na_rep="–")
         return df
 
     ui = widgets.interactive(
