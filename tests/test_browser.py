@@ -213,6 +213,47 @@ return null;
 """
 
 
+# the share of the heatmap's plot area painted (not white or transparent) on its canvas: the
+# pixels themselves, not the model (a reloaded page once drew titles, colour bar and
+# numbers right around an empty plot area)
+HEAT_PAINTED = """
+for (const v of Bokeh.index) {
+  if (v.model.type !== "Figure" || !v.el.isConnected) continue;
+  if (!v.model.renderers.some((r) => r.glyph && r.glyph.type === "Rect")) continue;
+  if (arguments[0]) v.canvas_view.el.scrollIntoView({block: "center"});  // as a reader would
+  const canvas = v.canvas_view.primary.canvas;
+  const ratio = canvas.width / v.canvas_view.bbox.width;
+  const b = v.frame.bbox;
+  const [x, y] = [Math.round(b.left * ratio), Math.round(b.top * ratio)];
+  const [w, h] = [Math.round(b.width * ratio), Math.round(b.height * ratio)];
+  if (w < 1 || h < 1) return -1;  // not laid out
+  const d = canvas.getContext("2d").getImageData(x, y, w, h).data;
+  let painted = 0;
+  for (let k = 0; k < d.length; k += 4)
+    if (d[k + 3] > 0 && (d[k] < 235 || d[k + 1] < 235 || d[k + 2] < 235)) painted += 1;
+  return painted / (w * h);
+}
+return null;
+"""
+
+
+def _heat_painted(driver, when: str) -> None:
+    """The heatmap's cells are painted on its canvas (within 15 s)."""
+    share = [None]
+
+    def painted() -> bool:
+        share[0] = driver.execute_script(HEAT_PAINTED, True)
+        return share[0] is not None and share[0] > 0.5
+
+    try:
+        _wait(painted, 15, "the heatmap's cells to be painted")
+    except TimeoutError:
+        raise AssertionError(
+            f"{when}: the heatmap's plot area is {share[0]!r} painted (expected > 0.5): "
+            "the canvas is blank although the figure's model holds the cells"
+        ) from None
+
+
 def _output_with(driver, text: str):
     """The output area whose text contains ``text`` (e.g. a panel's hint line)."""
     return driver.execute_script(
@@ -452,11 +493,15 @@ def _saved_texts(path: Path) -> dict[str, list[str]]:
 
 
 def _check_saved(path: Path, state: dict) -> None:
-    """The saved widget state holds the controls' live values (the figures' whole state is
-    kept by the kernel, which a reloaded page asks; see ``widgets._base._CellSync``)."""
+    """The widget state saved in the notebook file holds the controls' live values and the
+    figures they describe (changed in the browser, stored whole once the events stopped;
+    see ``widgets._base._CellSync``)."""
     saved = _saved_texts(path)
     assert any(f"⌊({state['W']} −" in h for h in saved["HTML"]), state["W"]
-    assert saved["Title"] and saved["ColorBar"], saved  # the figures are saved too
+    main = f"{state['layer']} · map {state['map']} · image 0"
+    assert main in saved["Title"], (main, saved["Title"])  # the map browser's figure
+    bars = [t for t in saved["ColorBar"] if "≥" in t]  # the heatmap's statistic
+    assert bars and all(f"≥ {state['threshold']:g}" in t for t in bars), saved["ColorBar"]
 
 
 def _choose(output, index: int, text: str) -> None:
@@ -524,6 +569,7 @@ def test_panels_live_in_jupyterlab(tmp_path):
         _assert_no_widget_error(driver)
         driver.save_screenshot(str(shots / "cnnexplore_browser_before.png"))
         _check_drawn(driver, lambda: _controls(driver), "after Run All")
+        _heat_painted(driver, "after Run All")
 
         # 1. the map slider redraws the map browser's figure; the layer picker changes layer
         _move_slider(driver, _outputs(driver)["browser"], 0, 3)
@@ -604,6 +650,8 @@ def test_panels_live_in_jupyterlab(tmp_path):
         driver.save_screenshot(str(shots / "cnnexplore_browser_reloaded.png"))
         assert _controls(driver) == state, (_controls(driver), state)
         _check_drawn(driver, state, "after the reload")
+        _heat_painted(driver, "after the reload")
+        driver.save_screenshot(str(shots / "cnnexplore_browser_reloaded_heatmap.png"))
         _move_slider(driver, _outputs(driver)["browser"], 0, 1)
         _wait(lambda: _map_title(driver) == "deep · map 5 · image 0", 30,
               "the map to change after reload")  # fmt: skip
@@ -612,6 +660,7 @@ def test_panels_live_in_jupyterlab(tmp_path):
               "a click after reload")  # fmt: skip
         _settle(driver)
         _check_drawn(driver, lambda: _controls(driver), "after interacting after the reload")
+        _heat_painted(driver, "after interacting after the reload")
         _assert_no_widget_error(driver)
         # 8. nothing was fetched from outside (BokehJS, Panel's CSS and JS are inline)
         assert _offsite(driver) == []

@@ -419,9 +419,14 @@ def test_figure_controls_bad_inputs_and_failing_function():
 # -- what a saved notebook or a reloaded page starts from --------------------------------------
 def _bundle_titles(widget) -> list[str]:
     """Figure titles in a Bokeh widget's render bundle (its saved state)."""
-    import json
-
     from bokeh.core.json_encoder import serialize_json
+
+    return _titles(serialize_json(widget.render_bundle))
+
+
+def _titles(bundle: str) -> list[str]:
+    """Figure titles in a render bundle as JSON text (as sent to the browser)."""
+    import json
 
     found = []
 
@@ -435,23 +440,29 @@ def _bundle_titles(widget) -> list[str]:
             for v in obj:
                 walk(v)
 
-    walk(json.loads(serialize_json(widget.render_bundle)))
+    walk(json.loads(bundle))
     return found
 
 
 def test_browser_changes_reach_the_saved_widget_state(maps):
     """A change outside a notebook cell (a browser event, run by the kernel's event loop)
     is stored whole in the widget's state (what a reloaded page asks the kernel for) once
-    the events stop, ``delay`` seconds after the last, without redrawing the browser."""
+    the events stop, ``delay`` seconds after the last, and sent to the browser, whose copy
+    of the state JupyterLab saves into the notebook file."""
     import asyncio
 
     from cnnexplore_nb.widgets._base import _SYNC
 
     b = MapBrowser(maps, grid=0)
     assert _bundle_titles(b._main.widget) == ["module 1 · map 0 · image 0"]
+    sent: list[dict] = []  # what the kernel sends to the browser's copy of the widget
+    b._main.widget.comm.send = lambda data=None, **_: sent.append(data or {})
     b._index.value = 3  # no event loop here (no front end): the bundle follows on demand
+    assert not [m for m in sent if "render_bundle" in m.get("state", {})]  # patches only
     _SYNC.flush()
     assert _bundle_titles(b._main.widget) == ["module 1 · map 3 · image 0"]
+    bundles = [m["state"]["render_bundle"] for m in sent if "render_bundle" in m.get("state", {})]
+    assert len(bundles) == 1 and _titles(bundles[0]) == ["module 1 · map 3 · image 0"]
 
     async def burst():
         b._index.value = 4

@@ -167,9 +167,11 @@ class _CellSync:
 
     Widgets patched while a cell runs therefore get a fresh render bundle, sent to the
     browser, when the cell ends. Widgets patched by a browser event (a slider, a heatmap
-    click) already show the change; their bundle is refreshed in the kernel only, when
-    the events stop for :attr:`delay` seconds (once after a slider drag, and no redraw in
-    the browser): a reloaded page asks the kernel for the widgets' state and gets it.
+    click) already show the change; their bundle is refreshed and sent too, once the events
+    stop for :attr:`delay` seconds (once after a slider drag): the browser's copy of the
+    widget state, which JupyterLab saves into the notebook file, then holds the figure the
+    controls describe, and a reloaded page (which asks the kernel) gets it as well. The
+    browser redraws the figure from it once, at rest.
     """
 
     #: seconds without new patches before a browser-driven change is stored whole
@@ -223,7 +225,7 @@ class _CellSync:
 
     def flush(self) -> None:
         """Store the whole figure of every widget patched by browser events in its state
-        (in the kernel; the browser's views already show it)."""
+        and send it to the browser (whose saved widget state then holds it)."""
         self._timer = None
         changed, self.quiet = list(self.quiet), weakref.WeakSet()
         for widget in changed:
@@ -241,26 +243,15 @@ def _model_class() -> type:
     class SyncedBokehModel(BokehModel):
         """A ``BokehModel`` whose widget state follows its patches (see ``_CellSync``)."""
 
-        _quiet = False
-
         def _document_patched(self, event: Any) -> None:
             super()._document_patched(event)
             if event.setter is not self:  # not an echo of the browser's own change
                 _SYNC.patched(self)
 
-        def _should_send_property(self, key: str, value: Any) -> bool:
-            if self._quiet and key == "render_bundle":
-                return False
-            return super()._should_send_property(key, value)
-
         def store_figure(self) -> None:
-            """The render bundle of the figure as it is now, kept in the kernel (not sent:
-            the browser's views have the patches; a view created later asks for it)."""
-            self._quiet = True
-            try:
-                self.render_bundle = self._model_to_traits(self._model)
-            finally:
-                self._quiet = False
+            """The render bundle of the figure as it is now, in the widget state of the
+            kernel and of the browser (what a saved notebook and a reloaded page show)."""
+            self.render_bundle = self._model_to_traits(self._model)
 
     return SyncedBokehModel
 
