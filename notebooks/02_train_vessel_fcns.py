@@ -48,6 +48,7 @@ from IPython.display import display
 from cnnexplore_nb.data import synthetic_vessels
 from cnnexplore_nb.notebook import figures_dir
 from cnnexplore_nb.plots import export, segmentation_figure, training_history
+from cnnexplore_nb.plots.names import metric_name, readable_table
 from cnnexplore_nb.plots.vessels import layer_map_rows
 from cnnexplore_nb.studies.vessel_findings import training_findings
 from cnnexplore_nb.studies.vessel_tables import (
@@ -111,13 +112,13 @@ models = {name: model for name, (model, _) in results.items()}
 
 # %% [markdown]
 # ## Table 4 — training summary
-# Validation IoU and clDice at the best epoch; `training_s` is the wall time of all epochs
+# Validation IoU and clDice at the best epoch; the training time is the wall time of all epochs
 # (on this shared 2-core CPU, at this scale). Below it, the thesis's numbers (real
 # microscopy data, 250 epochs, GPU).
 
 # %%
 table4 = training_table(results, settings)
-table4.round(3)
+readable_table(table4)
 
 # %%
 THESIS_TABLE4
@@ -134,7 +135,8 @@ test_scores = pd.concat(
     ],
     ignore_index=True,
 )
-test_scores.groupby("model", sort=False)[["iou", "cldice", "dice"]].agg(["mean", "std"]).round(3)
+summary = test_scores.groupby("model", sort=False)[["iou", "cldice", "dice"]].agg(["mean", "std"])
+summary.round(3).rename(columns=metric_name, level=0)
 
 # %% [markdown]
 # **Which CNN-N reproduces the thesis's parameter counts?** The thesis's text says 3×3
@@ -144,16 +146,20 @@ test_scores.groupby("model", sort=False)[["iou", "cldice", "dice"]].agg(["mean",
 
 # %%
 counts = parameter_counts()
-display(counts.pivot_table(index=["kernel_size", "classifier_kernel_size", "counted"],
-                           columns="model", values="parameters"))  # fmt: skip
-counts[counts["matches"]]
+display(readable_table(counts.pivot_table(
+    index=["kernel_size", "classifier_kernel_size", "counted"], columns="model",
+    values="parameters", aggfunc="first")))  # fmt: skip
+readable_table(counts[counts["matches"]])
 
 # %% [markdown]
 # ## Table 5 — three images of different vessel density
 
 # %%
 table5 = per_image_table(models, data)
-table5.pivot(index=["image", "vessel_fraction"], columns="model", values=["IoU", "clDice"]).round(3)
+by_image = table5.pivot(
+    index=["image", "vessel_fraction"], columns="model", values=["IoU", "clDice"]
+)
+readable_table(by_image)
 
 # %% [markdown]
 # ## Qualitative results: image, ground truth and each model's prediction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from cnnexplore_nb import plots
@@ -166,3 +167,23 @@ def test_builtin_names_stay_off_a_user_network_with_the_same_paths():
         assert layer_name("features.8") == "conv 3"
     finally:
         extract_activations(ours, x, ["features.8"], progress=False)
+
+
+def test_readable_table_names_headings_and_index_and_rounds():
+    from cnnexplore_nb.plots.names import readable_table
+
+    table4 = pd.DataFrame({"model": ["CNN1"], "batch": [4], "training_s": [66.4883],
+                           "parameters": [1922.0], "best_epoch": [38], "IoU": [0.686184],
+                           "percent": [12.3456]})  # fmt: skip
+    shown = readable_table(table4, threshold=0.8)
+    assert list(shown.columns) == ["model", "batch size", "training time (s)", "parameters",
+                                   "best epoch", "IoU", "% maps with max |r| ≥ 0.8"]  # fmt: skip
+    row = shown.iloc[0]
+    assert row["training time (s)"] == 66.5 and row["IoU"] == 0.686
+    assert row["% maps with max |r| ≥ 0.8"] == 12.3
+    assert str(row["parameters"]) == "1922"  # a count, not 1922.0
+    pivot = pd.DataFrame({"kernel_size": [3, 3], "counted": ["all", "conv"], "model": "CNN1",
+                          "parameters": [898, 770]}).pivot_table(
+        index=["kernel_size", "counted"], columns="model", values="parameters", aggfunc="first")  # fmt: skip
+    assert list(readable_table(pivot).index.names) == ["module kernel size", "counted"]
+    assert table4.columns[2] == "training_s"  # the input is not changed

@@ -117,6 +117,11 @@ _COLUMNS = {
     "A_n_dead": "constant maps of A",
     "B_n_dead": "constant maps of B",
     "signed_correlation": "signed r",
+    "training_s": "training time (s)",
+    "batch": "batch size",
+    "kernel_size": "module kernel size",
+    "classifier_kernel_size": "last-layer kernel size",
+    "vessel_fraction": "vessel fraction",
 }
 # statistic -> template; {sym}: the measure's symbol (r, cos), {t}: the threshold
 _STATISTICS = {
@@ -466,8 +471,9 @@ def readable_table(
     measure: str | None = "pearson",
     names: Sequence[str] | None = None,
 ) -> Any:
-    """A statistics table for display: headings in words, percentages to 1 decimal, other
-    fractional numbers to 3 (``mean_max_mean`` -> "mean max |r|, mean over images").
+    """A statistics table for display: headings (and index names) in words, percentages and
+    seconds to 1 decimal, parameter counts as integers, other fractional numbers to 3
+    (``mean_max_mean`` -> "mean max |r|, mean over images").
 
     Parameters
     ----------
@@ -486,9 +492,14 @@ def readable_table(
     """
     out = df.copy()
     for col in out.columns:
-        last = col[-1] if isinstance(col, tuple) else col
+        last = str(col[-1] if isinstance(col, tuple) else col)
         if out[col].dtype.kind == "f":
-            out[col] = out[col].round(1 if str(last).startswith("percent") else 3)
+            whole = out[col].dropna()
+            if last in ("parameters", "params") and len(whole) and (whole == whole.round()).all():
+                out[col] = out[col].astype("Int64")  # counts that a pivot made floats
+            else:
+                seconds = last.endswith("_s") or last == "seconds"
+                out[col] = out[col].round(1 if last.startswith("percent") or seconds else 3)
     na, nb = model_names(names) if names is not None else ("", "")
 
     for col in out.columns:
@@ -507,4 +518,8 @@ def readable_table(
             return f"{side} layer" if m.group(3) == "layer" else f"constant maps of {side}"
         return statistic_name(col, threshold=threshold, measure=measure)
 
-    return out.rename(columns=heading)
+    out = out.rename(columns=heading)
+    if any(isinstance(n, str) for n in out.index.names):  # index levels named in words too
+        out.index = out.index.set_names([heading(n) if isinstance(n, str) else n
+                                         for n in out.index.names])  # fmt: skip
+    return out
