@@ -184,7 +184,7 @@ same = all(
     for t in ("pairs", "maxima", "minima", "stats", "partners")
 )
 print(f"tables read back from {TABLES}: same shapes {same}")
-tables.explorer("max").head()
+readable_table(tables.explorer("max").head(), names=tables.names)
 
 # %% [markdown]
 # **CNN Explorer's conventions.** The original tool correlated maps inside a region (the
@@ -197,10 +197,11 @@ tables.explorer("max").head()
 
 # %%
 region = dilated_mask(pseudo, 3)
-convention_table(maps, names=("CNN6", "CNN6"), threshold=THRESHOLD, region=region).round(1)
+conventions = convention_table(maps, names=("CNN6", "CNN6"), threshold=THRESHOLD, region=region)
+readable_table(conventions, threshold=THRESHOLD, names=("CNN6", "CNN6"))
 
 # %%
-display(tables.maxima_between(THRESHOLD).head())
+display(readable_table(tables.maxima_between(THRESHOLD).head(), names=tables.names))
 tables.partners_between(THRESHOLD).head()
 
 # %%
@@ -268,5 +269,5 @@ panel.export(FIG / "panel_correlation")
 
 # %%
 findings = retina_findings(tables, layers)
-display(findings.table.T)
+display(readable_table(findings.table.rename(index=layer_name), threshold=THRESHOLD).T)
 findings

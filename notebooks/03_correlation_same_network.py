@@ -271,7 +271,7 @@ findings = same_network_findings(
     {k: s for k, (_, s) in aggregated.items()}, blocks, trained=["CNN6", "CNN10"],
     control="CNN6 untrained",
 )  # fmt: skip
-display(findings.table.round(1))
+display(readable_table(findings.table.round(1)))
 findings
 
 # %% [markdown]

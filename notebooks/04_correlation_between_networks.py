@@ -171,7 +171,7 @@ pd.concat([s.assign(pair=f"{na} vs {nb}") for (na, nb), s in aggregated.items()]
 
 # %%
 findings = cross_network_findings(aggregated, control=("CNN6 untrained", "CNN10"))
-display(findings.table.round(2))
+display(readable_table(findings.table.round(2)))
 findings
 
 # %% [markdown]

@@ -187,3 +187,22 @@ def test_readable_table_names_headings_and_index_and_rounds():
         index=["kernel_size", "counted"], columns="model", values="parameters", aggfunc="first")  # fmt: skip
     assert list(readable_table(pivot).index.names) == ["module kernel size", "counted"]
     assert table4.columns[2] == "training_s"  # the input is not changed
+    explorer = pd.DataFrame({"CNN6(1)_layer": ["conv_module1"], "CNN6(1)_map_id": [0],
+                             "CNN6(2)_map_id": [13], "signed_correlation": [0.979582]})  # fmt: skip
+    shown = readable_table(explorer, names=("CNN6", "CNN6"))
+    assert list(shown.columns) == ["CNN6 (A) layer", "CNN6 (A) map", "CNN6 (B) map", "signed r"]
+    assert shown.iloc[0].tolist()[::3] == ["module 1", 0.98]
+    ours = pd.DataFrame({"A_map_id": [0], "B_map_id": [1]})
+    assert list(readable_table(ours, names=("CNN6", "CNN10")).columns) == ["CNN6 map", "CNN10 map"]
+    assert list(readable_table(ours).columns) == ["map of A", "map of B"]
+    conventions = pd.DataFrame(
+        {("whole image", "percent"): [79.6875], ("whole image", "n_dead"): [0]},
+        index=pd.MultiIndex.from_tuples([("conv_module1", "conv_module2")],
+                                        names=["A_layer", "B_layer"]),
+    )  # fmt: skip
+    shown = readable_table(conventions, threshold=0.8, names=("CNN6", "CNN6"))
+    assert shown.index.tolist() == [("module 1", "module 2")]
+    assert list(shown.index.names) == ["CNN6 (A) layer", "CNN6 (B) layer"]
+    assert list(shown.columns) == [("whole image", "% maps with max |r| ≥ 0.8"),
+                                   ("whole image", "constant maps")]  # fmt: skip
+    assert shown.iloc[0, 0] == 79.7

@@ -114,6 +114,7 @@ _COLUMNS = {
     "B_layer": "layer of B",
     "A_map_id": "map of A",
     "B_map_id": "map of B",
+    "n_dead": "constant maps",
     "A_n_dead": "constant maps of A",
     "B_n_dead": "constant maps of B",
     "signed_correlation": "signed r",
@@ -513,12 +514,19 @@ def readable_table(
             what = "module" if col.startswith("module") else "layer"
             side = na if a else nb
             return f"{side} {what}" if side else f"{what} ({'A' if a else 'B'})"
-        if m := re.fullmatch(r"(.+)\(([12])\)_(layer|n_dead)", col):  # CNN Explorer's names
+        if col in ("A_map_id", "B_map_id") and names is not None:
+            return f"{na if col[0] == 'A' else nb} map"
+        if m := re.fullmatch(r"(.+)\(([12])\)_(layer|n_dead|map_id)", col):  # CNN Explorer's
             side = f"{m.group(1)} ({'A' if m.group(2) == '1' else 'B'})"
-            return f"{side} layer" if m.group(3) == "layer" else f"constant maps of {side}"
+            what = {"layer": f"{side} layer", "map_id": f"{side} map"}
+            return what.get(m.group(3), f"constant maps of {side}")
         return statistic_name(col, threshold=threshold, measure=measure)
 
     out = out.rename(columns=heading)
+    for level, name in enumerate(out.index.names):  # layer paths in the index as layer names
+        if isinstance(name, str) and (name.endswith("_layer") or name == "layer"):
+            out = out.rename(index=lambda v: layer_name(v) if isinstance(v, str) else v,
+                             level=level if out.index.nlevels > 1 else None)  # fmt: skip
     if any(isinstance(n, str) for n in out.index.names):  # index levels named in words too
         out.index = out.index.set_names([heading(n) if isinstance(n, str) else n
                                          for n in out.index.names])  # fmt: skip
