@@ -322,10 +322,11 @@ def run_notebooks(
             for line in problems:
                 print(f"    {line}")
     total = sum(t for _, t in timings)
+    figures = Path(os.environ.get("CNNX_FIGURES") or project_root() / "figures")
     print(
         f"[run_notebooks] {len(timings)} notebooks: wall {total:.1f} s ({total / 60:.1f} min), "
         f"CPU {cpu_total:.1f} s ({cpu_total / 60:.1f} min); executed notebooks "
-        f"(trusted{', with HTML' if html else ''}) in {out_dir}; figures in figures/"
+        f"(trusted{', with HTML' if html else ''}) in {out_dir}; figures in {figures}"
     )
     return timings
 
