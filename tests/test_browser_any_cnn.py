@@ -22,6 +22,7 @@ from test_browser import (
     CHROMEDRIVER,
     CHROMIUM,
     _assert_no_widget_error,
+    _choose,
     _click_cell,
     _driver,
     _figures_drawn,
@@ -41,14 +42,6 @@ pytestmark = [pytest.mark.timeout(600)]
 
 HERE = Path(__file__).parent
 FIXTURE = HERE / "fixtures" / "browser_any_cnn.ipynb"
-
-
-def _choose(output, index: int, text: str) -> None:
-    """Pick the option ``text`` of the ``index``-th dropdown of ``output``."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
-    Select(output.find_elements(By.TAG_NAME, "select")[index]).select_by_visible_text(text)
 
 
 @pytest.mark.browser
