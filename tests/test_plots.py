@@ -388,3 +388,22 @@ def test_for_print_names_the_statistic_once_and_map_grid_heading(tmp_path):
     assert fig._suptitle.get_text() == "module 2"
     assert [ax.get_title("left") + ax.get_title() for ax in fig.axes][:2] == ["map 0", "map 1"]
     assert check_figure(fig).problems == []
+
+
+@pytest.mark.parametrize("width_in", [1.6, 2.2, 3.0, 4.0])
+def test_titles_wrap_into_balanced_lines(width_in):
+    """A wrapped title uses as many lines as a greedy wrap, balanced: no short orphan
+    ("0.8" alone) and a relation never split from its operand."""
+    import textwrap
+
+    from cnnexplore_nb.plots._decor import _CHAR, wrap
+
+    title = "(a) within ResNet-18 · on 3×3 % maps with max |r| ≥ 0.8"
+    lines = wrap(title, width_in, 10).split("\n")
+    chars = max(8, int(width_in / (10 * _CHAR)))
+    greedy = textwrap.wrap(title, chars)
+    assert " ".join(lines) == title and len(lines) <= len(greedy)
+    assert max(map(len, lines)) <= chars
+    assert not any(line.endswith(("≥", "|r|")) for line in lines[:-1]), lines
+    if len(lines) > 1:  # balanced: the shortest line holds at least a third of the longest
+        assert min(map(len, lines)) >= max(map(len, lines)) / 3, lines

@@ -7,6 +7,7 @@ these helpers act on a drawn Matplotlib figure and its panels' plans.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from typing import Any
 
@@ -161,10 +162,26 @@ def _shared_legend(plans: list[Any]) -> bool:
     return len(keys) > 1 and len(set(keys)) == 1 and len(keys) == len(plans)
 
 
+#: a relation and its operand stay on one line ("|r| ≥ 0.8" never ends a line on "≥")
+_GLUE = re.compile(r"([≥≤=<>]) (?=\S)")
+
+
 def wrap(text: str, width_in: float, fontsize: float) -> str:
-    """``text`` wrapped to lines fitting ``width_in`` inches at ``fontsize`` points."""
+    """``text`` wrapped to lines fitting ``width_in`` inches at ``fontsize`` points, with
+    balanced lines: the narrowest width that needs no more lines than the widest, so no
+    line is left holding one short word ("0.8" alone under a long title)."""
     chars = max(8, int(width_in / (fontsize * _CHAR)))
     if len(text) <= chars:
         return text
-    lines = textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)
-    return "\n".join(lines)
+    glued = _GLUE.sub("\\1\u00a0", text)  # textwrap breaks at ASCII whitespace only
+
+    def lines_at(width: int) -> list[str]:
+        return textwrap.wrap(glued, width, break_long_words=False, break_on_hyphens=False)
+
+    best = lines_at(chars)
+    for width in range(chars - 1, max(8, chars // 2) - 1, -1):
+        candidate = lines_at(width)
+        if len(candidate) > len(best) or max(map(len, candidate)) > width:
+            break  # one more line, or a word longer than the width: keep the last fit
+        best = candidate
+    return "\n".join(best).replace("\u00a0", " ")
