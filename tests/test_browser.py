@@ -280,14 +280,22 @@ def _selected(output) -> list[str]:
 
 
 def _click_cell(driver, x_factor: str, y_factor: str) -> None:
+    """Click a heatmap cell as a mouse does (again if the figure was re-sent meanwhile: a
+    figure changed in the browser is re-sent whole once the events stop, a new element)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
 
-    found = _wait(lambda: driver.execute_script(HEAT_CELL, x_factor, y_factor), 30, "the heatmap")
-    canvas, x, y, w, h = found
-    time.sleep(0.5)  # let the scroll settle
-    found = driver.execute_script(HEAT_CELL, x_factor, y_factor)
-    canvas, x, y, w, h = found
-    ActionChains(driver).move_to_element_with_offset(canvas, x - w / 2, y - h / 2).click().perform()
+    for attempt in range(3):
+        _wait(lambda: driver.execute_script(HEAT_CELL, x_factor, y_factor), 30, "the heatmap")
+        time.sleep(0.5)  # let the scroll settle
+        canvas, x, y, w, h = driver.execute_script(HEAT_CELL, x_factor, y_factor)
+        try:
+            chain = ActionChains(driver).move_to_element_with_offset(canvas, x - w / 2, y - h / 2)
+            chain.click().perform()
+            return
+        except StaleElementReferenceException:
+            if attempt == 2:
+                raise
 
 
 def _figures_drawn(driver) -> int:
@@ -526,7 +534,7 @@ def _open(driver, port: int, token: str) -> None:
 def _settle(driver) -> None:
     """The kernel is idle and the figures re-sent after the last browser change."""
     _wait(lambda: _idle(driver), 60, "the kernel to be idle")
-    time.sleep(2.5)  # the panels re-send a changed figure 0.4 s after the last change
+    time.sleep(3.0)  # the panels re-send a changed figure 1 s after the last change
     _wait(lambda: _idle(driver), 60, "the kernel to be idle")
 
 

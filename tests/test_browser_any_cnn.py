@@ -95,11 +95,19 @@ def test_panels_of_a_hand_written_resnet_live_in_jupyterlab(tmp_path):
 
         # 1. the map slider redraws the map browser's figure
         browser_out = _wait(lambda: _output_with(driver, "shared colour scale"), 30, "the browser")
+
+        def plot_shot() -> bytes:
+            """The map browser's first figure as drawn now (found again each time: a figure
+            changed in the browser is re-sent whole once the events stop, a new element)."""
+            out = _output_with(driver, "shared colour scale")
+            area = out.find_elements(By.XPATH, ".//*[contains(@class,'bk-Figure')]")[0]
+            return area.screenshot_as_png
+
         plot_area = browser_out.find_elements(By.XPATH, ".//*[contains(@class,'bk-Figure')]")[0]
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot_area)
-        before = plot_area.screenshot_as_png
+        before = plot_shot()
         _move_slider(driver, browser_out, 0, 4)
-        _wait(lambda: plot_area.screenshot_as_png != before, 30, "the map to change")
+        _wait(lambda: plot_shot() != before, 30, "the map to change")
         readout = browser_out.find_elements(By.CSS_SELECTOR, ".widget-readout")
         _wait(lambda: readout[0].text.strip() == "4", 10, "the map readout to show 4")
 

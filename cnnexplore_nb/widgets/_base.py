@@ -174,8 +174,9 @@ class _CellSync:
     browser redraws the figure from it once, at rest.
     """
 
-    #: seconds without new patches before a browser-driven change is stored whole
-    delay = 0.4
+    #: seconds without new patches before a browser-driven change is stored whole and
+    #: re-sent (long enough for a pause between clicks; short enough to beat a save)
+    delay = 1.0
 
     def __init__(self) -> None:
         self.active = False
