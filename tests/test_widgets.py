@@ -520,3 +520,19 @@ def test_panel_exports_pass_the_figure_check_at_default_sizes(corr_maps, maps):
     fig = plots.draw(plots.static_view(panels["page"].figure()))
     assert fig._suptitle.get_text() == "module 1 · image 0"
     assert [ax.get_title("left") + ax.get_title() for ax in fig.axes[:2]] == ["map 0", "map 1"]
+
+
+def test_panels_draw_with_the_canvas_not_webgl(maps):
+    """HoloViews asks Bokeh for WebGL; a browser without a GPU loses that context after a
+    reload and leaves every WebGL glyph blank, so the panels draw with the 2-D canvas."""
+    import holoviews as hv
+    from bokeh.models import Plot
+
+    from cnnexplore_nb.widgets._base import BokehView
+
+    hv.renderer("bokeh").webgl = True  # HoloViews' default
+    view = BokehView(hv.HeatMap([(0, 0, 1.0), (1, 0, 0.5)]))
+    b = MapBrowser(maps, grid=4)
+    for state in (view.plot.state, b._main.plot.state):
+        backends = {p.output_backend for p in state.select({"type": Plot})}
+        assert backends == {"canvas"}, backends

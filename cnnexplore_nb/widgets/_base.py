@@ -25,6 +25,7 @@ from .. import plots
 
 __all__ = [
     "BokehView",
+    "canvas_renderer",
     "ExportBox",
     "PanelBase",
     "figure_folder",
@@ -81,7 +82,8 @@ def setup_notebook(*, figures: str | os.PathLike | None = None) -> None:
     ipywidgets bridge (``comms="ipywidgets"``), which works in JupyterLab and Voila alike.
 
     Nothing is fetched online: Panel's stylesheets of a HoloViews figure shown in a cell
-    are inlined too (Panel links them to its CDN on that path).
+    are inlined too (Panel links them to its CDN on that path). Figures draw with the 2-D
+    canvas, not WebGL (see :func:`canvas_renderer`).
 
     Safe with "Run All": the loader scripts of ``hv.extension`` / ``pn.extension`` defer
     loading BokehJS by 100 ms (``setTimeout(load_or_wait, 100)``), so a panel displayed by
@@ -104,6 +106,7 @@ def setup_notebook(*, figures: str | os.PathLike | None = None) -> None:
     with capture_output(stdout=False, stderr=False, display=True) as captured:
         hv.extension("bokeh", inline=True)  # display hooks + the full inline BokehJS bundle
         pn.extension(comms="ipywidgets", inline=True)
+    canvas_renderer()  # figures shown in cells draw with the 2-D canvas too (no WebGL)
     for out in captured.outputs:
         publish_display_data(
             data=load_now(out.data), metadata=out.metadata, transient=out.transient
@@ -257,6 +260,20 @@ def _model_class() -> type:
     return SyncedBokehModel
 
 
+def canvas_renderer() -> Any:
+    """HoloViews' Bokeh renderer, drawing with the 2-D canvas instead of WebGL.
+
+    HoloViews asks Bokeh for WebGL by default. A browser without a GPU (headless, remote
+    desktops, many laptops' software GL) can lose its WebGL context, and then every WebGL
+    glyph of the page (heatmap cells, map images, scatter points) stays blank while axes,
+    titles and text are drawn: seen here after a page reload. The toolkit's figures are
+    small (a heatmap, a few 2-D maps, a few thousand points), so the canvas costs nothing.
+    """
+    renderer = hv.renderer("bokeh")
+    renderer.webgl = False
+    return renderer
+
+
 class BokehView:
     """A HoloViews object rendered once with Bokeh and shown as an ipywidget.
 
@@ -273,14 +290,14 @@ class BokehView:
     def __init__(self, obj: Any) -> None:
         _SYNC.watch()
         self.obj = obj
-        self.plot = hv.renderer("bokeh").get_plot(obj)
+        self.plot = canvas_renderer().get_plot(obj)
         self.widget = _model_class()(self.plot.state)
 
     def replace(self, obj: Any) -> None:
         """Show another HoloViews object in the same widget (used for structural changes)."""
         self.plot.cleanup()
         self.obj = obj
-        self.plot = hv.renderer("bokeh").get_plot(obj)
+        self.plot = canvas_renderer().get_plot(obj)
         self.widget.update_from_model(self.plot.state)
 
 
