@@ -274,3 +274,21 @@ def test_a_removed_file_is_refused_naming_it(real_copy):
 def test_the_real_folder_is_verified_and_used_in_place(real_copy):
     assert fetch("vessmap", root=real_copy, progress=False) == real_copy / "VessMAP"
     assert fetch_module.verify("vessmap", real_copy / "VessMAP") == real_copy / "VessMAP"
+
+
+def test_the_vessel_study_checks_the_folder_once_and_refuses_a_changed_file(real_copy, monkeypatch):
+    """``vessel_data`` at the cpu scale reads four splits from one folder: the pinned hashes
+    are checked once (not per split), and a changed file is refused there too."""
+    from cnnexplore_nb.studies.vessels import vessel_data, vessel_settings
+
+    calls = []
+    real_verify = fetch_module.verify
+    monkeypatch.setattr(fetch_module, "verify", lambda *a: calls.append(a) or real_verify(*a))
+    data = vessel_data(vessel_settings("cpu"), real_copy)
+    assert len(data["val"]) == 10 and len(data["test_all"]) == 50 and len(calls) == 1
+    path = real_copy / "VessMAP" / "images" / "8686.tiff"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match=r"images/8686.tiff"):
+        vessel_data(vessel_settings("cpu"), real_copy)

@@ -465,6 +465,15 @@ def series_label(column: str | None, value: Any) -> str:
     return display_name(text)
 
 
+def rounded_column(values: Any, decimals: int, *, count: bool = False) -> Any:
+    """A float column for display: rounded to ``decimals``, or, for a ``count`` column of
+    whole numbers (counts that a pivot or a missing value made floats), integers."""
+    whole = values.dropna()
+    if count and len(whole) and (whole == whole.round()).all():
+        return values.astype("Int64")
+    return values.round(decimals)
+
+
 def readable_table(
     df: Any,
     *,
@@ -495,12 +504,11 @@ def readable_table(
     for col in out.columns:
         last = str(col[-1] if isinstance(col, tuple) else col)
         if out[col].dtype.kind == "f":
-            whole = out[col].dropna()
-            if last in ("parameters", "params") and len(whole) and (whole == whole.round()).all():
-                out[col] = out[col].astype("Int64")  # counts that a pivot made floats
-            else:
-                seconds = last.endswith("_s") or last == "seconds"
-                out[col] = out[col].round(1 if last.startswith("percent") or seconds else 3)
+            seconds = last.endswith("_s") or last == "seconds"
+            out[col] = rounded_column(
+                out[col], 1 if last.startswith("percent") or seconds else 3,
+                count=last in ("parameters", "params"),
+            )  # fmt: skip
     na, nb = model_names(names) if names is not None else ("", "")
 
     for col in out.columns:

@@ -61,7 +61,7 @@ def readable_pruning(df: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
     :func:`selection_table` and :func:`criterion_verdicts`: ``removed_conv_module2`` ->
     "maps removed, module 2", ``iou_pruned`` -> "IoU after pruning", ``l1`` -> "L1 norm".
     """
-    from ..plots.names import layer_name, method_name, metric_name
+    from ..plots.names import layer_name, method_name, metric_name, rounded_column
 
     out = df.copy()
     for col in ("criterion", "selection", "action"):
@@ -72,14 +72,9 @@ def readable_pruning(df: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
     if "quantity" in out:
         out["quantity"] = [_QUANTITIES.get(v, v) for v in out["quantity"]]
     for col in out.columns:
-        kind = out[col].dtype.kind
-        if kind == "f":
-            whole = out[col].dropna()
+        if out[col].dtype.kind == "f":
             counts = col in ("params", "removed") or str(col).startswith("removed_")
-            if counts and len(whole) and (whole == whole.round()).all():
-                out[col] = out[col].astype("Int64")
-            else:
-                out[col] = out[col].round(decimals)
+            out[col] = rounded_column(out[col], decimals, count=counts)
 
     def heading(col: Any) -> str:
         key = str(col)

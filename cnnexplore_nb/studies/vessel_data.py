@@ -139,15 +139,18 @@ def _density_pick(pool: Dataset) -> list[int]:
 
 
 def _vessmap(settings: Mapping[str, Any], root: Path | None) -> dict[str, Any]:
-    from ..data import vessmap
+    from ..data import vessmap, vessmap_folder
 
+    # the folder is found (fetched) and checked against the pinned hashes once, not per split
+    folder = vessmap_folder(root, verify=True)
     crop, augment = settings.get("crop"), bool(settings.get("augment"))
     transform = _random_crop(crop, augment) if crop or augment else None
-    train = vessmap("train", root=root, transform=transform)
+    train = vessmap("train", root=folder, verify=False, transform=transform)
     if int(settings.get("repeats", 1)) > 1:
         train = _Repeated(train, int(settings["repeats"]))
-    plain_train = vessmap("train", root=root)
-    val, pool = vessmap("val", root=root), vessmap("test", root=root)
+    plain_train = vessmap("train", root=folder, verify=False)
+    val = vessmap("val", root=folder, verify=False)
+    pool = vessmap("test", root=folder, verify=False)
     examples = stack_images(plain_train, range(4))
     tr, va = np.arange(len(plain_train)), np.arange(len(val))
     return _bundle("vessmap", train, val, pool, examples, tr, va, settings)
